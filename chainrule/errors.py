@@ -1,0 +1,37 @@
+"""chainrule's own exceptions: one base class, one subclass per kind of mistake.
+
+Each subclass also derives from the built-in exception a caller would expect
+(ValueError, OSError ...), so ``except ValueError`` keeps working.
+"""
+
+
+class ChainruleError(Exception):
+    """Base class of every error chainrule raises on purpose."""
+
+
+class ShapeError(ChainruleError, ValueError):
+    """An array has the wrong shape for the layer or loss it was given to."""
+
+
+class LabelError(ChainruleError, ValueError):
+    """Labels are out of range, of the wrong dtype, or do not match the batch."""
+
+
+class StateError(ChainruleError, RuntimeError):
+    """A method was called out of order, e.g. backward before forward."""
+
+
+class DataError(ChainruleError, ValueError):
+    """A dataset file is missing, truncated, corrupt, or holds non-finite values."""
+
+
+class CheckpointError(ChainruleError, ValueError):
+    """A checkpoint file is corrupt or does not match the network."""
+
+
+class DownloadError(ChainruleError, OSError):
+    """A file could not be downloaded from any mirror, or failed its checksum."""
+
+
+class TrainingError(ChainruleError, ArithmeticError):
+    """Training diverged: the loss or a gradient stopped being finite."""
