@@ -1,3 +1,27 @@
-"""chainrule: backpropagation through a computational graph of layers."""
+"""chainrule: backpropagation through a computational graph of layers.
+
+The layers, losses and networks of chapter 5 of "Deep Learning from Scratch", with the
+book's names and signatures, a recorded computational graph, and gradient checking.
+"""
+
+from chainrule.errors import ChainruleError
+from chainrule.graph import Graph, Value
+from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from chainrule.networks import MultiLayerNet, TwoLayerNet
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AddLayer",
+    "Affine",
+    "ChainruleError",
+    "Graph",
+    "MulLayer",
+    "MultiLayerNet",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "TwoLayerNet",
+    "Value",
+    "__version__",
+]

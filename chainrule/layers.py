@@ -1,0 +1,199 @@
+"""The nodes of a computational graph, as chapter 5 of "Deep Learning from Scratch" builds them.
+
+The contract every node keeps:
+
+- ``forward(*inputs)`` computes the output and saves exactly what ``backward`` needs.
+- ``backward(dout)`` takes the upstream gradient ``dL/d(output)`` and returns the
+  downstream gradients ``dL/d(input)``: one array for a one-input node, a tuple in the
+  order of ``forward``'s arguments for a node with several inputs.
+- Gradients of a node's own parameters are attributes (``Affine.dW``, ``Affine.db``).
+- No ``backward`` writes into ``dout`` or into an array it saved: a gradient may be shared
+  by several nodes (an Add node passes the same array to both inputs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ShapeError, StateError
+from chainrule.losses import SoftmaxWithLoss
+
+__all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss", "sigmoid"]
+
+
+def sum_to_shape(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the axes that broadcasting expanded, so it gets ``shape`` back.
+
+    If ``x`` of shape ``(3,)`` was added to ``y`` of shape ``(2, 3)``, each element of ``x``
+    reached two outputs, so its gradient is the sum of their two upstream gradients.
+    """
+    if np.shape(grad) == shape:
+        return grad
+    grad = np.asarray(grad)
+    leading = grad.ndim - len(shape)
+    stretched = tuple(
+        leading + axis
+        for axis, size in enumerate(shape)
+        if size == 1 and grad.shape[leading + axis] != 1
+    )
+    return grad.sum(axis=tuple(range(leading)) + stretched, keepdims=True).reshape(shape)
+
+
+def _require_forward(layer: object, saved: object) -> None:
+    if saved is None:
+        raise StateError(f"{type(layer).__name__}.backward was called before forward")
+
+
+class MulLayer:
+    """Multiply node ``z = x * y`` (element-wise, broadcasting allowed).
+
+    Backward swaps the inputs: ``dx = dout * y``, ``dy = dout * x``; so forward keeps both.
+    Works on Python floats and on NumPy arrays.
+    """
+
+    def __init__(self) -> None:
+        self.x: Any = None
+        self.y: Any = None
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        _require_forward(self, self.x)
+        dx = sum_to_shape(dout * self.y, np.shape(self.x))
+        dy = sum_to_shape(dout * self.x, np.shape(self.y))
+        return dx, dy
+
+
+class AddLayer:
+    """Add node ``z = x + y`` (element-wise, broadcasting allowed).
+
+    Backward passes the upstream gradient unchanged to both inputs (``∂z/∂x = ∂z/∂y = 1``),
+    summed back to an input's shape where broadcasting made that input smaller.
+    """
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] | None = None
+        self.y_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Any, y: Any) -> Any:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return x + y
+
+    def backward(self, dout: Any) -> tuple[Any, Any]:
+        _require_forward(self, self.x_shape)
+        return sum_to_shape(dout, self.x_shape), sum_to_shape(dout, self.y_shape)
+
+
+class Relu:
+    """ReLU node ``y = max(x, 0)``; ``dx = dout`` where ``x > 0``, else 0.
+
+    ``mask`` marks where the input was positive (the book's ``mask`` marks the opposite);
+    the gradient check reads it to find inputs that sit on the kink at 0.
+    """
+
+    def __init__(self) -> None:
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: Any) -> Any:
+        self.mask = np.greater(x, 0)
+        return np.maximum(x, 0)
+
+    def backward(self, dout: Any) -> Any:
+        _require_forward(self, self.mask)
+        # A multiply by the mask, not the book's `dout[mask] = 0`: that edits dout in place,
+        # which corrupts a gradient shared with another node.
+        return dout * self.mask
+
+
+def sigmoid(x: Any) -> Any:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, finite and accurate for any input."""
+    # exp(-log(1 + exp(-x))): logaddexp never overflows, and unlike the tanh form it keeps
+    # full relative precision for tiny outputs (x << 0), so it agrees with PyTorch to 1e-15.
+    return np.exp(-np.logaddexp(0.0, np.negative(x)))
+
+
+class Sigmoid:
+    """Sigmoid node ``y = 1 / (1 + exp(-x))``; ``dx = dout * y * (1 - y)``.
+
+    Backward needs only the output, so forward keeps ``out``, not ``x``.
+    """
+
+    def __init__(self) -> None:
+        self.out: Any = None
+
+    def forward(self, x: Any) -> Any:
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Any) -> Any:
+        _require_forward(self, self.out)
+        return dout * self.out * (1.0 - self.out)
+
+
+class Affine:
+    """Fully connected node ``Y = X·W + b``.
+
+    Shapes: ``W`` (in, out), ``b`` (out,); ``x`` (N, ...) is flattened to (N, in), and a
+    single sample (in,) is accepted too. Backward returns ``dX = dY·Wᵀ`` in ``x``'s shape and
+    sets ``dW = Xᵀ·dY`` (in, out) and ``db = Σ_rows dY`` (out,).
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray, *, name: str = "Affine") -> None:
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ShapeError(
+                f"{name}: W must be 2-d (in, out) and b of shape (out,); "
+                f"got W {W.shape}, b {b.shape}"
+            )
+        self.W, self.b, self.name = W, b, name
+        self.x: np.ndarray | None = None
+        self.original_x_shape: tuple[int, ...] | None = None
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The node's parameters by name: ``{"W": W, "b": b}``."""
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray | None]:
+        """The parameters' gradients from the last backward: ``{"W": dW, "b": db}``."""
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ShapeError(f"{self.name}: got an empty batch or a scalar, input shape {x.shape}")
+        # One sample (in,) is a batch of one; any (N, d1, d2, ...) is flattened to (N, in).
+        x2 = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
+        if x2.shape[1] != self.W.shape[0]:
+            raise ShapeError(self._shape_message(x.shape))
+        self.original_x_shape, self.x = x.shape, x2
+        out = x2 @ self.W + self.b
+        return out[0] if x.ndim == 1 else out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        _require_forward(self, self.x)
+        dout = np.asarray(dout)
+        batch_size, fan_out = self.x.shape[0], self.W.shape[1]
+        expected = (fan_out,) if len(self.original_x_shape) == 1 else (batch_size, fan_out)
+        if dout.shape != expected:
+            raise ShapeError(
+                f"{self.name}.backward: dout has shape {dout.shape}, expected {expected}"
+            )
+        dout2 = dout.reshape(batch_size, fan_out)
+        self.dW = self.x.T @ dout2
+        self.db = dout2.sum(axis=0)
+        return (dout2 @ self.W.T).reshape(self.original_x_shape)
+
+    def _shape_message(self, shape: tuple[int, ...]) -> str:
+        fan_in, fan_out = self.W.shape
+        return (
+            f"{self.name}: input of shape {shape} does not fit W of shape {(fan_in, fan_out)}; "
+            f"expected (N, {fan_in}) or any (N, ...) with {fan_in} values per sample"
+        )

@@ -1,0 +1,92 @@
+"""The command line: exit codes, one-line errors, no tracebacks, the gradcheck table."""
+
+import subprocess
+import sys
+
+import pytest
+
+from chainrule import __version__
+from chainrule.cli import main
+
+
+def run_module(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_gradcheck_default_passes_and_prints_a_table():
+    result = run_module("gradcheck")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "TwoLayerNet(784-50-10, relu, float64)" in out
+    for name in ("W1", "b1", "W2", "b2"):
+        assert any(line.startswith(name + " ") for line in out.splitlines())
+    assert "relative error = max|" in out and "PASS" in out
+
+
+def test_gradcheck_multilayer(capsys):
+    assert (
+        main(
+            [
+                "gradcheck",
+                "--hidden",
+                "8",
+                "--layers",
+                "2",
+                "--samples",
+                "2",
+                "--activation",
+                "sigmoid",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "MultiLayerNet(784-8-8-10, sigmoid, float64)" in out
+    assert [line.split()[0] for line in out.splitlines() if line[:1] in "Wb"] == [
+        "W1",
+        "b1",
+        "W2",
+        "b2",
+        "W3",
+        "b3",
+    ]
+
+
+def test_gradcheck_fails_with_exit_one_when_tolerance_is_impossible(capsys):
+    assert main(["gradcheck", "--hidden", "4", "--samples", "1", "--tolerance", "1e-300"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"chainrule {__version__}"
+    with pytest.raises(SystemExit):
+        main(["gradcheck", "--help"])
+    assert "--samples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gradcheck", "--samples", "0"],
+        ["gradcheck", "--hidden", "x"],
+        ["nope"],
+        ["gradcheck", "--hidden", "4", "5", "--layers", "3"],
+        ["gradcheck", "--step", "-1"],
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_two(args):
+    result = run_module(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_no_command_prints_help_and_exits_two(capsys):
+    assert main([]) == 2
+    assert "gradcheck" in capsys.readouterr().out

@@ -1,0 +1,159 @@
+"""The recorded graph: fan-out accumulation, order, deep chains, the book's examples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from chainrule.errors import StateError
+from chainrule.examples import (
+    buy_apple,
+    buy_apple_graph,
+    buy_apple_orange,
+    buy_apple_orange_graph,
+)
+from chainrule.graph import Graph
+from chainrule.layers import Affine, MulLayer, Relu, SoftmaxWithLoss
+
+
+def test_value_added_to_itself_gets_gradient_two():
+    g = Graph()
+    a = g.input(3.0, "a")
+    b = a + a
+    b.backward()
+    assert a.grad == 2.0
+
+
+def test_value_used_by_two_nodes_gets_the_sum():
+    g = Graph()
+    a, x, y = g.input(2.0, "a"), g.input(5.0, "x"), g.input(7.0, "y")
+    out = a * x + a * y  # d out / d a = x + y
+    out.backward()
+    assert a.grad == 12.0 and x.grad == 2.0 and y.grad == 2.0
+
+
+def test_square_through_a_mul_node():
+    g = Graph()
+    a = g.input(np.array([1.0, -2.0, 3.0]), "a")
+    (a * a).backward()
+    np.testing.assert_array_equal(a.grad, [2.0, -4.0, 6.0])
+
+
+def test_diamond_graph_with_arrays_and_relu():
+    g = Graph()
+    x = g.input(np.array([-1.0, 2.0]), "x")
+    h = x.relu()
+    out = h * x + h  # d/dx = relu'(x)·x + relu(x) + relu'(x)
+    out.backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 2.0 + 2.0 + 1.0])
+
+
+def test_values_not_upstream_of_the_output_get_no_gradient():
+    g = Graph()
+    a, b = g.input(1.0, "a"), g.input(2.0, "b")
+    used = a * 3.0
+    b * 4.0
+    used.backward()
+    assert a.grad == 3.0 and b.grad is None
+
+
+def test_backward_twice_gives_the_same_gradients():
+    g = buy_apple_orange_graph()
+    first = {v.name: v.grad for v in g.values}
+    g.backward(g["price"])
+    assert {v.name: v.grad for v in g.values} == first
+
+
+def test_ten_thousand_node_chain_needs_no_recursion():
+    g = Graph()
+    x = g.input(1.0, "x")
+    value = x
+    for _ in range(10_000):
+        value = value * 1.0001
+    value.backward()
+    assert len(g) == 10_000
+    assert x.grad == pytest.approx(1.0001**10_000, rel=1e-9)
+
+
+def test_a_layer_object_cannot_be_two_nodes():
+    g = Graph()
+    layer = MulLayer()
+    g.apply(layer, g.input(1.0), g.input(2.0))
+    with pytest.raises(StateError, match="new layer object"):
+        g.apply(layer, g.input(1.0), g.input(2.0))
+
+
+def test_loss_node_leaves_labels_without_gradient():
+    rng = np.random.default_rng(0)
+    g = Graph()
+    x = g.input(rng.standard_normal((4, 3)), "x")
+    affine = Affine(rng.standard_normal((3, 2)), np.zeros(2))
+    loss = g.apply(SoftmaxWithLoss(), g.apply(Relu(), g.apply(affine, x)), np.array([0, 1, 1, 0]))
+    loss.backward()
+    assert g.values[-2].grad is None  # the labels
+    assert x.grad.shape == (4, 3) and affine.dW.shape == (3, 2)
+
+
+def test_buy_apple_by_hand_matches_the_book():
+    result = buy_apple()
+    assert result["price"] == pytest.approx(220)
+    assert result["dapple"] == pytest.approx(2.2)
+    assert result["dapple_num"] == pytest.approx(110)
+    assert result["dtax"] == pytest.approx(200)
+
+
+def test_buy_apple_orange_by_hand_matches_the_book():
+    result = buy_apple_orange()
+    expected = {
+        "price": 715,
+        "dapple_num": 110,
+        "dapple": 2.2,
+        "dorange": 3.3,
+        "dorange_num": 165,
+        "dtax": 650,
+    }
+    assert result == pytest.approx(expected)
+
+
+def test_book_examples_agree_between_hand_chain_and_graph():
+    g = buy_apple_graph()
+    hand = buy_apple()
+    assert g["price"].data == hand["price"]
+    assert (g["apple"].grad, g["apple count"].grad, g["tax"].grad) == pytest.approx(
+        (hand["dapple"], hand["dapple_num"], hand["dtax"])
+    )
+    g = buy_apple_orange_graph()
+    assert g["price"].data == pytest.approx(715)
+    got = [g[name].grad for name in ("apple count", "apple", "orange", "orange count", "tax")]
+    assert got == pytest.approx([110, 2.2, 3.3, 165, 650])
+    assert [n.op for n in g] == ["MulLayer", "MulLayer", "AddLayer", "MulLayer"]
+
+
+def test_graph_gradient_matches_finite_difference_of_the_same_function():
+    def price(apple, count, orange, orange_count, tax):
+        return (apple * count + orange * orange_count) * tax
+
+    args = [100.0, 2.0, 150.0, 3.0, 1.1]
+    g = buy_apple_orange_graph(*args)
+    names = ["apple", "apple count", "orange", "orange count", "tax"]
+    h = 1e-5
+    for i, name in enumerate(names):
+        plus, minus = list(args), list(args)
+        plus[i] += h
+        minus[i] -= h
+        numerical = (price(*plus) - price(*minus)) / (2 * h)
+        assert g[name].grad == pytest.approx(numerical, rel=1e-7)
+
+
+def test_unknown_name_is_a_key_error():
+    with pytest.raises(KeyError):
+        buy_apple_graph()["banana"]
+
+
+def test_sigmoid_node_in_a_graph():
+    g = Graph()
+    x = g.input(0.5, "x")
+    y = x.sigmoid()
+    y.backward()
+    s = 1 / (1 + math.exp(-0.5))
+    assert x.grad == pytest.approx(s * (1 - s), rel=1e-14)

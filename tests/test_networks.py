@@ -1,0 +1,157 @@
+"""TwoLayerNet and MultiLayerNet: the book's API, dtypes, seeds, gradients, errors."""
+
+import numpy as np
+import pytest
+
+from chainrule import MultiLayerNet, TwoLayerNet
+from chainrule.errors import ShapeError
+from chainrule.gradcheck import relative_error
+
+
+def batch(rng, n=4, d=12, c=3):
+    return rng.random((n, d)), rng.integers(0, c, n)
+
+
+def test_two_layer_net_has_the_books_parameters():
+    net = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
+    assert {k: v.shape for k, v in net.params.items()} == {
+        "W1": (784, 50),
+        "b1": (50,),
+        "W2": (50, 10),
+        "b2": (10,),
+    }
+    assert net.params["W1"].dtype == np.float32
+    # the book's init: 0.01 × standard normal, so the sample std is close to 0.01
+    assert net.params["W1"].std() == pytest.approx(0.01, rel=0.05)
+    assert not net.params["b1"].any()
+    assert list(net.layers) == ["Affine1", "Relu1", "Affine2"]
+
+
+def test_params_are_the_arrays_the_layers_use():
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    x, t = batch(np.random.default_rng(0), d=4, c=2)
+    before = net.loss(x, t)
+    net.params["W1"] -= 0.5  # an optimiser's in-place update must reach the layers
+    assert net.loss(x, t) != before
+
+
+def test_same_seed_same_network_and_float64_on_request():
+    a, b = MultiLayerNet(5, [4, 3], 2, seed=7), MultiLayerNet(5, [4, 3], 2, seed=7)
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+    c = MultiLayerNet(5, [4, 3], 2, seed=8)
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+    net = MultiLayerNet(5, [4], 2, dtype=np.float64)
+    x = np.random.default_rng(0).random((3, 5)).astype(np.float32)
+    assert net.predict(x).dtype == np.float64
+
+
+def test_float32_network_computes_in_float32():
+    net = TwoLayerNet(6, 4, 3, seed=0)
+    x, t = batch(np.random.default_rng(1), d=6)
+    assert net.predict(x).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in net.gradient(x, t).values())
+
+
+@pytest.mark.parametrize("init", ["relu", "he", "sigmoid", "xavier", 0.05])
+def test_weight_init_std_by_name_or_number(init):
+    net = MultiLayerNet(400, [300], 10, weight_init_std=init, seed=0)
+    expected = {
+        "relu": np.sqrt(2 / 400),
+        "he": np.sqrt(2 / 400),
+        "sigmoid": np.sqrt(1 / 400),
+        "xavier": np.sqrt(1 / 400),
+    }.get(init, init)
+    assert net.params["W1"].std() == pytest.approx(expected, rel=0.02)
+    # named initialisers scale by each layer's own fan-in: 300 for W2
+    w2_expected = expected * np.sqrt(400 / 300) if isinstance(init, str) else init
+    assert net.params["W2"].std() == pytest.approx(w2_expected, rel=0.05)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("decay", [0.0, 0.1])
+def test_backprop_matches_numerical_gradient(activation, decay):
+    rng = np.random.default_rng(3)
+    net = MultiLayerNet(
+        6,
+        [5, 4],
+        3,
+        activation=activation,
+        weight_decay_lambda=decay,
+        weight_init_std=0.5,
+        dtype=np.float64,
+        seed=3,
+    )
+    x, t = batch(rng, d=6)
+    backprop, numerical = net.gradient(x, t), net.numerical_gradient(x, t)
+    for key in net.params:
+        assert relative_error(backprop[key], numerical[key])[1] < 1e-7, key
+
+
+def test_weight_decay_adds_half_lambda_sum_of_squares():
+    net = MultiLayerNet(3, [2], 2, weight_decay_lambda=0.3, dtype=np.float64, seed=0)
+    plain = MultiLayerNet(3, [2], 2, dtype=np.float64, seed=0)
+    x, t = batch(np.random.default_rng(0), d=3, c=2)
+    penalty = 0.5 * 0.3 * sum((net.params[k] ** 2).sum() for k in ("W1", "W2"))
+    assert net.loss(x, t) == pytest.approx(plain.loss(x, t) + penalty, rel=1e-14)
+
+
+def test_accuracy_with_integer_and_one_hot_labels():
+    net = TwoLayerNet(4, 3, 3, seed=0)
+    x = np.random.default_rng(0).random((20, 4))
+    predicted = net.predict(x).argmax(axis=1)
+    labels = predicted.copy()
+    labels[:5] = (labels[:5] + 1) % 3  # exactly 5 of 20 wrong
+    assert net.accuracy(x, labels) == 0.75
+    assert net.accuracy(x, np.eye(3)[labels]) == 0.75
+
+
+def test_wrong_input_width_names_the_layer():
+    net = TwoLayerNet(784, 50, 10)
+    with pytest.raises(ShapeError, match=r"Affine1.*\(2, 100\).*\(784, 50\)"):
+        net.predict(np.zeros((2, 100)))
+
+
+def test_image_shaped_input_is_flattened():
+    net = TwoLayerNet(784, 5, 10, seed=0)
+    x = np.random.default_rng(0).random((2, 1, 28, 28))
+    np.testing.assert_array_equal(net.predict(x), net.predict(x.reshape(2, 784)))
+
+
+def test_record_builds_one_node_per_layer_and_matches_gradient():
+    net = MultiLayerNet(5, [4], 3, dtype=np.float64, seed=1)
+    x, t = batch(np.random.default_rng(1), d=5)
+    grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    graph, loss = net.record(x, t)
+    graph.backward(loss)
+    assert [n.name for n in graph] == ["Affine1", "Relu1", "Affine2", "SoftmaxWithLoss"]
+    np.testing.assert_allclose(net.layers["Affine1"].dW, grads["W1"], rtol=1e-14)
+    assert loss.data == pytest.approx(net.loss(x, t))
+
+
+def test_config_round_trip_and_load_params():
+    net = MultiLayerNet(5, [4, 3], 2, activation="sigmoid", weight_decay_lambda=0.01, seed=2)
+    clone = MultiLayerNet.from_config(net.config())
+    assert clone.sizes == net.sizes and clone.activation == "sigmoid"
+    clone.load_params(net.params)
+    x = np.random.default_rng(0).random((3, 5))
+    np.testing.assert_array_equal(clone.predict(x), net.predict(x))
+    with pytest.raises(ShapeError, match="W1: expected shape"):
+        clone.load_params({**net.params, "W1": np.zeros((4, 4))})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(activation="tanh"),
+        dict(dtype=np.int32),
+        dict(weight_init_std="bogus"),
+        dict(weight_init_std=-1.0),
+        dict(weight_decay_lambda=-0.1),
+        dict(hidden_size_list=[0]),
+    ],
+)
+def test_bad_constructor_arguments(kwargs):
+    args = dict(input_size=3, hidden_size_list=[2], output_size=2) | kwargs
+    with pytest.raises(ValueError):
+        MultiLayerNet(**args)
