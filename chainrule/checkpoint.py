@@ -1,0 +1,471 @@
+"""Save and load training checkpoints as one pickle-free ``.npz`` file.
+
+A checkpoint holds the network's parameters, the optimiser's ``state_dict()``,
+the step count, the state of a NumPy random Generator and a JSON-serialisable
+``meta`` dict (network sizes, activation, dtype, optimiser name ...).
+
+File layout (format version 1), one array per ``.npz`` member:
+
+==========================  =====================================================
+``format_version``          0-d int64, ``FORMAT_VERSION``
+``step``                    0-d int64
+``param/<name>``            each parameter, its own shape and dtype
+``optim/<name>``            each entry of the optimiser state dict
+``rng_json``                1-d uint8: UTF-8 JSON of ``bit_generator.state`` or ``null``
+``meta_json``               1-d uint8: UTF-8 JSON of ``meta``
+==========================  =====================================================
+
+Every member is a plain numeric array, so the file loads with
+``np.load(path, allow_pickle=False)``: opening an untrusted checkpoint can never
+run code.  Writes are atomic: a crash mid-save leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import CheckpointError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "check_params_match",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+FORMAT_VERSION = 1
+"""Version of the file layout written by ``save_checkpoint``; bumped on any change."""
+
+_PARAM = "param/"
+_OPTIM = "optim/"
+_FIXED = ("format_version", "step", "rng_json", "meta_json")
+
+# Bit generators a state may name.  A fixed list, so a crafted file cannot make
+# ``restore_rng`` look up an arbitrary attribute of ``np.random``.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+# dtype kinds that are plain numbers: bool, signed, unsigned, float, complex.
+_NUMERIC_KINDS = "biufc"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The contents of a checkpoint file.
+
+    Attributes:
+        params: parameter name -> array, with the shape and dtype it was saved with.
+        optimizer_state: the optimiser's ``state_dict()`` (``{}`` if none was saved),
+            ready for ``Optimizer.load_state_dict``.
+        step: the training step count saved with it.
+        rng_state: ``Generator.bit_generator.state`` as saved, or None.
+        meta: the JSON ``meta`` dict (``{}`` if none was saved).
+        path: the file it was read from.
+    """
+
+    params: dict[str, np.ndarray]
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    step: int = 0
+    rng_state: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def rng(self) -> np.random.Generator | None:
+        """A Generator in the saved state (see ``restore_rng``), or None if none was saved."""
+        return None if self.rng_state is None else restore_rng(self.rng_state)
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def _rng_default(obj: Any) -> Any:
+    """JSON encoder hook for bit-generator states, which hold uint32/uint64 arrays."""
+    if isinstance(obj, np.ndarray):
+        # Tagged so that decoding gives back the same dtype (MT19937's key is uint32).
+        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.str}
+    if isinstance(obj, np.integer):
+        return int(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in an rng state")
+
+
+def _rng_hook(obj: dict[str, Any]) -> Any:
+    """JSON decoder hook undoing ``_rng_default``'s array tagging."""
+    if obj.keys() == {"__ndarray__", "dtype"}:
+        dtype = np.dtype(obj["dtype"])
+        if dtype.kind not in "iu":
+            raise ValueError(f"rng state array has dtype {dtype}, expected an integer dtype")
+        return np.array(obj["__ndarray__"], dtype=dtype)
+    return obj
+
+
+def _meta_default(obj: Any) -> Any:
+    """JSON encoder hook for meta: NumPy scalars and arrays become Python numbers/lists."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def _json_array(text: str) -> np.ndarray:
+    """UTF-8 bytes of ``text`` as a 1-d uint8 array (loads without pickle)."""
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    params: Mapping[str, np.ndarray],
+    *,
+    optimizer_state: Mapping[str, np.ndarray] | None = None,
+    step: int = 0,
+    rng: np.random.Generator | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint to ``path`` atomically; return the path.
+
+    The file is first written to a temporary file in the same folder, flushed and
+    fsynced, then moved over ``path`` with ``os.replace`` (atomic on POSIX and
+    Windows), and the folder is fsynced where the OS allows.  If anything fails,
+    the temporary file is removed and an existing ``path`` is left untouched.
+    ``path`` is used exactly as given (no ``.npz`` is appended).
+
+    Args:
+        path: destination file; its folder must exist.
+        params: name -> numeric array (any shape; dtype kept).
+        optimizer_state: an optimiser's ``state_dict()``; numeric arrays.
+        step: training step count, an int >= 0.
+        rng: a Generator whose ``bit_generator.state`` is saved.
+        meta: JSON-serialisable dict (NumPy scalars/arrays are converted to
+            Python numbers/lists); e.g. network sizes, activation, dtype,
+            optimiser name and hyperparameters.
+
+    Raises:
+        TypeError: a value is not a numeric array, ``rng`` is not a Generator,
+            ``meta`` is not a JSON-serialisable dict, or a name is not a str.
+        ValueError: ``step`` is negative, or a name is empty.
+        OSError: the file could not be written (the old file is kept).
+    """
+    path = Path(path)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int, got {type(step).__name__}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+
+    arrays: dict[str, np.ndarray] = {
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "step": np.array(int(step), dtype=np.int64),
+    }
+    arrays.update(_numeric_members(_PARAM, params, "params"))
+    if optimizer_state is not None:
+        arrays.update(_numeric_members(_OPTIM, optimizer_state, "optimizer_state"))
+
+    if rng is None:
+        rng_state = None
+    elif isinstance(rng, np.random.Generator):
+        rng_state = rng.bit_generator.state
+    else:
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    arrays["rng_json"] = _json_array(json.dumps(rng_state, default=_rng_default))
+
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    try:
+        # allow_nan=False: NaN/Infinity are not JSON and other readers would choke.
+        meta_text = json.dumps(dict(meta), default=_meta_default, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"meta is not JSON-serialisable: {exc}") from exc
+    arrays["meta_json"] = _json_array(meta_text)
+
+    _atomic_savez(path, arrays)
+    return path
+
+
+def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[str, np.ndarray]:
+    """``{prefix + name: array}``, refusing anything that would need pickle to store."""
+    out = {}
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what} keys must be non-empty str, got {name!r}")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in _NUMERIC_KINDS or arr.dtype.fields is not None:
+            raise TypeError(
+                f"{what}[{name!r}] has dtype {arr.dtype}; a checkpoint stores plain "
+                "numeric arrays only (no object, string or structured arrays)"
+            )
+        out[prefix + name] = arr
+    return out
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    folder = path.parent
+    # O_EXCL with a random name, rather than tempfile.mkstemp: mkstemp creates the
+    # file 0600, and after the rename the checkpoint would keep those permissions;
+    # os.open(..., 0o666) lets the user's umask decide, as for any other new file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"could not create a temporary file in {folder}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: never leave a half-written temp file behind.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint`` (never unpickles anything).
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        A ``Checkpoint`` with every array loaded into memory.
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, not a zip/npz, truncated
+            or corrupt, holds an object (pickle) array, lacks a required member,
+            has an unknown member, a newer format version, or bad JSON.  The
+            message names the file and what is wrong.
+    """
+    path = Path(path)
+    members = _read_members(path)
+
+    def fail(msg: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {str(path)!r}: {msg}")
+
+    missing = [k for k in _FIXED if k not in members]
+    if "format_version" in missing:
+        raise fail("no 'format_version' member; not a chainrule checkpoint")
+    version = _int_scalar(members["format_version"], "format_version", fail)
+    if version > FORMAT_VERSION:
+        raise fail(
+            f"format version {version} is newer than this chainrule reads "
+            f"({FORMAT_VERSION}); upgrade chainrule"
+        )
+    if version < 1:
+        raise fail(f"invalid format version {version}")
+    if missing:
+        raise fail(f"missing members {missing}")
+    unknown = sorted(k for k in members if k not in _FIXED and not k.startswith((_PARAM, _OPTIM)))
+    if unknown:
+        raise fail(f"unknown members {unknown}")
+
+    step = _int_scalar(members["step"], "step", fail)
+    if step < 0:
+        raise fail(f"step is negative ({step})")
+
+    rng_state = _json_member(members["rng_json"], "rng_json", fail, object_hook=_rng_hook)
+    if rng_state is not None:
+        if not isinstance(rng_state, dict):
+            raise fail(f"rng_json must hold an object or null, got {type(rng_state).__name__}")
+        try:
+            restore_rng(rng_state)  # validate now, so a bad state names this file
+        except CheckpointError as exc:
+            raise fail(str(exc)) from exc
+    meta = _json_member(members["meta_json"], "meta_json", fail)
+    if not isinstance(meta, dict):
+        raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
+
+    params, optim = {}, {}
+    for name, arr in members.items():
+        if name.startswith(_PARAM):
+            target, key = params, name[len(_PARAM) :]
+        elif name.startswith(_OPTIM):
+            target, key = optim, name[len(_OPTIM) :]
+        else:
+            continue
+        if not key:
+            raise fail(f"member {name!r} has an empty name")
+        if arr.dtype.kind not in _NUMERIC_KINDS or arr.dtype.fields is not None:
+            raise fail(f"member {name!r} has non-numeric dtype {arr.dtype}")
+        target[key] = arr
+    return Checkpoint(
+        params=params,
+        optimizer_state=optim,
+        step=step,
+        rng_state=rng_state,
+        meta=meta,
+        path=path,
+    )
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    """Every member of the npz at ``path``, loaded eagerly, or CheckpointError."""
+    where = f"checkpoint {str(path)!r}"
+    try:
+        # Opened here, not by np.load: np.load leaks its file handle when the zip
+        # directory is unreadable (a truncated file); a ``with`` here always closes it.
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{where}: is a directory, not a file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot be read ({exc})") from exc
+    with f:
+        try:
+            npz = np.load(f, allow_pickle=False)
+        except Exception as exc:
+            # np.load raises ValueError for non-npz bytes (it would try to unpickle
+            # them), zipfile.BadZipFile for a cut zip, EOFError for an empty file ...:
+            # whatever the parser trips on, the bytes are not a checkpoint.
+            raise CheckpointError(f"{where}: not a readable .npz file ({_describe(exc)})") from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            # A bare .npy file: np.load returned one array.
+            raise CheckpointError(f"{where}: is a single .npy array, not an .npz checkpoint")
+        members = {}
+        with npz:
+            for name in npz.files:
+                try:
+                    members[name] = npz[name]
+                except ValueError as exc:
+                    if "allow_pickle" in str(exc):
+                        raise CheckpointError(
+                            f"{where}: member {name!r} is an object array, which would need "
+                            "pickle to load; refused (checkpoints hold numeric arrays only)"
+                        ) from exc
+                    raise CheckpointError(
+                        f"{where}: member {name!r} is corrupt ({_describe(exc)})"
+                    ) from exc
+                except Exception as exc:
+                    # A bad CRC, a cut member, a mangled .npy header.
+                    raise CheckpointError(
+                        f"{where}: member {name!r} is corrupt or truncated ({_describe(exc)})"
+                    ) from exc
+    return members
+
+
+def _describe(exc: BaseException) -> str:
+    """``ExcType: message`` for error messages."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _int_scalar(arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError]) -> int:
+    """A 0-d integer member as an int."""
+    if arr.shape != () or arr.dtype.kind not in "iu":
+        raise fail(f"{name!r} must be a 0-d integer, got shape {arr.shape} dtype {arr.dtype}")
+    return int(arr)
+
+
+def _json_member(
+    arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError], **kwargs: Any
+) -> Any:
+    """Decode a uint8 JSON member."""
+    if arr.ndim != 1 or arr.dtype != np.uint8:
+        raise fail(f"{name!r} must be 1-d uint8 JSON text, got shape {arr.shape} dtype {arr.dtype}")
+    try:
+        return json.loads(arr.tobytes().decode("utf-8"), **kwargs)
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise fail(f"{name!r} is not valid JSON ({_describe(exc)})") from exc
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def restore_rng(state: Mapping[str, Any]) -> np.random.Generator:
+    """A new ``np.random.Generator`` whose bit generator is set to ``state``.
+
+    Args:
+        state: a ``Generator.bit_generator.state`` dict (as ``Checkpoint.rng_state``).
+
+    Returns:
+        A Generator that produces the same numbers the saved one would have next.
+
+    Raises:
+        CheckpointError: the state names an unknown bit generator or is malformed.
+    """
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"rng state must be a dict, got {type(state).__name__}")
+    name = state.get("bit_generator")
+    if name not in _BIT_GENERATORS:
+        raise CheckpointError(
+            f"rng state names bit generator {name!r}; expected one of {list(_BIT_GENERATORS)}"
+        )
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = dict(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"rng state for {name} is malformed ({_describe(exc)})") from exc
+    return np.random.Generator(bit_generator)
+
+
+def check_params_match(
+    expected: Mapping[str, np.ndarray],
+    loaded: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Check that ``loaded`` has exactly the keys, shapes and dtypes of ``expected``.
+
+    Args:
+        expected: the network's parameters (name -> array).
+        loaded: the checkpoint's parameters (``Checkpoint.params``).
+        path: the checkpoint file, named in the error message.
+
+    Raises:
+        CheckpointError: listing every mismatch, one per line: keys missing
+            from the checkpoint, extra keys in it, and for shared keys a shape
+            difference (both shapes) and/or a dtype difference (both dtypes).
+    """
+    problems = []
+    for key in sorted(set(expected) - set(loaded)):
+        problems.append(f"missing key {key!r} (network has shape {np.shape(expected[key])})")
+    for key in sorted(set(loaded) - set(expected)):
+        problems.append(f"extra key {key!r} (shape {np.shape(loaded[key])}) not in the network")
+    for key in sorted(set(expected) & set(loaded)):
+        want, got = np.asarray(expected[key]), np.asarray(loaded[key])
+        if want.shape != got.shape:
+            problems.append(f"{key!r}: shape differs: network {want.shape}, checkpoint {got.shape}")
+        if want.dtype != got.dtype:
+            problems.append(f"{key!r}: dtype differs: network {want.dtype}, checkpoint {got.dtype}")
+    if problems:
+        where = f"checkpoint {str(path)!r}" if path is not None else "checkpoint"
+        raise CheckpointError(
+            f"{where} does not match the network ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}):\n  " + "\n  ".join(problems)
+        )

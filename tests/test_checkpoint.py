@@ -1,0 +1,447 @@
+"""Tests for chainrule.checkpoint: round trips, pickle-freedom, corruption, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.checkpoint import (
+    FORMAT_VERSION,
+    Checkpoint,
+    check_params_match,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from chainrule.errors import CheckpointError
+from chainrule.optim import Adam, Momentum
+
+
+def make_params() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return {
+        "W1": rng.standard_normal((4, 3)).astype(np.float32),
+        "b1": rng.standard_normal(3).astype(np.float32),
+        "W2": rng.standard_normal((3, 2)),  # float64
+        "b2": np.zeros(2),
+    }
+
+
+META = {
+    "sizes": [4, 3, 2],
+    "activation": "relu",
+    "dtype": "float32",
+    "optimizer": {"name": "adam", "lr": 0.001, "beta1": 0.9},
+    "note": "ünïcødé ✓",
+    "nothing": None,
+    "flag": True,
+}
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    """A complete checkpoint file."""
+    path = tmp_path / "ckpt.npz"
+    opt = Adam(lr=0.01)
+    params = make_params()
+    opt.update(params, {k: np.ones_like(v) for k, v in params.items()})
+    save_checkpoint(
+        path,
+        params,
+        optimizer_state=opt.state_dict(),
+        step=42,
+        rng=np.random.default_rng(7),
+        meta=META,
+    )
+    return path
+
+
+def raw_members(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def write_raw(path: Path, members: dict[str, np.ndarray]) -> None:
+    """An npz with exactly these members (np.savez pickles object arrays)."""
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def test_round_trip_everything(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    params = make_params()
+    opt = Adam(lr=0.01)
+    opt.update(params, {k: np.full_like(v, 0.5) for k, v in params.items()})
+    rng = np.random.default_rng(123)
+    rng.random(5)  # not at its seed state
+    returned = save_checkpoint(
+        path, params, optimizer_state=opt.state_dict(), step=17, rng=rng, meta=META
+    )
+    expected_next = rng.random(10)
+
+    assert returned == path
+    ckpt = load_checkpoint(path)
+    assert isinstance(ckpt, Checkpoint)
+    assert ckpt.path == path
+    assert ckpt.params.keys() == params.keys()
+    for key, arr in params.items():
+        assert ckpt.params[key].dtype == arr.dtype
+        assert ckpt.params[key].shape == arr.shape
+        assert ckpt.params[key].tobytes() == arr.tobytes()
+    state = opt.state_dict()
+    assert ckpt.optimizer_state.keys() == state.keys()
+    for key, arr in state.items():
+        assert ckpt.optimizer_state[key].dtype == arr.dtype
+        assert ckpt.optimizer_state[key].tobytes() == arr.tobytes()
+    assert ckpt.step == 17 and isinstance(ckpt.step, int)
+    assert ckpt.meta == META
+    assert np.array_equal(ckpt.rng().random(10), expected_next)
+    assert np.array_equal(restore_rng(ckpt.rng_state).random(10), expected_next)
+
+
+def test_defaults_round_trip(tmp_path):
+    path = tmp_path / "plain.npz"
+    save_checkpoint(path, {"W": np.eye(2)})
+    ckpt = load_checkpoint(str(path))  # str paths work too
+    assert ckpt.optimizer_state == {}
+    assert ckpt.step == 0
+    assert ckpt.rng_state is None and ckpt.rng() is None
+    assert ckpt.meta == {}
+
+
+@pytest.mark.parametrize("bit_generator", ["PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"])
+def test_rng_round_trip_for_every_bit_generator(tmp_path, bit_generator):
+    # MT19937, Philox and SFC64 keep uint32/uint64 arrays in their state.
+    rng = np.random.Generator(getattr(np.random, bit_generator)(99))
+    rng.standard_normal(3)
+    path = tmp_path / "rng.npz"
+    save_checkpoint(path, {}, rng=rng)
+    expected = rng.integers(0, 2**63, size=20)
+    restored = load_checkpoint(path).rng()
+    assert type(restored.bit_generator).__name__ == bit_generator
+    assert np.array_equal(restored.integers(0, 2**63, size=20), expected)
+
+
+def test_meta_numpy_scalars_become_python_numbers(tmp_path):
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, {}, meta={"lr": np.float32(0.5), "n": np.int64(3), "s": np.arange(3)})
+    assert load_checkpoint(path).meta == {"lr": 0.5, "n": 3, "s": [0, 1, 2]}
+
+
+def test_optimizer_resume_through_a_checkpoint_is_bit_identical(tmp_path):
+    rng = np.random.default_rng(5)
+    grads_seq = [{"W": rng.standard_normal((3, 3)).astype(np.float32)} for _ in range(10)]
+    params = {"W": rng.standard_normal((3, 3)).astype(np.float32)}
+    opt = Momentum(lr=0.05, momentum=0.7)
+    for g in grads_seq[:5]:
+        opt.update(params, g)
+    path = tmp_path / "resume.npz"
+    save_checkpoint(path, params, optimizer_state=opt.state_dict(), step=5)
+    for g in grads_seq[5:]:
+        opt.update(params, g)
+
+    ckpt = load_checkpoint(path)
+    resumed_params = {k: v.copy() for k, v in ckpt.params.items()}
+    resumed = Momentum()
+    resumed.load_state_dict(ckpt.optimizer_state)
+    for g in grads_seq[ckpt.step :]:
+        resumed.update(resumed_params, g)
+    assert resumed_params["W"].tobytes() == params["W"].tobytes()
+
+
+# --------------------------------------------------------------------------- the file format
+
+
+def test_file_is_pickle_free_and_versioned(saved):
+    members = raw_members(saved)  # allow_pickle=False: raises if anything were pickled
+    assert int(members["format_version"]) == FORMAT_VERSION
+    assert int(members["step"]) == 42
+    for name, arr in members.items():
+        assert arr.dtype.kind in "biufc", name
+    assert members["meta_json"].dtype == np.uint8
+    assert members["rng_json"].dtype == np.uint8
+    assert {n for n in members if n.startswith("param/")} == {
+        "param/W1",
+        "param/b1",
+        "param/W2",
+        "param/b2",
+    }
+    assert "optim/m/W1" in members and "optim/t" in members
+
+
+def test_save_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "a.npz"
+    save_checkpoint(path, {"W": np.ones(3)})
+    save_checkpoint(path, {"W": np.zeros(3)})  # overwrite
+    assert os.listdir(tmp_path) == ["a.npz"]
+    assert np.array_equal(load_checkpoint(path).params["W"], np.zeros(3))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_new_file_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "p.npz", {"W": np.ones(1)})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.npz").stat().st_mode & 0o777 == 0o644
+
+
+# --------------------------------------------------------------------------- refusals on load
+
+
+def test_object_array_is_refused(saved, tmp_path):
+    members = raw_members(saved)
+    members["param/W1"] = np.array([1, "evil", None], dtype=object)
+    bad = tmp_path / "pickled.npz"
+    write_raw(bad, members)
+    with pytest.raises(CheckpointError, match=r"pickled\.npz.*'param/W1'.*object array"):
+        load_checkpoint(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope\.npz.*no such file"):
+        load_checkpoint(tmp_path / "nope.npz")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="directory"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_truncated_file(saved, fraction):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(CheckpointError, match=r"ckpt\.npz"):
+        load_checkpoint(saved)
+
+
+def test_truncated_in_half_names_the_file(saved):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(saved)
+    assert str(saved) in str(info.value)
+
+
+def test_corrupted_byte_in_array_data(tmp_path):
+    path = tmp_path / "flip.npz"
+    save_checkpoint(path, {"W": np.zeros(10_000)})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside W's 80 kB of zeros: only the CRC can tell
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"flip\.npz.*'param/W'.*corrupt"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_bytes(tmp_path, seed):
+    path = tmp_path / "noise.npz"
+    path.write_bytes(np.random.default_rng(seed).bytes(2048))
+    with pytest.raises(CheckpointError, match=r"noise\.npz"):
+        load_checkpoint(path)
+
+
+def test_npy_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "one.npy"
+    np.save(path, np.ones(3))
+    with pytest.raises(CheckpointError, match=r"single \.npy array"):
+        load_checkpoint(path)
+
+
+def test_plain_npz_without_version(tmp_path):
+    path = tmp_path / "other.npz"
+    write_raw(path, {"W": np.ones(3)})
+    with pytest.raises(CheckpointError, match="format_version"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": np.array(FORMAT_VERSION + 1)}, "newer"),
+        ({"format_version": np.array(0)}, "invalid format version"),
+        ({"format_version": np.array([1, 2])}, "0-d integer"),
+        ({"step": np.array(-3)}, "negative"),
+        ({"step": np.array(1.5)}, "'step' must be a 0-d integer"),
+        ({"meta_json": np.frombuffer(b"{not json", dtype=np.uint8)}, "'meta_json' is not valid"),
+        ({"meta_json": np.frombuffer(b"\xff\xfe", dtype=np.uint8)}, "'meta_json' is not valid"),
+        ({"meta_json": np.frombuffer(b"[1, 2]", dtype=np.uint8)}, "JSON object"),
+        ({"meta_json": np.array([1.0, 2.0])}, "uint8"),
+        ({"rng_json": np.frombuffer(b"[1]", dtype=np.uint8)}, "rng_json must hold"),
+        (
+            {"rng_json": np.frombuffer(b'{"bit_generator": "os.system"}', dtype=np.uint8)},
+            "bit generator 'os.system'",
+        ),
+        (
+            {"rng_json": np.frombuffer(b'{"bit_generator": "PCG64"}', dtype=np.uint8)},
+            "malformed",
+        ),
+        ({"surprise": np.ones(2)}, r"unknown members \['surprise'\]"),
+        ({"param/": np.ones(2)}, "empty name"),
+        ({"param/W1": np.array(["a", "b"])}, "non-numeric"),
+    ],
+)
+def test_bad_members(saved, tmp_path, change, message):
+    members = raw_members(saved)
+    members.update(change)
+    bad = tmp_path / "bad.npz"
+    write_raw(bad, members)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(bad)
+    assert "bad.npz" in str(info.value)
+
+
+@pytest.mark.parametrize("member", ["step", "rng_json", "meta_json"])
+def test_missing_member(saved, tmp_path, member):
+    members = raw_members(saved)
+    del members[member]
+    bad = tmp_path / "bad.npz"
+    write_raw(bad, members)
+    with pytest.raises(CheckpointError, match=rf"missing members \['{member}'\]"):
+        load_checkpoint(bad)
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _failing_savez(file, *args, **kwargs):
+    """Writes half a file, then fails like a full disk."""
+    file.write(b"PK\x03\x04 half a zip")
+    raise OSError(28, "No space left on device")
+
+
+def _interrupting_savez(file, *args, **kwargs):
+    file.write(b"PK\x03\x04")
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "error"),
+    [
+        ("savez", _failing_savez, OSError),
+        ("savez", _interrupting_savez, KeyboardInterrupt),
+        ("replace", None, OSError),
+        ("fsync", None, OSError),
+    ],
+    ids=["savez-oserror", "savez-interrupt", "replace", "fsync"],
+)
+def test_failed_write_keeps_the_old_file_and_no_temp(
+    saved, monkeypatch, target, replacement, error
+):
+    import chainrule.checkpoint as ckpt_module
+
+    before = saved.read_bytes()
+    if target == "savez":
+        monkeypatch.setattr(ckpt_module.np, "savez", replacement)
+    else:
+
+        def boom(*args, **kwargs):
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(ckpt_module.os, target, boom)
+    with pytest.raises(error):
+        save_checkpoint(saved, {"W": np.ones(3)}, step=1)
+    monkeypatch.undo()
+
+    assert saved.read_bytes() == before
+    assert os.listdir(saved.parent) == [saved.name]
+    assert load_checkpoint(saved).step == 42
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
+    import chainrule.checkpoint as ckpt_module
+
+    monkeypatch.setattr(ckpt_module.np, "savez", _failing_savez)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(tmp_path / "new.npz", {"W": np.ones(3)})
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- save validation
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"params": {"W": np.array([1, None], dtype=object)}}, TypeError, r"params\['W'\].*object"),
+        ({"params": {"W": np.array(["a"])}}, TypeError, "numeric"),
+        ({"params": {"": np.ones(1)}}, ValueError, "non-empty str"),
+        ({"params": {1: np.ones(1)}}, ValueError, "non-empty str"),
+        ({"optimizer_state": {"v/W": np.array([{}], dtype=object)}}, TypeError, "optimizer_state"),
+        ({"step": -1}, ValueError, "step"),
+        ({"step": 1.0}, TypeError, "step"),
+        ({"step": True}, TypeError, "step"),
+        ({"rng": np.random.RandomState(0)}, TypeError, "Generator"),
+        ({"meta": {"f": object()}}, TypeError, "meta is not JSON"),
+        ({"meta": {"lr": float("nan")}}, TypeError, "meta is not JSON"),
+        ({"meta": [1, 2]}, TypeError, "meta must be a dict"),
+    ],
+)
+def test_save_validation(tmp_path, kwargs, error, message):
+    args = {"params": {"W": np.ones(2)}, **kwargs}
+    params = args.pop("params")
+    with pytest.raises(error, match=message):
+        save_checkpoint(tmp_path / "x.npz", params, **args)
+    assert os.listdir(tmp_path) == []  # refused before anything was written
+
+
+def test_restore_rng_errors():
+    with pytest.raises(CheckpointError, match="dict"):
+        restore_rng([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match="bit generator"):
+        restore_rng({"bit_generator": "RandomState"})
+    state = np.random.default_rng(0).bit_generator.state
+    assert np.array_equal(restore_rng(state).random(3), np.random.default_rng(0).random(3))
+
+
+# --------------------------------------------------------------------------- check_params_match
+
+
+def test_check_params_match_passes_on_match():
+    params = make_params()
+    assert check_params_match(params, {k: v.copy() for k, v in params.items()}, "x.npz") is None
+
+
+def test_check_params_match_lists_every_mismatch():
+    expected = {
+        "W1": np.zeros((2, 3)),
+        "b1": np.zeros(3),
+        "W2": np.zeros((3, 1)),
+        "W9": np.zeros((1, 1), dtype=np.float32),
+    }
+    loaded = {
+        "W1": np.zeros((3, 2)),  # shape
+        "b1": np.zeros(3, dtype=np.float32),  # dtype
+        "W3": np.zeros((3, 1)),  # extra
+        "W9": np.zeros((2,), dtype=np.float64),  # shape and dtype
+        # W2 missing
+    }
+    with pytest.raises(CheckpointError) as info:
+        check_params_match(expected, loaded, Path("run/ckpt.npz"))
+    msg = str(info.value)
+    assert "run/ckpt.npz" in msg.replace(os.sep, "/")
+    assert "6 problems" in msg
+    assert "missing key 'W2'" in msg
+    assert "extra key 'W3'" in msg
+    assert "'W1': shape differs: network (2, 3), checkpoint (3, 2)" in msg
+    assert "'b1': dtype differs: network float64, checkpoint float32" in msg
+    assert "'W9': shape differs: network (1, 1), checkpoint (2,)" in msg
+    assert "'W9': dtype differs: network float32, checkpoint float64" in msg
+
+
+def test_check_params_match_against_loaded_checkpoint(saved):
+    ckpt = load_checkpoint(saved)
+    check_params_match(make_params(), ckpt.params, saved)
+    wrong = make_params()
+    wrong["W1"] = wrong["W1"].astype(np.float64)
+    with pytest.raises(CheckpointError, match=r"ckpt\.npz.*1 problem\)"):
+        check_params_match(wrong, ckpt.params, saved)
