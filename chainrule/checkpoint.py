@@ -22,10 +22,8 @@ run code.  Writes are atomic: a crash mid-save leaves the previous file intact.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import CheckpointError
+from chainrule.fileio import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -213,46 +212,8 @@ def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    folder = path.parent
-    # O_EXCL with a random name, rather than tempfile.mkstemp: mkstemp creates the
-    # file 0600, and after the rename the checkpoint would keep those permissions;
-    # os.open(..., 0o666) lets the user's umask decide, as for any other new file.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of 48 random bits
-        raise FileExistsError(f"could not create a temporary file in {folder}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: never leave a half-written temp file behind.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; the data itself is synced
-    finally:
-        os.close(fd)
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
 
 
 # --------------------------------------------------------------------------- loading

@@ -144,7 +144,11 @@ class MultiLayerNet:
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
         """Gradients of :meth:`loss` by backpropagation, with the same keys as ``params``."""
-        self.loss(x, t)
+        return self.loss_and_gradient(x, t)[1]
+
+    def loss_and_gradient(self, x: Any, t: Any) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass."""
+        loss = self.loss(x, t)
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
@@ -155,7 +159,7 @@ class MultiLayerNet:
             if self.weight_decay_lambda:
                 dW = dW + self.weight_decay_lambda * affine.W
             grads[f"W{i}"], grads[f"b{i}"] = dW, affine.db
-        return grads
+        return loss, grads
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Gradients of :meth:`loss` by central differences (slow; for checking)."""

@@ -1,0 +1,278 @@
+"""Training loop: mini-batch gradient descent with evaluation, reporting through callbacks.
+
+The library never prints: ``fit`` calls ``on_step(step, loss)`` after every step,
+``on_evaluate(record)`` after every evaluation (each epoch's end, and the last step) and
+``on_checkpoint(step, history)`` when a checkpoint is due; the command line turns those
+into a progress bar, lines and files. ``Trainer`` is the book's class on top of ``fit``.
+
+Data order is a pure function of ``(seed, epoch)``: each epoch draws its batches from its
+own generator, so a run resumed at any step sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ShapeError, TrainingError
+from chainrule.losses import SoftmaxWithLoss
+from chainrule.optim import make_optimizer
+
+__all__ = ["SAMPLINGS", "Evaluation", "History", "Trainer", "evaluate", "fit", "iters_per_epoch"]
+
+logger = logging.getLogger("chainrule")
+
+# "shuffle": each epoch visits every sample at most once (without replacement);
+# "with-replacement": the book's np.random.choice, each batch drawn independently.
+SAMPLINGS = ("shuffle", "with-replacement")
+_EVAL_CHUNK = 10_000  # samples per forward pass when evaluating: bounds the memory used
+
+
+@dataclass
+class Evaluation:
+    """Loss and accuracy on the training and test data after ``step`` steps."""
+
+    epoch: float
+    step: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+
+
+@dataclass
+class History:
+    """What a run measured: the training loss of every step and every evaluation."""
+
+    losses: list[float] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"losses": self.losses, "evaluations": [asdict(e) for e in self.evaluations]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        return cls(list(data["losses"]), [Evaluation(**e) for e in data["evaluations"]])
+
+
+def iters_per_epoch(train_size: int, batch_size: int) -> int:
+    """Steps in one epoch: ``train_size // batch_size``, at least 1 (the book's choice)."""
+    return max(train_size // batch_size, 1)
+
+
+def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy (without weight decay) and accuracy of ``network`` on ``(x, t)``."""
+    if len(x) == 0:
+        raise ShapeError("evaluate: the data set is empty")
+    loss_layer = SoftmaxWithLoss()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), _EVAL_CHUNK):
+        scores = network.predict(x[start : start + _EVAL_CHUNK])
+        labels = t[start : start + _EVAL_CHUNK]
+        total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
+        label_ids = labels.argmax(axis=1) if labels.ndim == 2 else labels
+        correct += int(np.count_nonzero(scores.argmax(axis=1) == label_ids))
+    return total_loss / len(x), correct / len(x)
+
+
+def _epoch_batches(
+    train_size: int, batch_size: int, steps: int, seed: int, epoch: int, sampling: str
+) -> np.ndarray:
+    """The (steps, batch_size) sample indices of one epoch."""
+    rng = np.random.default_rng([seed, epoch])
+    if sampling == "with-replacement":
+        return rng.integers(0, train_size, (steps, batch_size))
+    return rng.permutation(train_size)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def _check_data(x: np.ndarray, t: np.ndarray, name: str) -> None:
+    if len(x) != len(t):
+        raise ShapeError(f"{name}: {len(x)} samples but {len(t)} labels")
+    if len(x) == 0:
+        raise ShapeError(f"{name}: the data set is empty")
+
+
+def fit(
+    network: Any,
+    optimizer: Any,
+    x_train: np.ndarray,
+    t_train: np.ndarray,
+    x_test: np.ndarray | None = None,
+    t_test: np.ndarray | None = None,
+    *,
+    batch_size: int = 100,
+    epochs: int | None = None,
+    iters: int | None = None,
+    seed: int = 0,
+    sampling: str = "shuffle",
+    evaluate_sample_num: int | None = None,
+    checkpoint_every: int | None = None,
+    history: History | None = None,
+    start_step: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+    on_evaluate: Callable[[Evaluation], None] | None = None,
+    on_checkpoint: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``network`` with ``optimizer`` for ``epochs`` epochs or ``iters`` steps.
+
+    Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
+    ``optimizer.update(network.params, grads)``. Evaluation runs at each epoch's end and
+    after the last step, on all the training data (or its first ``evaluate_sample_num``
+    samples) and on the test data if given. ``on_checkpoint`` is called every
+    ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
+    To resume, pass the ``history`` and ``start_step`` of the saved run.
+
+    Raises TrainingError, before the update, when a step's loss is not finite: the
+    parameters and the last checkpoint are then still those of the last good step.
+    """
+    _check_data(x_train, t_train, "training data")
+    if x_test is not None:
+        _check_data(x_test, t_test, "test data")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if (epochs is None) == (iters is None):
+        raise ValueError("give exactly one of epochs and iters")
+    train_size = len(x_train)
+    batch_size = min(batch_size, train_size)
+    steps_per_epoch = iters_per_epoch(train_size, batch_size)
+    total_steps = iters if iters is not None else epochs * steps_per_epoch
+    if total_steps < 1:
+        raise ValueError(f"nothing to train: {total_steps} steps")
+    history = history if history is not None else History()
+    eval_x, eval_t = x_train, t_train
+    if evaluate_sample_num is not None:
+        eval_x, eval_t = x_train[:evaluate_sample_num], t_train[:evaluate_sample_num]
+
+    def run_evaluation(step: int) -> None:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train_loss, train_acc = evaluate(network, eval_x, eval_t)
+            record = Evaluation(step / steps_per_epoch, step, train_loss, train_acc)
+            if x_test is not None:
+                record.test_loss, record.test_accuracy = evaluate(network, x_test, t_test)
+        history.evaluations.append(record)
+        if on_evaluate is not None:
+            on_evaluate(record)
+
+    batches = None
+    for step in range(start_step, total_steps):
+        epoch, position = divmod(step, steps_per_epoch)
+        if batches is None or position == 0:
+            batches = _epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
+        index = batches[position]
+        # A diverging run overflows: the finiteness check below reports it, so NumPy's
+        # overflow warnings would only repeat it, once per step.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads = network.loss_and_gradient(x_train[index], t_train[index])
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss} at step {step + 1}: the learning rate is "
+                "probably too high for this network (try a smaller --lr)"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            optimizer.update(network.params, grads)
+        history.losses.append(loss)
+        done = step + 1
+        if on_step is not None:
+            on_step(done, loss)
+        last = done == total_steps
+        if done % steps_per_epoch == 0 or last:
+            run_evaluation(done)
+        due = done % (checkpoint_every or steps_per_epoch) == 0
+        if on_checkpoint is not None and (due or last):
+            # The update may have overflowed even though this step's loss was finite;
+            # never let such parameters replace the last good checkpoint.
+            if not all(np.isfinite(p).all() for p in network.params.values()):
+                raise TrainingError(
+                    f"the parameters stopped being finite at step {done}: the learning rate "
+                    "is probably too high for this network (try a smaller --lr)"
+                )
+            on_checkpoint(done, history)
+    return history
+
+
+class Trainer:
+    """The book's ``Trainer``: trains ``network`` and keeps the book's result lists.
+
+    ``optimizer`` is a name (``"SGD"``, ``"Momentum"``, ``"Nesterov"``, ``"AdaGrad"``,
+    ``"RMSprop"``, ``"Adam"``) with ``optimizer_param``. ``verbose`` logs each epoch to
+    the ``chainrule`` logger instead of printing. ``sampling="with-replacement"``
+    reproduces the book's batch sampling; ``callbacks`` are passed on to :func:`fit`.
+    """
+
+    def __init__(
+        self,
+        network: Any,
+        x_train: np.ndarray,
+        t_train: np.ndarray,
+        x_test: np.ndarray,
+        t_test: np.ndarray,
+        epochs: int = 20,
+        mini_batch_size: int = 100,
+        optimizer: str = "SGD",
+        optimizer_param: dict[str, float] | None = None,
+        evaluate_sample_num_per_epoch: int | None = None,
+        verbose: bool = True,
+        *,
+        seed: int = 0,
+        sampling: str = "shuffle",
+        **callbacks: Callable[..., None],
+    ) -> None:
+        self.network = network
+        self.x_train, self.t_train, self.x_test, self.t_test = x_train, t_train, x_test, t_test
+        self.epochs, self.batch_size = epochs, mini_batch_size
+        self.optimizer = make_optimizer(optimizer, **(optimizer_param or {"lr": 0.01}))
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        self.verbose, self.seed, self.sampling, self.callbacks = verbose, seed, sampling, callbacks
+        self.history = History()
+
+    @property
+    def train_loss_list(self) -> list[float]:
+        return self.history.losses
+
+    @property
+    def train_acc_list(self) -> list[float]:
+        return [e.train_accuracy for e in self.history.evaluations]
+
+    @property
+    def test_acc_list(self) -> list[float]:
+        return [e.test_accuracy for e in self.history.evaluations]
+
+    def train(self) -> History:
+        """Run all epochs; return the history (also kept in ``self.history``)."""
+        on_evaluate = self.callbacks.pop("on_evaluate", None)
+
+        def log_and_forward(record: Evaluation) -> None:
+            if self.verbose:
+                logger.info(
+                    "epoch %g: train acc %.4f, test acc %.4f",
+                    record.epoch,
+                    record.train_accuracy,
+                    record.test_accuracy,
+                )
+            if on_evaluate is not None:
+                on_evaluate(record)
+
+        return fit(
+            self.network,
+            self.optimizer,
+            self.x_train,
+            self.t_train,
+            self.x_test,
+            self.t_test,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            seed=self.seed,
+            sampling=self.sampling,
+            evaluate_sample_num=self.evaluate_sample_num_per_epoch,
+            history=self.history,
+            on_evaluate=log_and_forward,
+            **self.callbacks,
+        )

@@ -1,0 +1,1 @@
+"""Pictures: training curves (matplotlib, imported only when drawing)."""

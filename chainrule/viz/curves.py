@@ -1,0 +1,90 @@
+"""Training curves: the loss of every step (smoothed) and the accuracy at each evaluation.
+
+matplotlib is imported inside :func:`plot_history` and used through its object API with
+no pyplot and no GUI backend, so importing chainrule never loads it and drawing works on a
+machine without a display.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from chainrule.fileio import atomic_write
+from chainrule.train import History
+
+__all__ = ["FORMATS", "plot_history", "smooth"]
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def smooth(values: list[float], window: int) -> np.ndarray:
+    """Moving average over ``window`` steps; the first points average what exists so far."""
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(values) == 0:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+
+
+def plot_history(history: History, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Draw ``history`` to ``path`` (.png, .svg or .pdf, by extension); return the path."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    steps = np.arange(1, len(history.losses) + 1)
+    window = max(1, len(steps) // 50)
+    loss_ax.plot(
+        steps, history.losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="each step"
+    )
+    loss_ax.plot(
+        steps,
+        smooth(history.losses, window),
+        color="tab:blue",
+        linewidth=1.8,
+        label=f"mean of {window} steps" if window > 1 else "loss",
+    )
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylabel("training loss (cross-entropy)")
+    loss_ax.set_title("Loss per step")
+    loss_ax.grid(alpha=0.3)
+    loss_ax.legend()
+
+    evals = history.evaluations
+    epochs = [e.epoch for e in evals]
+    acc_ax.plot(
+        epochs,
+        [e.train_accuracy for e in evals],
+        marker="o",
+        markersize=3,
+        color="tab:green",
+        label="train",
+    )
+    if evals and evals[0].test_accuracy is not None:
+        acc_ax.plot(
+            epochs,
+            [e.test_accuracy for e in evals],
+            marker="s",
+            markersize=3,
+            color="tab:orange",
+            label="test",
+        )
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_title("Accuracy per epoch")
+    acc_ax.grid(alpha=0.3)
+    acc_ax.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format=fmt, dpi=120)
+    return path

@@ -1,0 +1,250 @@
+"""The training loop: learning, reproducibility, sampling, resuming, divergence, Trainer."""
+
+import re
+
+import numpy as np
+import pytest
+
+from chainrule import MultiLayerNet, TwoLayerNet
+from chainrule.checkpoint import load_checkpoint, save_checkpoint
+from chainrule.errors import ShapeError, TrainingError
+from chainrule.optim import SGD, Adam, Momentum, make_optimizer
+from chainrule.train import History, Trainer, _epoch_batches, evaluate, fit, iters_per_epoch
+
+
+def blobs(n=300, classes=3, dim=8, seed=0):
+    """Gaussian clusters around well-separated centres: learnable to ~100% accuracy."""
+    centres = np.random.default_rng(1234).standard_normal((classes, dim)) * 4
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    return (centres[labels] + rng.standard_normal((n, dim))).astype(np.float32), labels
+
+
+def test_fit_learns_a_separable_problem():
+    x, t = blobs()
+    xt, tt = blobs(seed=1)
+    net = TwoLayerNet(8, 16, 3, weight_init_std=0.1, seed=0)
+    history = fit(net, SGD(lr=0.1), x, t, xt, tt, batch_size=30, epochs=10)
+    assert len(history.losses) == 10 * 10
+    assert np.mean(history.losses[-10:]) < np.mean(history.losses[:10]) / 5
+    assert history.evaluations[-1].test_accuracy > 0.95
+    assert [e.epoch for e in history.evaluations] == list(range(1, 11))
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    x, t = blobs()
+
+    def run(seed):
+        net = TwoLayerNet(8, 6, 3, weight_init_std=0.1, seed=0)
+        return fit(net, SGD(0.1), x, t, batch_size=32, iters=40, seed=seed).losses
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_shuffle_visits_each_sample_at_most_once_per_epoch():
+    batches = _epoch_batches(103, 10, iters_per_epoch(103, 10), seed=0, epoch=3, sampling="shuffle")
+    assert batches.shape == (10, 10)
+    assert len(np.unique(batches)) == 100
+    other = _epoch_batches(103, 10, 10, seed=0, epoch=4, sampling="shuffle")
+    assert not np.array_equal(batches, other)
+
+
+def test_with_replacement_sampling_repeats_samples():
+    batches = _epoch_batches(50, 50, 1, seed=0, epoch=0, sampling="with-replacement")
+    # 50 draws from 50 with replacement: repeats are certain beyond doubt (P(none) = 50!/50^50)
+    assert len(np.unique(batches)) < 50
+
+
+def test_evaluation_each_epoch_and_after_the_last_step():
+    x, t = blobs(n=100)
+    net = TwoLayerNet(8, 4, 3, seed=0)
+    history = fit(net, SGD(0.01), x, t, batch_size=10, iters=25)
+    assert [e.step for e in history.evaluations] == [10, 20, 25]
+    assert history.evaluations[-1].test_accuracy is None
+    loss, accuracy = evaluate(net, x, t)
+    assert accuracy == pytest.approx(net.accuracy(x, t))
+    assert history.evaluations[-1].train_accuracy == accuracy
+
+
+def test_evaluate_in_chunks_matches_one_pass(monkeypatch):
+    x, t = blobs(n=95)
+    net = TwoLayerNet(8, 4, 3, seed=0, dtype=np.float64)
+    whole = evaluate(net, x, t)
+    monkeypatch.setattr("chainrule.train._EVAL_CHUNK", 10)
+    chunked = evaluate(net, x, t)
+    assert chunked[1] == whole[1]
+    assert chunked[0] == pytest.approx(whole[0], rel=1e-12)
+    assert whole[0] == pytest.approx(float(net.last_layer.forward(net.predict(x), t)), rel=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_resume_is_bit_for_bit(tmp_path, optimizer):
+    x, t = blobs()
+    settings = dict(batch_size=32, iters=37, seed=3)
+
+    def new_run():
+        net = MultiLayerNet(8, [7, 5], 3, seed=1)
+        return net, make_optimizer(optimizer, lr=0.01)
+
+    net, opt = new_run()
+    straight = fit(net, opt, x, t, **settings)
+
+    class Killed(Exception):
+        pass
+
+    net, opt = new_run()
+
+    def save_then_die(step, history):
+        save_checkpoint(
+            tmp_path / "run.npz",
+            net.params,
+            optimizer_state=opt.state_dict(),
+            step=step,
+            meta={"history": history.to_dict()},
+        )
+        if step == 20:
+            raise Killed  # as if the process were killed right after this checkpoint
+
+    with pytest.raises(Killed):
+        fit(net, opt, x, t, on_checkpoint=save_then_die, checkpoint_every=10, **settings)
+
+    checkpoint = load_checkpoint(tmp_path / "run.npz")
+    net, opt = new_run()
+    net.load_params(checkpoint.params)
+    opt.load_state_dict(checkpoint.optimizer_state)
+    resumed = fit(
+        net,
+        opt,
+        x,
+        t,
+        start_step=checkpoint.step,
+        history=History.from_dict(checkpoint.meta["history"]),
+        **settings,
+    )
+    assert resumed.losses == straight.losses
+    assert resumed.evaluations == straight.evaluations
+
+    net_straight, opt_straight = new_run()
+    fit(net_straight, opt_straight, x, t, **settings)
+    for key in net.params:
+        np.testing.assert_array_equal(net.params[key], net_straight.params[key])
+
+
+@pytest.mark.parametrize("lr", [1e3, 1e30])
+def test_divergence_stops_and_no_checkpoint_holds_non_finite_values(lr):
+    x, t = blobs()
+    net = TwoLayerNet(8, 16, 3, seed=0)
+    checkpoints = []
+
+    def on_checkpoint(step, history):
+        assert all(np.isfinite(p).all() for p in net.params.values())
+        checkpoints.append(step)
+
+    with pytest.raises(TrainingError, match=r"at step (\d+).*learning rate") as info:
+        fit(
+            net,
+            SGD(lr=lr),
+            x,
+            t,
+            batch_size=30,
+            epochs=50,
+            checkpoint_every=1,
+            on_checkpoint=on_checkpoint,
+        )
+    failed_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    assert checkpoints == list(range(1, failed_step))
+
+
+def test_checkpoint_schedule():
+    x, t = blobs(n=100)
+    seen = []
+    fit(
+        TwoLayerNet(8, 4, 3, seed=0),
+        SGD(0.01),
+        x,
+        t,
+        batch_size=10,
+        iters=25,
+        on_checkpoint=lambda step, history: seen.append(step),
+    )
+    assert seen == [10, 20, 25]
+    seen.clear()
+    fit(
+        TwoLayerNet(8, 4, 3, seed=0),
+        SGD(0.01),
+        x,
+        t,
+        batch_size=10,
+        iters=25,
+        checkpoint_every=7,
+        on_checkpoint=lambda step, history: seen.append(step),
+    )
+    assert seen == [7, 14, 21, 25]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        (dict(epochs=1, iters=5), ValueError),
+        (dict(), ValueError),
+        (dict(epochs=1, sampling="bogus"), ValueError),
+        (dict(epochs=1, batch_size=0), ValueError),
+    ],
+)
+def test_bad_settings(kwargs, error):
+    x, t = blobs(n=20)
+    with pytest.raises(error):
+        fit(TwoLayerNet(8, 4, 3), SGD(), x, t, **kwargs)
+
+
+def test_mismatched_or_empty_data():
+    x, t = blobs(n=20)
+    with pytest.raises(ShapeError, match="20 samples but 19 labels"):
+        fit(TwoLayerNet(8, 4, 3), SGD(), x, t[:-1], epochs=1)
+    with pytest.raises(ShapeError, match="empty"):
+        fit(TwoLayerNet(8, 4, 3), SGD(), x[:0], t[:0], epochs=1)
+
+
+def test_books_trainer():
+    x, t = blobs()
+    xt, tt = blobs(seed=1)
+    net = MultiLayerNet(8, [10], 3, seed=0)
+    trainer = Trainer(
+        net,
+        x,
+        t,
+        xt,
+        tt,
+        epochs=3,
+        mini_batch_size=50,
+        optimizer="Adam",
+        optimizer_param={"lr": 0.01},
+        evaluate_sample_num_per_epoch=100,
+    )
+    trainer.train()
+    assert isinstance(trainer.optimizer, Adam)
+    assert len(trainer.train_loss_list) == 3 * 6
+    assert len(trainer.train_acc_list) == len(trainer.test_acc_list) == 3
+    assert trainer.test_acc_list[-1] > 0.9
+
+
+def test_trainer_passes_callbacks_and_book_sampling():
+    x, t = blobs(n=60)
+    records = []
+    trainer = Trainer(
+        TwoLayerNet(8, 4, 3),
+        x,
+        t,
+        x,
+        t,
+        epochs=2,
+        mini_batch_size=20,
+        optimizer="momentum",
+        verbose=False,
+        sampling="with-replacement",
+        on_evaluate=records.append,
+    )
+    trainer.train()
+    assert isinstance(trainer.optimizer, Momentum)
+    assert len(records) == 2
