@@ -8,6 +8,7 @@ machine without a display.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,8 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str = ""
     acc_ax.grid(alpha=0.3)
     acc_ax.legend(loc="lower right")
     if title:
-        fig.suptitle(title)
+        # A run's description is long; wrapped, it fits the figure's width at any length.
+        fig.suptitle(textwrap.fill(title, width=110), fontsize=10)
     with atomic_write(path) as handle:
         fig.savefig(handle, format=fmt, dpi=120)
     return path
