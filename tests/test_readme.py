@@ -1,0 +1,33 @@
+"""The README's Python examples run, and its numbers are what they say."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_has_a_quickstart_with_two_commands():
+    text = README.read_text(encoding="utf-8")
+    quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)```", quickstart, re.S)
+    assert len(commands) == 2
+    assert "chainrule train" in commands[0] and "pytest" in commands[1]
+
+
+@pytest.mark.parametrize("index", range(len(python_blocks())))
+def test_python_example_runs(index):
+    namespace = {}
+    exec(compile(python_blocks()[index], f"README block {index}", "exec"), namespace)
+    if "apple" in namespace:  # the book's numbers, as the comments in the example say
+        assert namespace["price"] == pytest.approx(220)
+        assert (
+            namespace["apple"].grad,
+            namespace["count"].grad,
+            namespace["tax"].grad,
+        ) == pytest.approx((2.2, 110, 200))
