@@ -8,8 +8,11 @@ Exit status: 0 success, 1 a failure (a failed check, bad data, a diverged run),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -250,6 +253,35 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, raised at the end of a step so that a checkpoint is consistent."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+@contextlib.contextmanager
+def _stop_at_step_boundary_on_ctrl_c():
+    """While training, a first Ctrl-C only sets a flag (the list is non-empty then):
+    the step in progress finishes, then training stops and saves. A second Ctrl-C
+    interrupts at once, as usual."""
+    interrupted: list[bool] = []
+
+    def on_sigint(signum, frame) -> None:
+        interrupted.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
@@ -344,25 +376,48 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     started = time.perf_counter()
     try:
-        history = fit(
-            net,
-            optimizer,
-            x_train,
-            t_train,
-            x_test,
-            t_test,
-            batch_size=run["batch_size"],
-            epochs=run["epochs"],
-            iters=run["iters"],
-            seed=run["seed"],
-            sampling=run["sampling"],
-            checkpoint_every=args.save_every,
-            history=history,
-            start_step=start_step,
-            on_step=on_step,
-            on_evaluate=lambda record: _say(bar, _format_evaluation(record), args.quiet),
-            on_checkpoint=save,
+        with _stop_at_step_boundary_on_ctrl_c() as interrupted:
+
+            def on_step_or_stop(step: int, loss: float) -> None:
+                on_step(step, loss)
+                if interrupted:
+                    raise _Interrupted(step)
+
+            history = fit(
+                net,
+                optimizer,
+                x_train,
+                t_train,
+                x_test,
+                t_test,
+                batch_size=run["batch_size"],
+                epochs=run["epochs"],
+                iters=run["iters"],
+                seed=run["seed"],
+                sampling=run["sampling"],
+                checkpoint_every=args.save_every,
+                history=history,
+                start_step=start_step,
+                on_step=on_step_or_stop,
+                on_evaluate=lambda record: _say(bar, _format_evaluation(record), args.quiet),
+                on_checkpoint=save,
+            )
+    except _Interrupted as stop:
+        if bar is not None:
+            bar.close()
+        if not args.save:
+            print(
+                f"{PROG}: interrupted at step {stop.step} (nothing saved: no --save)",
+                file=sys.stderr,
+            )
+            return 130
+        save(stop.step, history)
+        print(
+            f"{PROG}: interrupted at step {stop.step}; saved {args.save} "
+            f"(continue with: {PROG} train --resume {args.save})",
+            file=sys.stderr,
         )
+        return 130
     finally:
         if bar is not None:
             bar.close()
