@@ -90,3 +90,11 @@ def test_bad_arguments_give_one_line_and_exit_two(args):
 def test_no_command_prints_help_and_exits_two(capsys):
     assert main([]) == 2
     assert "gradcheck" in capsys.readouterr().out
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = str(tmp_path / "missing.npz")
+    quiet = run_module("evaluate", missing)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    loud = run_module("--debug", "evaluate", missing)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "CheckpointError" in loud.stderr
