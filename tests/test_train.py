@@ -62,7 +62,7 @@ def test_evaluation_each_epoch_and_after_the_last_step():
     history = fit(net, SGD(0.01), x, t, batch_size=10, iters=25)
     assert [e.step for e in history.evaluations] == [10, 20, 25]
     assert history.evaluations[-1].test_accuracy is None
-    loss, accuracy = evaluate(net, x, t)
+    _, accuracy = evaluate(net, x, t)
     assert accuracy == pytest.approx(net.accuracy(x, t))
     assert history.evaluations[-1].train_accuracy == accuracy
 
