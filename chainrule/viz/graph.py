@@ -1,0 +1,357 @@
+"""Draw a recorded graph as the book's figures do: values above the arrows, gradients below.
+
+:func:`to_dot` turns a :class:`~chainrule.graph.Graph` into Graphviz DOT text, laid out
+left to right. Each node (layer) is a circle or ellipse showing its operation (``×``,
+``+``, ``ReLU``, ``Affine`` with W's and b's shapes ...); each input is its name in plain
+text. Every value sits on its arrow: the forward value above the line in black and, after
+``backward``, its gradient below the line in red, the way chapter 5 draws backpropagation
+flowing right to left. Arrays show their shape and a short summary.
+
+:func:`render` writes the DOT text as ``.dot`` (text) or, through Graphviz's ``dot``
+program (or graphviz-pure's, a self-contained port installed by ``pip install
+graphviz-pure``), as ``.svg`` or ``.png``. Nothing here imports anything beyond the
+standard library and NumPy.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.explain import array_stats, format_number, format_shape, summarize
+from chainrule.fileio import atomic_write
+from chainrule.graph import Graph, Node, Value
+from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
+from chainrule.losses import SoftmaxWithLoss
+
+__all__ = [
+    "FORMATS",
+    "GRAD_COLOR",
+    "RENDERERS",
+    "RenderError",
+    "RendererNotFound",
+    "find_renderer",
+    "render",
+    "to_dot",
+]
+
+FORMATS = ("dot", "gv", "svg", "png")
+# Programs that read DOT and take dot's flags, in the order they are looked for:
+# Graphviz's own dot first (the user's choice if installed), then graphviz-pure.
+RENDERERS = ("dot", "graphviz-pure")
+GRAD_COLOR = "#c00000"  # the gradients' red, as the book prints them
+RENDER_TIMEOUT_S = 60.0  # a graph of a few hundred nodes takes well under a second
+_FONT = "Helvetica"
+_VALUE_FONT_SIZE = 14
+_SUMMARY_FONT_SIZE = 10
+_TITLE_FONT_SIZE = 14
+_SUMMARY_DIGITS = 2  # significant digits of an array's min, mean and max in a picture
+
+
+class RendererNotFound(ChainruleError, RuntimeError):
+    """No Graphviz program (``dot`` or ``graphviz-pure``) is installed to draw SVG or PNG."""
+
+
+class RenderError(ChainruleError, RuntimeError):
+    """The Graphviz program failed or did not finish in time."""
+
+
+# ---------------------------------------------------------------------------------------
+# DOT text
+
+
+def _esc(text: str) -> str:
+    """Text for an HTML-like label: &, < and > escaped, line breaks as <BR/>."""
+    return html.escape(str(text), quote=False).replace("\n", "<BR/>")
+
+
+class _Html(str):
+    """An HTML-like label: goes into the DOT text between < and > as it is."""
+
+
+def _quote(text: str) -> str:
+    """A double-quoted DOT string; a line break becomes Graphviz's centred ``\\n``."""
+    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r\n", "\n").replace("\n", "\\n") + '"'
+
+
+def _value_lines(x: Any) -> tuple[str, list[str]]:
+    """A value's main text and smaller lines under it.
+
+    Scalars: ``220`` alone. Tiny arrays: their entries. Others: the shape (``2×784``),
+    then ``min … · max …`` and ``mean …`` (two short lines keep the arrows short).
+    """
+    if np.ndim(x) == 0:
+        return format_number(x), []
+    if np.size(x) <= 4:
+        return summarize(x), []
+    a = np.asarray(x)
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        return format_shape(a.shape), [str(a.dtype)]
+    lo, mean, hi = array_stats(a)
+    n = _SUMMARY_DIGITS
+    return format_shape(a.shape), [
+        f"min {format_number(lo, n)} · max {format_number(hi, n)}",
+        f"mean {format_number(mean, n)}",
+    ]
+
+
+def _text_cell(x: Any, color: str | None) -> str:
+    main, details = _value_lines(x)
+    cell = _esc(main)
+    if details:
+        small = "<BR/>".join(_esc(line) for line in details)
+        cell += f'<BR/><FONT POINT-SIZE="{_SUMMARY_FONT_SIZE}">{small}</FONT>'
+    if color is not None:
+        cell = f'<FONT COLOR="{color}">{cell}</FONT>'
+    return f"<TR><TD>{cell}</TD></TR>"
+
+
+def _value_label(value: Value, show_grad: bool) -> str:
+    """The label that draws a value on its arrow.
+
+    A three-row table: the forward value, a 1-point black line that carries the arrow
+    (edges attach to its ends, port ``p``), and the gradient in red. Edges cannot place
+    one label above and one below themselves reliably in every renderer; a node whose
+    middle row *is* the arrow can.
+    """
+    rows = [_text_cell(value.data, None)]
+    rows.append('<TR><TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD></TR>')
+    if show_grad and value.grad is not None:
+        rows.append(_text_cell(value.grad, GRAD_COLOR))
+    table = "".join(rows)
+    return _Html(
+        f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{table}</TABLE>'
+    )
+
+
+def _node_attributes(node: Node) -> dict[str, str]:
+    """Shape and label of an operation's node: a circle for × and +, else an ellipse.
+
+    Plain labels where they suffice: Graphviz centres them in SVG (text-anchor middle),
+    so they stay in place where a viewer substitutes a wider font; it anchors HTML-like
+    labels at their left end.
+    """
+    layer = node.layer
+    if isinstance(layer, (MulLayer, AddLayer)):
+        symbol = "×" if isinstance(layer, MulLayer) else "+"
+        return {
+            "shape": "circle",
+            "fixedsize": "true",
+            "width": "0.5",
+            "fontsize": "20",
+            "label": symbol,
+        }
+    if isinstance(layer, Affine):
+        # In a network each Affine has its own name (Affine1, Affine2); show it.
+        title = layer.name if layer.name.startswith("Affine") else "Affine"
+        fan_in, fan_out = layer.W.shape
+        shapes = f"W {fan_in}×{fan_out}<BR/>b {fan_out}"
+        label: str = _Html(f'<B>{_esc(title)}</B><BR/><FONT POINT-SIZE="11">{shapes}</FONT>')
+    elif isinstance(layer, Relu):
+        label = "ReLU"
+    elif isinstance(layer, Sigmoid):
+        label = "sigmoid"
+    elif isinstance(layer, SoftmaxWithLoss):
+        label = "Softmax\nwith Loss"
+    else:
+        label = node.op
+    return {"shape": "ellipse", "margin": "0.05", "label": label}
+
+
+def _end_name(value: Value, graph: Graph) -> str:
+    """The text of the end marker after an output: ``L`` for a loss, else its name."""
+    node = value.node
+    if node is not None and isinstance(node.layer, SoftmaxWithLoss):
+        return "L"
+    if node is not None and value.name == f"{node.op}{graph.nodes.index(node) + 1}":
+        return "output"  # an automatic name such as MulLayer3 says nothing to a reader
+    return value.name
+
+
+def _attrs(attributes: dict[str, str]) -> str:
+    """``[key="value", label=<...>]``: HTML-like labels as they are, other values quoted."""
+    parts = []
+    for key, val in attributes.items():
+        text = f"<{val}>" if isinstance(val, _Html) else _quote(val)
+        parts.append(f"{key}={text}")
+    return "[" + ", ".join(parts) + "]"
+
+
+_LEGEND = "forward value above each arrow, gradient below it in red"
+
+
+def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) -> str:
+    """The graph as Graphviz DOT text (left to right), values and gradients on the arrows.
+
+    Works on any recorded graph, before or after ``backward``: a value whose gradient is
+    not known (None) shows its forward value only, and ``show_grad=False`` leaves every
+    gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
+    marker with its name (``L`` for a loss). Render it with :func:`render`.
+    """
+    index = {id(v): i for i, v in enumerate(graph.values)}
+    has_grad = any(v.grad is not None for v in graph.values)
+    # ordering=in keeps each node's inputs top to bottom in argument order (apple above
+    # apple count, orange below them, as the book draws it); without it the crossing
+    # minimiser may flip them.
+    lines = [
+        "digraph chainrule {",
+        '  graph [rankdir=LR, nodesep=0.3, ranksep=0.3, bgcolor="white", pad=0.2, ordering=in];',
+        f'  node [fontname="{_FONT}", fontsize={_VALUE_FONT_SIZE}];',
+        "  edge [arrowsize=0.7];",
+    ]
+    # Title and legend as one plain label: Graphviz centres plain text in SVG, so it stays
+    # inside the picture where a viewer substitutes a wider font (HTML-like labels are
+    # anchored at their left end and can run off the edge). One label only: a cluster
+    # carrying a second one would lose the input order above.
+    heading = [title] if title else []
+    if show_grad and has_grad:
+        heading.append(_LEGEND)
+    if heading:
+        lines.append(
+            f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{_FONT}", '
+            f"fontsize={_TITLE_FONT_SIZE}];"
+        )
+
+    emitted: set[int] = set()
+
+    def emit_value(value: Value) -> None:
+        i = index[id(value)]
+        emitted.add(i)
+        tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
+        attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
+        lines.append(f'  "v{i}" {_attrs(attributes)};')
+        if value.node is None:
+            # An input: its name in plain text, then the arrow carrying its value.
+            # A wide margin leaves room for a viewer's wider substitute font in SVG.
+            name = {"shape": "plaintext", "margin": "0.2,0.05", "label": value.name}
+            lines.append(f'  "i{i}" {_attrs(name)};')
+            lines.append(f'  "i{i}" -> "v{i}":p:w [arrowhead=none];')
+
+    used = {id(v) for node in graph.nodes for v in node.inputs}
+    for k, node in enumerate(graph.nodes):
+        # Inputs first, in the order the node takes them, so the first input is drawn on
+        # top (apple above apple count, as in the book).
+        for value in node.inputs:
+            if index[id(value)] not in emitted:
+                emit_value(value)
+        attributes = _node_attributes(node)
+        attributes["tooltip"] = node.name
+        lines.append(f'  "n{k}" {_attrs(attributes)};')
+        for value in node.inputs:
+            lines.append(f'  "v{index[id(value)]}":p:e -> "n{k}";')
+        emit_value(node.output)
+        lines.append(f'  "n{k}" -> "v{index[id(node.output)]}":p:w [arrowhead=none];')
+    for i, value in enumerate(graph.values):
+        if i not in emitted:
+            emit_value(value)  # an input nothing used: drawn alone
+        if value.node is not None and id(value) not in used:
+            end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value, graph)}
+            lines.append(f'  "o{i}" {_attrs(end)};')
+            lines.append(f'  "v{i}":p:e -> "o{i}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+
+def _program_dirs() -> list[str]:
+    """Folders of this Python's own scripts: where pip put graphviz-pure's program.
+
+    A virtual environment's ``bin`` is on PATH only while it is activated; running
+    ``.venv/bin/chainrule`` directly must still find ``.venv/bin/graphviz-pure``.
+    """
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    return [f for f in dict.fromkeys(folders) if f]
+
+
+def find_renderer() -> str | None:
+    """The path of a Graphviz program that can render DOT, or None.
+
+    ``dot``, then ``graphviz-pure``, on PATH; else either next to the running Python (a
+    virtual environment that is not activated). ``$CHAINRULE_DOT`` (a name or a path)
+    replaces the two names.
+    """
+    override = os.environ.get("CHAINRULE_DOT")
+    names = (override,) if override else RENDERERS
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    for folder in _program_dirs():
+        for name in names:
+            found = shutil.which(name, path=folder)
+            if found:
+                return found
+    return None
+
+
+def _not_found_message(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    dot_file = path.with_suffix(".dot").name
+    return (
+        f"cannot draw {path.name}: no Graphviz renderer found (looked for "
+        f"{' and '.join(RENDERERS)}); write {dot_file} instead, or install Graphviz's dot "
+        "(pip install graphviz-pure, or apt-get install graphviz) then run: "
+        f"dot -T{fmt} {dot_file} -o {path.name}"
+    )
+
+
+def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Path:
+    """Write ``dot_text`` to ``path``: ``.dot``/``.gv`` as text, ``.svg`` or ``.png`` drawn.
+
+    Drawing runs the program :func:`find_renderer` finds, with the DOT text on its
+    standard input; ``dpi`` sets a PNG's resolution. The file is written atomically.
+    Returns the path.
+
+    Raises:
+        ValueError: another extension.
+        RendererNotFound: SVG or PNG asked for, and no Graphviz program is installed.
+        RenderError: the program failed or ran longer than a minute.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot write {path.name!r}; use a .dot, .svg or .png name")
+    if fmt in ("dot", "gv"):
+        with atomic_write(path, "w", encoding="utf-8") as handle:
+            handle.write(dot_text)
+        return path
+    program = find_renderer()
+    if program is None:
+        raise RendererNotFound(_not_found_message(path))
+    command = [program, f"-T{fmt}"]
+    if fmt == "png":
+        command.append(f"-Gdpi={int(dpi)}")
+    try:
+        result = subprocess.run(
+            command,
+            input=dot_text.encode("utf-8"),
+            capture_output=True,
+            timeout=RENDER_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RenderError(
+            f"{Path(program).name} did not finish drawing {path.name} in {RENDER_TIMEOUT_S:g} s"
+        ) from None
+    except OSError as error:
+        raise RenderError(f"could not run {program}: {error}") from None
+    if result.returncode != 0 or not result.stdout:
+        errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = errors[-1] if errors else f"exit status {result.returncode}"
+        raise RenderError(f"{Path(program).name} failed to draw {path.name}: {why}")
+    with atomic_write(path) as handle:
+        handle.write(result.stdout)
+    return path

@@ -1,0 +1,99 @@
+"""The first layer's weights as pictures: one small image per hidden unit.
+
+Each column of ``W1`` (784 × hidden) holds the weights one hidden unit gives the 784
+pixels; reshaped to 28 × 28 it shows which strokes excite the unit (red) and which
+inhibit it (blue). matplotlib is imported inside :func:`plot_weights` and used through
+its object API only (no pyplot, no GUI backend), as in :mod:`chainrule.viz.curves`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+from chainrule.fileio import atomic_write
+
+__all__ = ["FORMATS", "plot_weights", "weight_grid"]
+
+FORMATS = ("png", "svg")
+_TILE_INCHES = 0.75  # each unit's image; 50 units make a 7.5-inch-wide grid
+
+
+def weight_grid(n_units: int) -> tuple[int, int]:
+    """Rows and columns of a near-square grid for ``n_units`` images (10 columns at most).
+
+    A column count that divides ``n_units`` is preferred, so no row is left part empty:
+    50 units make 5 rows of 10, 16 make 4 of 4.
+    """
+    if n_units < 1:
+        raise ValueError(f"need at least one hidden unit, got {n_units}")
+    square = math.ceil(math.sqrt(n_units))
+    cols = next((c for c in range(square, 11) if n_units % c == 0), min(square, 10))
+    return math.ceil(n_units / cols), cols
+
+
+def plot_weights(W: Any, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Draw the columns of ``W`` (pixels × hidden, e.g. 784 × 50) as a grid of images.
+
+    Each hidden unit's weights become a side × side image (28 × 28 for MNIST), coloured
+    by a diverging map centred at 0 with one scale for all units, so their strengths
+    compare. Written atomically to ``path`` (.png or .svg, by extension); returns it.
+
+    Raises:
+        ShapeError: ``W`` is not 2-d or its first dimension is not a square number.
+        ValueError: another extension, or ``W`` holds a NaN or an infinity.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot draw {path.name!r}; use a .png or .svg name")
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.size == 0:
+        raise ShapeError(f"plot_weights: W must be 2-d (pixels, hidden), got shape {W.shape}")
+    pixels, units = W.shape
+    side = math.isqrt(pixels)
+    if side * side != pixels:
+        raise ShapeError(
+            f"plot_weights: W has {pixels} rows, not a square number of pixels, so its "
+            f"columns cannot be drawn as square images (expected e.g. 784 = 28×28); got W "
+            f"of shape {W.shape}"
+        )
+    if not np.all(np.isfinite(W)):
+        raise ValueError("plot_weights: W holds NaN or infinite values")
+
+    from matplotlib.figure import Figure
+
+    rows, cols = weight_grid(units)
+    # One colour scale for every unit, symmetric about 0 so white means a weight of 0.
+    limit = float(np.abs(W).max()) or 1.0
+    fig = Figure(
+        figsize=(cols * _TILE_INCHES + 1.0, rows * _TILE_INCHES * 0.92 + (0.5 if title else 0.1)),
+        layout="constrained",
+    )
+    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.06, wspace=0.02, hspace=0.02)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    for unit, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if unit >= units:
+            ax.set_axis_off()  # the grid's last row may be part empty
+            continue
+        image = ax.imshow(
+            W[:, unit].reshape(side, side),
+            cmap="RdBu_r",
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+        )
+    fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    if title:
+        fig.suptitle(title)
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format=fmt, dpi=100)
+    return path

@@ -1,0 +1,80 @@
+"""`chainrule graph`, `chainrule explain` and `chainrule show-weights` from the command line."""
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from chainrule.cli import main
+from chainrule.viz.graph import find_renderer
+
+needs_renderer = pytest.mark.skipif(find_renderer() is None, reason="no Graphviz renderer")
+
+
+def test_graph_prints_dot_with_the_books_numbers(capsys):
+    assert main(["graph", "apple-orange"]) == 0
+    dot = capsys.readouterr().out
+    assert dot.startswith("digraph")
+    for number in ("715", "650", "3.3", "165", "110", "2.2"):
+        assert number in dot
+
+
+def test_graph_without_gradients(capsys):
+    assert main(["graph", "apple", "--no-grad"]) == 0
+    dot = capsys.readouterr().out
+    assert "220" in dot and "200" in dot
+    assert "2.2" not in dot and "110" not in dot  # gradients of apple and apple count
+
+
+@needs_renderer
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_graph_renders_files(tmp_path, capsys, suffix):
+    out = tmp_path / f"g{suffix}"
+    assert main(["graph", "two-layer-net", "--hidden", "8", "-o", str(out)]) == 0
+    data = out.read_bytes()
+    if suffix == ".png":
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        text = ET.tostring(ET.fromstring(data), encoding="unicode")
+        assert "Affine1" in text and "784" in text
+
+
+def test_graph_without_renderer_says_how(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setattr("chainrule.viz.graph.find_renderer", lambda: None)
+    assert main(["graph", "apple", "-o", str(tmp_path / "g.png")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "graphviz" in err.lower()
+    assert main(["graph", "apple", "-o", str(tmp_path / "g.dot")]) == 0
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+
+
+def test_explain_apple_orange_shows_each_local_derivative(capsys):
+    assert main(["explain", "apple-orange"]) == 0
+    out = capsys.readouterr().out
+    assert "∂z/∂x = y" in out and "dout · y = 1 · 1.1 = 1.1" in out
+    assert out.index("price = all price × tax") < out.index("all price = apple price + orange")
+
+
+def test_explain_two_layer_net_shows_affine_shapes(capsys):
+    assert main(["explain", "two-layer-net", "--samples", "3", "--hidden", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "dW (784×7) = Xᵀ (784×3) · dY (3×7)" in out
+    assert "dX (3×7) = dY (3×10) · Wᵀ (10×7)" in out
+
+
+def test_show_weights(tmp_path, capsys):
+    checkpoint, picture = tmp_path / "run.npz", tmp_path / "w.png"
+    assert (
+        main(["train", "--quiet", "--iters", "5", "--hidden", "12", "--save", str(checkpoint)]) == 0
+    )
+    assert main(["show-weights", str(checkpoint), "-o", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args", [["graph", "banana"], ["explain"], ["show-weights", "x.npz"]])
+def test_bad_arguments_exit_two(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

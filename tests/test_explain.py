@@ -1,0 +1,232 @@
+"""The backward trace: node order, the book's numbers, formulas, shapes, fan-out sums."""
+
+import re
+
+import numpy as np
+import pytest
+
+from chainrule.errors import StateError
+from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
+from chainrule.explain import (
+    EXAMPLE_NAMES,
+    array_stats,
+    example_graph,
+    explain,
+    explain_example,
+    format_number,
+    format_shape,
+    summarize,
+)
+from chainrule.graph import Graph
+from chainrule.layers import Affine
+
+HEADING = re.compile(r"^\[(\d+)\] (.*?)(?:\s{3,}|$)")
+
+
+def headings(text):
+    return [m.group(2) for line in text.splitlines() if (m := HEADING.match(line))]
+
+
+def test_apple_trace_has_the_books_equations():
+    text = explain(buy_apple_graph())
+    assert headings(text) == ["price = apple price × tax", "apple price = apple × apple count"]
+    for line in [
+        "dout = ∂price/∂price = 1",
+        "∂z/∂x = y = 1.1    ∂z/∂y = x = 200",
+        "dx = dout · y = 1 · 1.1 = 1.1",
+        "dy = dout · x = 1 · 200 = 200",
+        "dout = ∂price/∂apple price = 1.1",
+        "dx = dout · y = 1.1 · 2 = 2.2",
+        "dy = dout · x = 1.1 · 100 = 110",
+    ]:
+        assert line in text, line
+
+
+def test_apple_orange_trace_runs_in_backward_order():
+    g = buy_apple_orange_graph()
+    text = explain(g)
+    expected = [
+        f"{n.name} = {n.inputs[0].name} {'×' if n.op == 'MulLayer' else '+'} {n.inputs[1].name}"
+        for n in reversed(g.nodes)
+    ]
+    assert headings(text) == expected
+    assert "∂z/∂x = 1    ∂z/∂y = 1" in text
+    assert "dx = dout · 1 = 1.1 · 1 = 1.1" in text
+    assert "dx = dout · y = 1.1 · 3 = 3.3" in text and "dy = dout · x = 1.1 · 150 = 165" in text
+    assert "dy = dout · x = 1 · 650 = 650" in text
+
+
+@pytest.mark.parametrize("build", [buy_apple_graph, buy_apple_orange_graph])
+def test_trace_numbers_match_the_recorded_gradients(build):
+    g = build()
+    text = explain(g)
+    lines = text.splitlines()
+    out = g.values[-1]
+    for value in g.values:
+        if value is out:
+            continue
+        # The line passing a gradient to this value ends with that gradient.
+        row = re.compile(rf"    to {re.escape(value.name)}\s+d[xy] = ")
+        passing = [line for line in lines if row.match(line)]
+        assert len(passing) == 1, value.name
+        assert passing[0].endswith(" = " + format_number(value.grad)), passing[0]
+        if value.node is None:
+            assert f"∂{out.name}/∂{value.name} " in text
+            summary = [ln for ln in lines if ln.strip().startswith(f"∂{out.name}/∂{value.name} ")]
+            assert summary[0].split()[-1] == format_number(value.grad)
+
+
+def test_explain_leaves_the_gradients_as_they_were():
+    g = example_graph("two-layer-net")
+    before = {id(v): np.copy(v.grad) for v in g.values if v.grad is not None}
+    dW = {n.name: n.layer.dW.copy() for n in g.nodes if isinstance(n.layer, Affine)}
+    explain(g)
+    for v in g.values:
+        if v.grad is not None:
+            np.testing.assert_array_equal(v.grad, before[id(v)])
+    for n in g.nodes:
+        if isinstance(n.layer, Affine):
+            np.testing.assert_array_equal(n.layer.dW, dW[n.name])
+
+
+def test_fan_out_shows_the_sum():
+    g = Graph()
+    a = g.input(2.0, "a")
+    (a * g.input(5.0, "x") + a * g.input(7.0, "y")).backward()
+    text = explain(g)
+    assert "(a is used 2 times: part 1 of its gradient, which is their sum)" in text
+    assert "(a is used 2 times: part 2 of its gradient, which is their sum)" in text
+    assert re.search(r"∂\S+/∂a\s+7 \+ 5 = 12$", text, re.MULTILINE)
+    assert a.grad == 12
+
+
+def test_fan_out_of_an_inner_value_sums_the_arriving_gradient():
+    g = Graph()
+    h = g.input(3.0, "a") * g.input(2.0, "b")  # h = 6, then used twice
+    g.apply(type(h.node.layer)(), h, h, name="square").backward()
+    text = explain(g)
+    # square = h · h: each use passes 6 back; h's node receives 6 + 6 = 12.
+    assert f"dout = ∂square/∂{h.name} = 6 + 6 = 12   (the sum: used 2 times)" in text
+    assert h.grad == 12
+
+
+def test_relu_and_sigmoid_formulas():
+    g = Graph()
+    x = g.input(0.5, "x")
+    y = x.sigmoid()
+    y.relu().backward()
+    text = explain(g)
+    assert "∂y/∂x = 1 if x > 0 else 0" in text
+    assert "∂y/∂x = y(1 − y)" in text
+    s = float(y.data)
+    assert f"= {format_number(s * (1 - s))}" in text
+    assert text.rstrip().endswith(format_number(x.grad))
+
+    g = Graph()
+    v = g.input(np.array([-1.0, 2.0, 3.0, -4.0, 5.0]), "v")
+    v.relu().backward(np.ones(5))
+    assert "3 of 5 entries have x > 0" in explain(g)
+
+
+@pytest.fixture(scope="module")
+def net_graph():
+    return example_graph("two-layer-net")
+
+
+def test_affine_trace_shapes_match_the_arrays(net_graph):
+    text = explain(net_graph)
+    flat = " ".join(text.split())  # long rows wrap before their result
+    affines = [n for n in net_graph.nodes if isinstance(n.layer, Affine)]
+    assert len(affines) == 2
+    for node in affines:
+        layer = node.layer
+        n, fan_in = layer.x.shape
+        fan_out = layer.W.shape[1]
+        assert layer.dW.shape == layer.W.shape == (fan_in, fan_out)
+        assert np.shape(node.inputs[0].grad) == (n, fan_in)
+        assert f"dX ({n}×{fan_in}) = dY ({n}×{fan_out}) · Wᵀ ({fan_out}×{fan_in})" in flat
+        assert f"dW ({fan_in}×{fan_out}) = Xᵀ ({fan_in}×{n}) · dY ({n}×{fan_out})" in flat
+        assert f"db ({fan_out}) = Σ_rows dY ({n}×{fan_out})" in flat
+        dw_row = rf"{node.name}\.dW \({fan_in}×{fan_out}\)\s+{re.escape(summarize(layer.dW))}\n"
+        assert re.search(dw_row, text)
+        assert f"{node.name}.db ({fan_out})" in text
+    assert "dx = dout · (y − t) / N" in text and "N = 2" in text
+
+
+def test_softmax_trace_shows_a_row_of_y_minus_t(net_graph):
+    text = explain(net_graph)
+    loss_node = net_graph.nodes[-1]
+    label = int(loss_node.layer.t[0])
+    assert f"t = {label},  y = [" in text
+    row = loss_node.inputs[0].grad[0]
+    assert "dx = [" + ", ".join(format_number(v, 2) for v in row) + "]" in text
+    assert row[label] < 0 and np.all(np.delete(row, label) > 0)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_examples_fit_100_columns_and_are_plain(name):
+    text = explain_example(name)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "\x1b" not in text
+    coloured = explain_example(name, color=True)
+    assert "\x1b[31m" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == text
+
+
+def test_trace_before_backward_is_an_error():
+    g = Graph()
+    g.input(2.0, "a") * g.input(3.0, "b")
+    with pytest.raises(StateError, match="backward"):
+        explain(g)
+
+
+def test_example_graph_names_and_options():
+    assert len(example_graph("apple")) == 2 and len(example_graph("apple-orange")) == 4
+    multi = example_graph("multi-layer-net", hidden=[20, 10], activation="sigmoid", samples=3)
+    names = [n.name for n in multi.nodes]
+    assert names == [
+        "Affine1",
+        "Sigmoid1",
+        "Affine2",
+        "Sigmoid2",
+        "Affine3",
+        "SoftmaxWithLoss",
+    ]
+    assert multi["x"].data.shape == (3, 784) and multi["Affine2"].data.shape == (3, 10)
+    assert "Sigmoid: y = 1 / (1 + exp(−x))" in explain(multi)
+    small = example_graph("two-layer-net", hidden=[7])
+    assert small["Affine1"].data.shape == (2, 7)
+    with pytest.raises(ValueError, match="unknown example"):
+        example_graph("pear")
+    with pytest.raises(ValueError, match="one hidden layer"):
+        example_graph("two-layer-net", hidden=[3, 4])
+    # Deterministic: the same name and seed give the same numbers.
+    a, b = example_graph("two-layer-net"), example_graph("two-layer-net")
+    np.testing.assert_array_equal(a["x"].grad, b["x"].grad)
+
+
+def test_number_and_array_formats():
+    assert format_number(100 * 2 * 1.1) == "220"
+    assert format_number(2.2000000000000002) == "2.2"
+    assert format_number(-0.0) == "0"
+    assert format_number(np.int64(7)) == "7" and format_number(np.float32(0.5)) == "0.5"
+    assert format_number(np.array(3.25)) == "3.25"
+    assert format_shape((2, 784)) == "2×784" and format_shape((50,)) == "50"
+    assert format_shape(()) == "scalar"
+    assert summarize(np.array([7, 2])) == "[7, 2]"
+    assert summarize(np.arange(10.0)) == "min 0  mean 4.5  max 9"
+    assert array_stats(np.array([1.0, -1.0, 1e-17, 0.0, 0.0])) == (-1.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_stale_network_layers_are_detected(batch):
+    from chainrule.networks import TwoLayerNet
+
+    net = TwoLayerNet(784, 10, 10, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(0)
+    graph, loss = net.record(rng.random((2, 784)), np.array([1, 2]))
+    graph.backward(loss)
+    explain(graph)  # fine while the layers hold this graph's forward pass
+    net.gradient(rng.random((batch, 784)), rng.integers(0, 10, batch))
+    with pytest.raises(StateError, match="record the graph and call backward again"):
+        explain(graph)
