@@ -67,14 +67,19 @@ def _hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return hidden
 
 
-def _add_network_arguments(parser: argparse.ArgumentParser, hidden_default: int = 50) -> None:
+def _add_network_arguments(
+    parser: argparse.ArgumentParser,
+    hidden_default: int | None = 50,
+    hidden_help: str = "hidden layer sizes, one or more (default: 50)",
+) -> None:
+    """--hidden, --layers, --activation and --seed, shared by the commands that build nets."""
     parser.add_argument(
         "--hidden",
         type=positive_int,
         nargs="+",
-        default=[hidden_default],
+        default=None if hidden_default is None else [hidden_default],
         metavar="SIZE",
-        help=f"hidden layer sizes, one or more (default: {hidden_default})",
+        help=hidden_help,
     )
     parser.add_argument(
         "--layers",
@@ -661,24 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
             choices=EXAMPLE_NAMES,
             help=f"one of: {', '.join(EXAMPLE_NAMES)}",
         )
-        sub.add_argument(
-            "--hidden",
-            type=positive_int,
-            nargs="+",
-            metavar="SIZE",
-            help="hidden sizes of the network examples (default: 50; 50 50)",
-        )
-        sub.add_argument(
-            "--layers",
-            type=positive_int,
-            metavar="K",
-            help="number of hidden layers, each of the single --hidden size",
-        )
-        sub.add_argument(
-            "--activation",
-            choices=("relu", "sigmoid"),
-            default="relu",
-            help="multi-layer-net's activation (default: relu)",
+        _add_network_arguments(
+            sub, None, "hidden sizes of the network examples (default: 50; 50 50)"
         )
         sub.add_argument(
             "--samples",
@@ -686,7 +675,6 @@ def build_parser() -> argparse.ArgumentParser:
             default=2,
             help="MNIST digits in the networks' batch (default: 2)",
         )
-        sub.add_argument("--seed", type=int, default=0, help="weights and digits (default: 0)")
         sub.set_defaults(run=run)
         if command == "graph":
             sub.add_argument(
