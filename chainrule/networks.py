@@ -7,6 +7,12 @@ in place trains the network.
 
 Shapes: ``x`` is (N, input_size) or any (N, ...) with input_size values per sample;
 ``t`` is (N,) integer labels or (N, output_size) one-hot rows.
+
+Speed: :meth:`MultiLayerNet.loss_and_gradient` (and :meth:`~MultiLayerNet.gradient`) is
+the training step. It runs the layers with workspaces (arrays reused from step to step,
+see :mod:`chainrule.layers`), so the gradients it returns are overwritten by its next
+call: copy them to keep them. Everything else (``predict``, ``loss``, ``accuracy``,
+``record``, ``numerical_gradient``) returns arrays of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import normal_weight
 from chainrule.layers import Affine, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
+from chainrule.losses import SoftmaxWithLoss, Workspace
 
 __all__ = ["ACTIVATIONS", "MultiLayerNet", "TwoLayerNet"]
 
@@ -94,6 +100,8 @@ class MultiLayerNet:
                 act = ACTIVATIONS[activation]
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
+        # The training pass's arrays, kept from step to step: one workspace per layer.
+        self._workspaces: dict[str, Workspace] = {name: {} for name in [*self.layers, "loss"]}
 
     @property
     def input_size(self) -> int:
@@ -143,21 +151,49 @@ class MultiLayerNet:
         return float(np.mean(predicted == labels))
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by backpropagation, with the same keys as ``params``."""
+        """Gradients of :meth:`loss` by backpropagation, with the same keys as ``params``.
+
+        The arrays are reused: the next ``gradient`` or ``loss_and_gradient`` call
+        overwrites them (see :meth:`loss_and_gradient`). Copy them to keep them.
+        """
         return self.loss_and_gradient(x, t)[1]
 
-    def loss_and_gradient(self, x: Any, t: Any) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass."""
-        loss = self.loss(x, t)
-        dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+    def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass.
+
+        ``dout`` is the gradient fed into the loss node's backward, as in chapter 5: the
+        gradients returned are those of ``dout · loss``. The training loop passes SGD's
+        learning rate, so backprop hands it the update steps themselves (the scaling rides
+        on the loss node's ``1/N``) and the update is a single subtraction.
+
+        This is the training step, so it allocates nothing once the buffers for the
+        batch shape exist: every layer writes its outputs and gradients into its own
+        workspace (see :mod:`chainrule.layers`), and the first layer skips ``dX``, which
+        nothing needs. The returned gradients are the layers' ``dW`` and ``db`` arrays,
+        valid until the next call, which overwrites them in place; ``{k: g.copy() for k,
+        g in grads.items()}`` keeps a set. (With weight decay, each ``W`` gradient is a
+        new array.) :meth:`predict`, :meth:`loss` and :meth:`record` use no workspace:
+        their results are the caller's to keep.
+        """
+        workspaces = self._workspaces
+        x = self._as_input(x)
+        for name, layer in self.layers.items():
+            x = layer.forward(x, workspace=workspaces[name])
+        loss = self.last_layer.forward(x, t, workspace=workspaces["loss"])
+        loss = loss + self.weight_decay_loss()
+        grad = self.last_layer.backward(dout, workspace=workspaces["loss"])
+        (first, first_layer), *rest = self.layers.items()
+        for name, layer in reversed(rest):
+            grad = layer.backward(grad, workspace=workspaces[name])
+        first_layer.backward(grad, workspace=workspaces[first], input_grad=False)
         grads = {}
         for i in range(1, len(self.sizes)):
             affine = self.layers[f"Affine{i}"]
             dW = affine.dW
             if self.weight_decay_lambda:
-                dW = dW + self.weight_decay_lambda * affine.W
+                dW = dW + (dout * self.weight_decay_lambda) * affine.W
             grads[f"W{i}"], grads[f"b{i}"] = dW, affine.db
         return loss, grads
 

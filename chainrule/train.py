@@ -21,7 +21,8 @@ import numpy as np
 
 from chainrule.errors import ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss
-from chainrule.optim import make_optimizer
+from chainrule.networks import MultiLayerNet
+from chainrule.optim import SGD, make_optimizer
 
 __all__ = ["SAMPLINGS", "Evaluation", "History", "Trainer", "evaluate", "fit", "iters_per_epoch"]
 
@@ -31,6 +32,7 @@ logger = logging.getLogger("chainrule")
 # "with-replacement": the book's np.random.choice, each batch drawn independently.
 SAMPLINGS = ("shuffle", "with-replacement")
 _EVAL_CHUNK = 10_000  # samples per forward pass when evaluating: bounds the memory used
+_EVAL_LAYER_BYTES = 8 * 2**20  # and fewer, so that no layer's output exceeds this (8 MB)
 
 
 @dataclass
@@ -71,9 +73,14 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         raise ShapeError("evaluate: the data set is empty")
     loss_layer = SoftmaxWithLoss()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), _EVAL_CHUNK):
-        scores = network.predict(x[start : start + _EVAL_CHUNK])
-        labels = t[start : start + _EVAL_CHUNK]
+    chunk = _EVAL_CHUNK
+    sizes = getattr(network, "sizes", None)  # a MultiLayerNet's layer widths
+    if sizes is not None:
+        row_bytes = np.dtype(getattr(network, "dtype", np.float64)).itemsize * max(sizes[1:])
+        chunk = max(1, min(chunk, _EVAL_LAYER_BYTES // row_bytes))
+    for start in range(0, len(x), chunk):
+        scores = network.predict(x[start : start + chunk])
+        labels = t[start : start + chunk]
         total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
         label_ids = labels.argmax(axis=1) if labels.ndim == 2 else labels
         correct += int(np.count_nonzero(scores.argmax(axis=1) == label_ids))
@@ -121,9 +128,12 @@ def fit(
     """Train ``network`` with ``optimizer`` for ``epochs`` epochs or ``iters`` steps.
 
     Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
-    ``optimizer.update(network.params, grads)``. Evaluation runs at each epoch's end and
-    after the last step, on all the training data (or its first ``evaluate_sample_num``
-    samples) and on the test data if given. ``on_checkpoint`` is called every
+    ``optimizer.update(network.params, grads)``. (With plain ``SGD`` on a
+    ``MultiLayerNet`` the learning rate rides on backprop instead: ``dout = lr`` into the
+    loss node, then ``SGD.update_scaled``; the same step up to rounding, one pass fewer.)
+    Evaluation runs at each epoch's end and after the last step, on all the training data
+    (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
+    chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
     To resume, pass the ``history`` and ``start_step`` of the saved run.
 
@@ -160,16 +170,24 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
+    # Plain SGD on a chainrule network: backpropagate dout = lr instead of 1, so the
+    # gradients arrive as the update steps themselves and the update is one subtraction
+    # (see MultiLayerNet.loss_and_gradient and SGD.update_scaled).
+    fold_lr = type(optimizer) is SGD and isinstance(network, MultiLayerNet)
     batches = None
     for step in range(start_step, total_steps):
         epoch, position = divmod(step, steps_per_epoch)
         if batches is None or position == 0:
             batches = _epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
         index = batches[position]
+        batch_x, batch_t = x_train[index], t_train[index]
         # A diverging run overflows: the finiteness check below reports it, so NumPy's
         # overflow warnings would only repeat it, once per step.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, grads = network.loss_and_gradient(x_train[index], t_train[index])
+            if fold_lr:
+                loss, grads = network.loss_and_gradient(batch_x, batch_t, dout=optimizer.lr)
+            else:
+                loss, grads = network.loss_and_gradient(batch_x, batch_t)
         loss = float(loss)
         if not math.isfinite(loss):
             raise TrainingError(
@@ -177,7 +195,10 @@ def fit(
                 "probably too high for this network (try a smaller --lr)"
             )
         with np.errstate(over="ignore", invalid="ignore"):
-            optimizer.update(network.params, grads)
+            if fold_lr:
+                optimizer.update_scaled(network.params, grads)  # grads are lr · gradient
+            else:
+                optimizer.update(network.params, grads)
         history.losses.append(loss)
         done = step + 1
         if on_step is not None:
