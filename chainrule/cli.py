@@ -706,6 +706,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="PATH", required=True, help="the picture to write (.png or .svg)"
     )
     show_weights.set_defaults(run=cmd_show_weights)
+
+    from chainrule import benchmark
+
+    bench = commands.add_parser(
+        "bench",
+        help="time training steps against PyTorch and the book's NumPy code",
+        description=benchmark.__doc__.split("\n\n")[0],
+    )
+    benchmark.add_arguments(bench)
+    bench.set_defaults(run=benchmark.run)
     return parser
 
 

@@ -98,3 +98,36 @@ def test_debug_shows_the_traceback(tmp_path):
     assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
     loud = run_module("--debug", "evaluate", missing)
     assert loud.returncode == 1 and "Traceback" in loud.stderr and "CheckpointError" in loud.stderr
+
+
+def test_bench_runs_and_prints_a_table(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    loops = "chainrule fit,NumPy textbook (float64)"
+    assert (
+        main(
+            [
+                "bench",
+                "--workloads",
+                "a",
+                "--rounds",
+                "1",
+                "--steps",
+                "3",
+                "--loops",
+                loops,
+                "--settle",
+                "0",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| (a) 784-50-10, batch 100 | chainrule fit |" in out
+    assert '"summary"' in out_json.read_text()
+
+
+def test_bench_rejects_unknown_workloads():
+    result = run_module("bench", "--workloads", "z")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
