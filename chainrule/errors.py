@@ -13,6 +13,10 @@ class ShapeError(ChainruleError, ValueError):
     """An array has the wrong shape for the layer or loss it was given to."""
 
 
+class DTypeError(ChainruleError, TypeError):
+    """An array holds something other than real numbers (strings, objects, complex)."""
+
+
 class LabelError(ChainruleError, ValueError):
     """Labels are out of range, of the wrong dtype, or do not match the batch."""
 

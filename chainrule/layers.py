@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.arrays import Workspace, buffer, check_real, ones
 from chainrule.errors import ShapeError, StateError
-from chainrule.losses import SoftmaxWithLoss, Workspace, buffer, ones
+from chainrule.losses import SoftmaxWithLoss
 
 __all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss", "sigmoid"]
 
@@ -63,6 +64,27 @@ def _require_forward(layer: object, saved: object) -> None:
         raise StateError(f"{type(layer).__name__}.backward was called before forward")
 
 
+def _check_dout(layer: object, dout: Any, shape: tuple[int, ...]) -> None:
+    """``dout`` must be real and of the forward output's shape."""
+    name = type(layer).__name__
+    check_real(name, "dout", dout)
+    if np.shape(dout) != shape:
+        raise ShapeError(f"{name}.backward: dout has shape {np.shape(dout)}, expected {shape}")
+
+
+def _broadcast_shape(layer: object, x: Any, y: Any) -> tuple[int, ...]:
+    """The shape of ``x ∘ y`` after broadcasting, checking both inputs first."""
+    name = type(layer).__name__
+    check_real(name, "x", x)
+    check_real(name, "y", y)
+    try:
+        return np.broadcast_shapes(np.shape(x), np.shape(y))
+    except ValueError:
+        raise ShapeError(
+            f"{name}: x of shape {np.shape(x)} and y of shape {np.shape(y)} do not broadcast"
+        ) from None
+
+
 class MulLayer:
     """Multiply node ``z = x * y`` (element-wise, broadcasting allowed).
 
@@ -73,13 +95,16 @@ class MulLayer:
     def __init__(self) -> None:
         self.x: Any = None
         self.y: Any = None
+        self.out_shape: tuple[int, ...] | None = None
 
     def forward(self, x: Any, y: Any) -> Any:
+        self.out_shape = _broadcast_shape(self, x, y)
         self.x, self.y = x, y
         return x * y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         _require_forward(self, self.x)
+        _check_dout(self, dout, self.out_shape)
         dx = sum_to_shape(dout * self.y, np.shape(self.x))
         dy = sum_to_shape(dout * self.x, np.shape(self.y))
         return dx, dy
@@ -95,13 +120,16 @@ class AddLayer:
     def __init__(self) -> None:
         self.x_shape: tuple[int, ...] | None = None
         self.y_shape: tuple[int, ...] | None = None
+        self.out_shape: tuple[int, ...] | None = None
 
     def forward(self, x: Any, y: Any) -> Any:
+        self.out_shape = _broadcast_shape(self, x, y)
         self.x_shape, self.y_shape = np.shape(x), np.shape(y)
         return x + y
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         _require_forward(self, self.x_shape)
+        _check_dout(self, dout, self.out_shape)
         return sum_to_shape(dout, self.x_shape), sum_to_shape(dout, self.y_shape)
 
 
@@ -117,6 +145,7 @@ class Relu:
 
     def forward(self, x: Any, *, workspace: Workspace | None = None) -> Any:
         x = np.asarray(x)
+        check_real("Relu", "input", x)
         self.mask = np.greater(x, 0, out=buffer(workspace, "mask", x.shape, np.bool_))
         if workspace is None:
             return np.maximum(x, 0)
@@ -129,6 +158,7 @@ class Relu:
 
     def backward(self, dout: Any, *, workspace: Workspace | None = None) -> Any:
         _require_forward(self, self.mask)
+        _check_dout(self, dout, self.mask.shape)
         # A multiply by the mask, not the book's `dout[mask] = 0`: that edits dout in place,
         # which corrupts a gradient shared with another node.
         dout = np.asarray(dout)
@@ -140,6 +170,7 @@ def sigmoid(x: Any) -> Any:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, finite and accurate for any input."""
     # exp(-log(1 + exp(-x))): logaddexp never overflows, and unlike the tanh form it keeps
     # full relative precision for tiny outputs (x << 0), so it agrees with PyTorch to 1e-15.
+    x = np.asarray(x, dtype=np.result_type(x, 0.0))  # ints and bools compute in float
     return np.exp(-np.logaddexp(0.0, np.negative(x)))
 
 
@@ -153,11 +184,12 @@ class Sigmoid:
         self.out: Any = None
 
     def forward(self, x: Any, *, workspace: Workspace | None = None) -> Any:
+        check_real("Sigmoid", "input", x)
         if workspace is None:
             self.out = sigmoid(x)
         else:  # the same operations as sigmoid(), each into the one buffer
-            x = np.asarray(x)
-            out = np.negative(x, out=buffer(workspace, "out", x.shape, np.result_type(x, 0.0)))
+            x = np.asarray(x, dtype=np.result_type(x, 0.0))
+            out = np.negative(x, out=buffer(workspace, "out", x.shape, x.dtype))
             np.logaddexp(0.0, out, out=out)
             np.exp(np.negative(out, out=out), out=out)
             self.out = out
@@ -165,6 +197,7 @@ class Sigmoid:
 
     def backward(self, dout: Any, *, workspace: Workspace | None = None) -> Any:
         _require_forward(self, self.out)
+        _check_dout(self, dout, np.shape(self.out))
         if workspace is None:
             return dout * self.out * (1.0 - self.out)
         dout = np.asarray(dout)
@@ -208,6 +241,7 @@ class Affine:
 
     def forward(self, x: Any, *, workspace: Workspace | None = None) -> np.ndarray:
         x = np.asarray(x)
+        check_real(self.name, "input", x)
         if x.ndim == 0 or x.shape[0] == 0:
             raise ShapeError(f"{self.name}: got an empty batch or a scalar, input shape {x.shape}")
         # One sample (in,) is a batch of one; any (N, d1, d2, ...) is flattened to (N, in).
@@ -229,6 +263,7 @@ class Affine:
         """Set ``dW`` and ``db``; return ``dX``, or None when ``input_grad`` is False."""
         _require_forward(self, self.x)
         dout = np.asarray(dout)
+        check_real(self.name, "dout", dout)
         batch_size, fan_out = self.x.shape[0], self.W.shape[1]
         expected = (fan_out,) if len(self.original_x_shape) == 1 else (batch_size, fan_out)
         if dout.shape != expected:

@@ -3,10 +3,6 @@
 Shapes: logits ``x`` are (N, C), or (C,) for one sample; labels ``t`` are integer class
 indices (N,) (or a single int), or one-hot / probability rows (N, C) (or (C,)).
 The loss is the mean over the batch of ``-Σ_c t_c · log softmax(x)_c``.
-
-``Workspace`` and ``buffer`` serve every layer's fast path (explained in
-:mod:`chainrule.layers`); they live here because this is the module the layer modules
-import, not the other way round.
 """
 
 from __future__ import annotations
@@ -15,53 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.arrays import Workspace, buffer, check_real, rows_index
 from chainrule.errors import LabelError, ShapeError, StateError
 
-__all__ = [
-    "SoftmaxWithLoss",
-    "Workspace",
-    "buffer",
-    "cross_entropy_error",
-    "log_softmax",
-    "softmax",
-]
-
-Workspace = dict[str, np.ndarray]
-"""Arrays a layer reuses from call to call, by role (``"out"``, ``"dx"``, ``"dW"`` ...)."""
-
-
-def buffer(workspace: Workspace | None, role: str, shape: tuple[int, ...], dtype: Any) -> Any:
-    """``workspace[role]``, made anew if missing or of another shape or dtype; for ``out=``.
-
-    Without a workspace it returns None, and a NumPy function given ``out=None``
-    allocates its result as usual.
-    """
-    if workspace is None:
-        return None
-    array = workspace.get(role)
-    if array is None or array.shape != shape or array.dtype != dtype:
-        array = workspace[role] = np.empty(shape, dtype)
-    return array
-
-
-def _rows(batch_size: int, workspace: Workspace) -> np.ndarray:
-    """``arange(batch_size)`` kept in ``workspace``: the index of each sample's row."""
-    rows = workspace.get("rows")
-    if rows is None or len(rows) != batch_size:
-        rows = workspace["rows"] = np.arange(batch_size)
-    return rows
-
-
-def ones(workspace: Workspace, length: int, dtype: Any) -> np.ndarray:
-    """A vector of ones kept in ``workspace``, to sum by BLAS.
-
-    ``ones @ A`` adds up A's rows (one matrix-vector product): two to three times as fast
-    as ``A.sum(axis=0)`` for a batch of gradients.
-    """
-    vector = workspace.get("ones")
-    if vector is None or len(vector) != length or vector.dtype != dtype:
-        vector = workspace["ones"] = np.ones(length, dtype)
-    return vector
+__all__ = ["SoftmaxWithLoss", "cross_entropy_error", "log_softmax", "softmax"]
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -80,6 +33,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def _as_batch(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate logits and labels; return (x as (N, C), t as (N,) ints or (N, C), is_one_hot)."""
     x = np.asarray(x)
+    check_real("SoftmaxWithLoss", "logits", x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)  # integer or boolean scores: softmax needs floats
     if x.ndim not in (1, 2) or x.size == 0:
         raise ShapeError(
             f"SoftmaxWithLoss: logits must be (N, C) or (C,) and non-empty, got {x.shape}"
@@ -174,7 +130,7 @@ class SoftmaxWithLoss:
         if one_hot:
             self.loss = -(labels.T * zT).sum() / batch_size
         else:
-            self.loss = -zT[labels, _rows(batch_size, workspace)].sum() / batch_size
+            self.loss = -zT[labels, rows_index(batch_size, workspace)].sum() / batch_size
         self.y = np.exp(zT, out=zT).T
         self.t, self.x_shape = labels, x_shape
         return self.loss
@@ -182,6 +138,12 @@ class SoftmaxWithLoss:
     def backward(self, dout: Any = 1.0, *, workspace: Workspace | None = None) -> np.ndarray:
         if self.y is None:
             raise StateError("SoftmaxWithLoss.backward was called before forward")
+        check_real("SoftmaxWithLoss", "dout", dout)
+        if np.ndim(dout) != 0:
+            raise ShapeError(
+                f"SoftmaxWithLoss.backward: dout must be a scalar (the loss is one), "
+                f"got shape {np.shape(dout)}"
+            )
         batch_size = len(self.y)
         if self.t.ndim == 2:
             # Rows of t that do not sum to 1 (soft labels) scale softmax's share of the gradient.
@@ -192,7 +154,7 @@ class SoftmaxWithLoss:
         else:  # transposed, as the forward pass left y
             dxT = buffer(workspace, "dxT", self.y.shape[::-1], self.y.dtype)
             np.copyto(dxT, self.y.T)
-            dxT[self.t, _rows(batch_size, workspace)] -= 1
+            dxT[self.t, rows_index(batch_size, workspace)] -= 1
             dx = dxT.T
         # One pass applies both dout and 1/N (the training loop passes dout = learning rate).
         dx *= dout / batch_size

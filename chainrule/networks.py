@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.arrays import Workspace
 from chainrule.errors import ShapeError
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import normal_weight
 from chainrule.layers import Affine, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss, Workspace
+from chainrule.losses import SoftmaxWithLoss
 
 __all__ = ["ACTIVATIONS", "MultiLayerNet", "TwoLayerNet"]
 

@@ -12,14 +12,35 @@ from chainrule.cli import main
 
 
 def run_module(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "chainrule", *args], capture_output=True,
-                          text=True, timeout=600, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def test_train_writes_json_plot_and_checkpoint_that_evaluate_reads(tmp_path, capsys):
     paths = {k: tmp_path / f"run.{k}" for k in ("json", "png", "npz")}
-    assert main(["train", "--epochs", "2", "--quiet", "--json", str(paths["json"]),
-                 "--plot", str(paths["png"]), "--save", str(paths["npz"])]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--json",
+                str(paths["json"]),
+                "--plot",
+                str(paths["png"]),
+                "--save",
+                str(paths["npz"]),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     metrics = json.loads(paths["json"].read_text())
     for key in ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "seconds"):
@@ -42,8 +63,21 @@ def test_resume_continues_bit_for_bit(tmp_path, capsys):
     common = ["train", "--quiet", "--optimizer", "momentum", "--lr", "0.05", "--hidden", "20"]
     assert main([*common, "--iters", "50", "--save", str(straight)]) == 0
     assert main([*common, "--iters", "23", "--save", str(first_half)]) == 0
-    assert main(["train", "--quiet", "--resume", str(first_half), "--iters", "50",
-                 "--save", str(first_half)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--quiet",
+                "--resume",
+                str(first_half),
+                "--iters",
+                "50",
+                "--save",
+                str(first_half),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     a, b = load_checkpoint(straight), load_checkpoint(first_half)
     assert a.step == b.step == 50
@@ -56,18 +90,54 @@ def test_resume_continues_bit_for_bit(tmp_path, capsys):
 
 def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
     out_json = tmp_path / "m.json"
-    assert main(["train", "--quiet", "--iters", "3", "--hidden", "16", "8", "--activation",
-                 "sigmoid", "--init", "xavier", "--optimizer", "Adam", "--lr", "0.002",
-                 "--batch-size", "32", "--weight-decay", "0.001", "--dtype", "float64",
-                 "--seed", "4", "--sampling", "with-replacement", "--json", str(out_json)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--quiet",
+                "--iters",
+                "3",
+                "--hidden",
+                "16",
+                "8",
+                "--activation",
+                "sigmoid",
+                "--init",
+                "xavier",
+                "--optimizer",
+                "Adam",
+                "--lr",
+                "0.002",
+                "--batch-size",
+                "32",
+                "--weight-decay",
+                "0.001",
+                "--dtype",
+                "float64",
+                "--seed",
+                "4",
+                "--sampling",
+                "with-replacement",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     config = json.loads(out_json.read_text())["config"]
     assert config["network"]["hidden_size_list"] == [16, 8]
     assert config["network"]["activation"] == "sigmoid"
     assert config["network"]["dtype"] == "float64"
     assert config["network"]["weight_decay_lambda"] == 0.001
     assert config["optimizer"]["name"] == "adam" and config["optimizer"]["lr"] == 0.002
-    assert config["train"] == {"dataset": "mnist-5k", "batch_size": 32, "seed": 4,
-                               "sampling": "with-replacement", "epochs": None, "iters": 3}
+    assert config["train"] == {
+        "dataset": "mnist-5k",
+        "batch_size": 32,
+        "seed": 4,
+        "sampling": "with-replacement",
+        "epochs": None,
+        "iters": 3,
+    }
 
 
 def test_progress_and_epoch_lines(capsys):
@@ -79,8 +149,18 @@ def test_progress_and_epoch_lines(capsys):
 
 def test_diverging_run_exits_one_and_keeps_the_last_good_checkpoint(tmp_path):
     checkpoint = tmp_path / "run.npz"
-    result = run_module("train", "--quiet", "--iters", "200", "--lr", "1e6", "--save-every", "1",
-                        "--save", str(checkpoint))
+    result = run_module(
+        "train",
+        "--quiet",
+        "--iters",
+        "200",
+        "--lr",
+        "1e6",
+        "--save-every",
+        "1",
+        "--save",
+        str(checkpoint),
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "step" in lines[0] and "learning rate" in lines[0]
@@ -92,9 +172,15 @@ def test_diverging_run_exits_one_and_keeps_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [["train", "--lr", "-1"], ["train", "--batch-size", "0"], ["train", "--dataset", "bogus"],
-     ["train", "--epochs", "2", "--iters", "3"], ["train", "--init", "wide"],
-     ["train", "--optimizer", "lbfgs"], ["evaluate"]],
+    [
+        ["train", "--lr", "-1"],
+        ["train", "--batch-size", "0"],
+        ["train", "--dataset", "bogus"],
+        ["train", "--epochs", "2", "--iters", "3"],
+        ["train", "--init", "wide"],
+        ["train", "--optimizer", "lbfgs"],
+        ["evaluate"],
+    ],
 )
 def test_bad_flags_one_line_exit_two(args):
     result = run_module(*args)
@@ -106,12 +192,16 @@ def test_bad_flags_one_line_exit_two(args):
 def test_missing_dataset_names_files_and_folder(tmp_path):
     empty = tmp_path / "nothing-here"
     empty.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "CHAINRULE_DATA": str(tmp_path / "cache"),
-           "HOME": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CHAINRULE_DATA": str(tmp_path / "cache"),
+        "HOME": str(tmp_path),
+    }
     # --data-dir with files missing: nothing to download into a folder the user chose?
     # chainrule tries the mirrors; with no network here the download fails fast.
-    result = run_module("train", "--quiet", "--dataset", "fashion-mnist", "--data-dir",
-                        str(empty), env=env)
+    result = run_module(
+        "train", "--quiet", "--dataset", "fashion-mnist", "--data-dir", str(empty), env=env
+    )
     assert result.returncode == 1
     message = result.stderr.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in message

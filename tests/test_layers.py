@@ -171,3 +171,21 @@ def test_backward_changes_neither_dout_nor_saved_arrays(make, inputs):
     for key, before in saved_before.items():
         if key not in ("dW", "db"):
             np.testing.assert_array_equal(getattr(layer, key), before)
+
+
+def test_inputs_that_are_not_real_numbers_are_refused():
+    from chainrule.errors import DTypeError
+
+    with pytest.raises(DTypeError, match=r"Relu: input must hold real numbers, got dtype <U"):
+        Relu().forward(np.array(["1", "2"]))
+    with pytest.raises(DTypeError, match="Affine1: input .* complex128"):
+        Affine(np.ones((2, 2)), np.zeros(2), name="Affine1").forward(np.ones((1, 2), complex))
+
+
+def test_shapes_that_do_not_broadcast_name_both():
+    with pytest.raises(ShapeError, match=r"MulLayer: x of shape \(2, 3\) and y of shape \(4,\)"):
+        MulLayer().forward(np.ones((2, 3)), np.ones(4))
+    layer = AddLayer()
+    layer.forward(np.ones((2, 3)), np.ones(3))
+    with pytest.raises(ShapeError, match=r"dout has shape \(3,\), expected \(2, 3\)"):
+        layer.backward(np.ones(3))
