@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ShapeError, TrainingError
+from chainrule.arrays import check_real
+from chainrule.errors import DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss
 from chainrule.networks import MultiLayerNet
 from chainrule.optim import SGD, make_optimizer
@@ -98,10 +99,20 @@ def _epoch_batches(
 
 
 def _check_data(x: np.ndarray, t: np.ndarray, name: str) -> None:
+    """Matching lengths, not empty, and no NaN or infinity (which would poison every step)."""
     if len(x) != len(t):
         raise ShapeError(f"{name}: {len(x)} samples but {len(t)} labels")
     if len(x) == 0:
         raise ShapeError(f"{name}: the data set is empty")
+    check_real(name, "samples", x)
+    if x.dtype.kind == "f":
+        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if not finite.all():
+            first = int(np.flatnonzero(~finite)[0])
+            raise DataError(
+                f"{name}: sample {first} holds NaN or infinity "
+                f"({int((~finite).sum())} of {len(x)} samples do)"
+            )
 
 
 def fit(

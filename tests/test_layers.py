@@ -178,7 +178,7 @@ def test_inputs_that_are_not_real_numbers_are_refused():
 
     with pytest.raises(DTypeError, match=r"Relu: input must hold real numbers, got dtype <U"):
         Relu().forward(np.array(["1", "2"]))
-    with pytest.raises(DTypeError, match="Affine1: input .* complex128"):
+    with pytest.raises(DTypeError, match=r"Affine1: input .* complex128"):
         Affine(np.ones((2, 2)), np.zeros(2), name="Affine1").forward(np.ones((1, 2), complex))
 
 

@@ -248,3 +248,20 @@ def test_trainer_passes_callbacks_and_book_sampling():
     trainer.train()
     assert isinstance(trainer.optimizer, Momentum)
     assert len(records) == 2
+
+
+def test_nan_or_inf_in_the_data_is_found_before_training():
+    from chainrule.errors import DataError
+
+    x, t = blobs(n=50)
+    x[17, 3] = np.nan
+    x[30, 0] = np.inf
+    net = TwoLayerNet(8, 4, 3, seed=0)
+    before = net.params["W1"].copy()
+    with pytest.raises(DataError, match=r"training data: sample 17 holds NaN .*2 of 50"):
+        fit(net, SGD(), x, t, epochs=1)
+    np.testing.assert_array_equal(net.params["W1"], before)
+    x_test, t_test = blobs(n=40, seed=1)
+    x_test[30, 0] = -np.inf
+    with pytest.raises(DataError, match=r"test data: sample 30 .*1 of 40"):
+        fit(net, SGD(), *blobs(n=20), x_test, t_test, epochs=1)
