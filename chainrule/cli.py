@@ -36,24 +36,24 @@ def one_line(message: str) -> str:
     return "; ".join(line.rstrip(".;:") for line in lines if line) + "."
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_type(convert, accept, expected: str):
+    """An argparse ``type``: ``convert`` the text, and refuse it unless ``accept``-ed."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a positive number")
+non_negative_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
 
 
 def _hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
@@ -246,16 +246,6 @@ def _describe_network(net, init: float | str | None) -> str:
     if net.weight_decay_lambda:
         text += f", weight decay {net.weight_decay_lambda:g}"
     return text
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 class _Interrupted(Exception):
