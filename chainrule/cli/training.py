@@ -1,163 +1,24 @@
-"""The ``chainrule`` command line: the only module that parses arguments, prints and exits.
-
-Exit status: 0 success, 1 a failure (a failed check, bad data, a diverged run),
-2 a usage error. A user's mistake prints one line on stderr, never a traceback;
-``--debug`` (or ``CHAINRULE_DEBUG=1``) shows the traceback for bug reports.
-"""
+"""``chainrule train`` and ``chainrule evaluate``: training runs, checkpoints, metrics."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-
-import numpy as np
 
 from chainrule import __version__
-from chainrule.errors import ChainruleError
-
-PROG = "chainrule"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (argparse prints the usage block too)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def one_line(message: str) -> str:
-    """A multi-line message (a list of places looked in, say) folded onto one line."""
-    lines = [line.strip().removeprefix("- ") for line in message.splitlines()]
-    return "; ".join(line.rstrip(".;:") for line in lines if line) + "."
-
-
-def _number_type(convert, accept, expected: str):
-    """An argparse ``type``: ``convert`` the text, and refuse it unless ``accept``-ed."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
-positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a positive number")
-non_negative_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
-
-
-def _hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
-    """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given."""
-    hidden = list(args.hidden)
-    if args.layers is not None:
-        if len(hidden) == 1:
-            hidden *= args.layers
-        elif len(hidden) != args.layers:
-            parser.error(f"--layers {args.layers} does not match {len(hidden)} --hidden sizes")
-    return hidden
-
-
-def _add_network_arguments(
-    parser: argparse.ArgumentParser,
-    hidden_default: int | None = 50,
-    hidden_help: str = "hidden layer sizes, one or more (default: 50)",
-) -> None:
-    """--hidden, --layers, --activation and --seed, shared by the commands that build nets."""
-    parser.add_argument(
-        "--hidden",
-        type=positive_int,
-        nargs="+",
-        default=None if hidden_default is None else [hidden_default],
-        metavar="SIZE",
-        help=hidden_help,
-    )
-    parser.add_argument(
-        "--layers",
-        type=positive_int,
-        metavar="K",
-        help="number of hidden layers, each of the single --hidden size",
-    )
-    parser.add_argument(
-        "--activation",
-        choices=("relu", "sigmoid"),
-        default="relu",
-        help="hidden activation (default: relu)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-
-def _parse_init(text: str) -> float | str:
-    """``--init``: a positive number (a constant std) or an initialiser's name."""
-    from chainrule.init import INIT_NAMES
-
-    if text.lower() in INIT_NAMES:
-        return text.lower()
-    try:
-        return positive_float(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number or one of {', '.join(INIT_NAMES)}, got {text!r}"
-        ) from None
-
-
-def _build_network(
-    args: argparse.Namespace,
-    hidden: list[int],
-    dtype: str,
-    weight_decay: float = 0.0,
-    init: float | str | None = None,
-):
-    """The book's TwoLayerNet for one ReLU hidden layer, else a MultiLayerNet.
-
-    The initial scale defaults to each class's book default: 0.01 for the two-layer net,
-    He or Xavier (by activation) for deeper ones.
-    """
-    from chainrule.networks import MultiLayerNet, TwoLayerNet
-
-    input_size, output_size = 784, 10
-    if init is None:
-        init = 0.01 if len(hidden) == 1 else args.activation
-    if len(hidden) == 1 and args.activation == "relu" and not weight_decay:
-        return TwoLayerNet(input_size, hidden[0], output_size, init, dtype=dtype, seed=args.seed)
-    return MultiLayerNet(
-        input_size,
-        hidden,
-        output_size,
-        activation=args.activation,
-        weight_init_std=init,
-        weight_decay_lambda=weight_decay,
-        dtype=dtype,
-        seed=args.seed,
-    )
-
-
-def cmd_gradcheck(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.gradcheck import check_gradients
-
-    hidden = _hidden_sizes(args, parser)
-    net = _build_network(args, hidden, "float64")
-    rng = np.random.default_rng(args.seed)
-    x = rng.random((args.samples, net.input_size))
-    t = rng.integers(0, net.output_size, args.samples)
-    description = (
-        f"Gradient check: {net!r}, {args.samples} random samples of MNIST shape, seed {args.seed}"
-    )
-    report = check_gradients(
-        net, x, t, h=args.step, tolerance=args.tolerance, description=description
-    )
-    print(report.format())
-    return 0 if report.passed else 1
-
+from chainrule.cli.args import (
+    PROG,
+    add_network_arguments,
+    build_network,
+    hidden_sizes,
+    non_negative_float,
+    parse_init,
+    positive_float,
+    positive_int,
+)
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -305,11 +166,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.epochs is not None or args.iters is not None:
             run["epochs"], run["iters"] = args.epochs, args.iters
     else:
-        hidden = _hidden_sizes(args, parser)
+        hidden = hidden_sizes(args, parser)
         recipe = DEFAULT_RECIPE[args.dataset]
         init = args.init if args.init is not None else recipe["init"]
         decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-        net = _build_network(args, hidden, args.dtype, decay, init)
+        net = build_network(args, hidden, args.dtype, decay, init)
         name = args.optimizer
         lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
         optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
@@ -465,84 +326,7 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return 0
 
 
-def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    """example_graph's options from --hidden/--layers/--activation/--samples/--seed."""
-    options = {"activation": args.activation, "samples": args.samples, "seed": args.seed}
-    if args.hidden is not None:
-        options["hidden"] = _hidden_sizes(args, parser)
-    return options
-
-
-def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.explain import example_graph, example_title
-    from chainrule.viz.graph import render, to_dot
-
-    options = _example_options(args, parser)
-    graph = example_graph(args.name, **options)
-    title = args.title or example_title(
-        args.name, hidden=options.get("hidden"), samples=args.samples
-    )
-    dot = to_dot(graph, show_grad=not args.no_grad, title=title)
-    if args.output is None:
-        print(dot, end="")
-    else:
-        print(f"wrote {render(dot, args.output)}")
-    return 0
-
-
-def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.explain import example_graph, explain
-
-    graph = example_graph(args.name, **_example_options(args, parser))
-    print(explain(graph, color=args.color), end="")
-    return 0
-
-
-def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.checkpoint import load_checkpoint
-    from chainrule.viz.weights import plot_weights
-
-    checkpoint = load_checkpoint(args.checkpoint)
-    if "W1" not in checkpoint.params:
-        raise ValueError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
-    W1 = checkpoint.params["W1"]
-    title = (
-        f"first-layer weights W1 ({W1.shape[0]}×{W1.shape[1]}) of {args.checkpoint}, "
-        f"step {checkpoint.step}"
-    )
-    print(f"wrote {plot_weights(W1, args.output, title=title)}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Backpropagation through a computational graph of layers, "
-        "as chapter 5 of 'Deep Learning from Scratch' teaches it.",
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    gradcheck = commands.add_parser(
-        "gradcheck",
-        help="compare backprop gradients with central differences",
-        description="Build the book's TwoLayerNet (or a MultiLayerNet) in float64 on random data "
-        "of MNIST shape and compare every parameter's backprop gradient with central differences.",
-    )
-    _add_network_arguments(gradcheck)
-    gradcheck.add_argument(
-        "--samples", type=positive_int, default=3, help="batch size (default: 3)"
-    )
-    gradcheck.add_argument("--step", type=positive_float, default=1e-4, help="h (default: 1e-4)")
-    gradcheck.add_argument(
-        "--tolerance",
-        type=positive_float,
-        default=1e-6,
-        help="largest relative error that passes (default: 1e-6)",
-    )
-    gradcheck.set_defaults(run=cmd_gradcheck)
-
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.data.mnist import DATASETS
     from chainrule.optim import OPTIMIZERS
     from chainrule.train import SAMPLINGS
@@ -553,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train by backpropagation. With no arguments: the book's TwoLayerNet "
         "(784-50-10, SGD lr 0.1, batch 100) on the embedded 5,000-image MNIST subset.",
     )
-    _add_network_arguments(train)
+    add_network_arguments(train)
     data = train.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -569,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn = train.add_argument_group("learning")
     learn.add_argument(
         "--init",
-        type=_parse_init,
+        type=parse_init,
         metavar="STD|NAME",
         help="initial weight scale: a number, he/relu or xavier/sigmoid (default: he on "
         "mnist-5k; else 0.01 for one hidden layer, by activation for more)",
@@ -640,95 +424,3 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", metavar="DIR")
     evaluate.add_argument("--quiet", action="store_true", help="no download progress bar")
     evaluate.set_defaults(run=cmd_evaluate)
-
-    from chainrule.explain import EXAMPLE_NAMES
-
-    graph_help = "draw a worked example's graph: values above the arrows, gradients below"
-    explain_help = "trace a worked example's backward pass node by node, with its numbers"
-    for command, run, help_text in (
-        ("graph", cmd_graph, graph_help),
-        ("explain", cmd_explain, explain_help),
-    ):
-        sub = commands.add_parser(command, help=help_text, description=help_text + ".")
-        sub.add_argument(
-            "name",
-            metavar="NAME",
-            choices=EXAMPLE_NAMES,
-            help=f"one of: {', '.join(EXAMPLE_NAMES)}",
-        )
-        _add_network_arguments(
-            sub, None, "hidden sizes of the network examples (default: 50; 50 50)"
-        )
-        sub.add_argument(
-            "--samples",
-            type=positive_int,
-            default=2,
-            help="MNIST digits in the networks' batch (default: 2)",
-        )
-        sub.set_defaults(run=run)
-        if command == "graph":
-            sub.add_argument(
-                "-o",
-                "--output",
-                metavar="PATH",
-                help="write .dot, .svg or .png (default: print the DOT text)",
-            )
-            sub.add_argument(
-                "--no-grad",
-                action="store_true",
-                help="the forward pass alone: values, no gradients",
-            )
-            sub.add_argument("--title", help="a heading above the graph")
-        else:
-            sub.add_argument(
-                "--color",
-                action="store_true",
-                help="gradients in red, headings bold (ANSI, for a terminal)",
-            )
-
-    show_weights = commands.add_parser(
-        "show-weights",
-        help="draw a checkpoint's first-layer weights as 28×28 images",
-        description="Draw the first layer's weights W1 of a checkpoint, one image per hidden unit.",
-    )
-    show_weights.add_argument("checkpoint", metavar="CHECKPOINT")
-    show_weights.add_argument(
-        "-o", "--output", metavar="PATH", required=True, help="the picture to write (.png or .svg)"
-    )
-    show_weights.set_defaults(run=cmd_show_weights)
-
-    from chainrule import benchmark
-
-    bench = commands.add_parser(
-        "bench",
-        help="time training steps against PyTorch and the book's NumPy code",
-        description=benchmark.__doc__.split("\n\n")[0],
-    )
-    benchmark.add_arguments(bench)
-    bench.set_defaults(run=benchmark.run)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
-    try:
-        return args.run(args, parser)
-    except (ChainruleError, OSError, ValueError) as error:
-        if debug:
-            raise
-        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

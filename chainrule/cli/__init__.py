@@ -1,0 +1,82 @@
+"""The ``chainrule`` command line: the only package that parses arguments, prints and exits.
+
+Exit status: 0 success, 1 a failure (a failed check, bad data, a diverged run),
+2 a usage error. A user's mistake prints one line on stderr, never a traceback;
+``--debug`` (or ``CHAINRULE_DEBUG=1``) shows the traceback for bug reports.
+
+One module per group of commands: ``checks`` (gradcheck), ``training`` (train, evaluate),
+``pictures`` (graph, explain, show-weights); ``args`` holds the shared argument types.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from chainrule import __version__
+from chainrule.cli import checks, pictures, training
+from chainrule.cli.args import PROG
+from chainrule.errors import ChainruleError
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (argparse prints the usage block too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def one_line(message: str) -> str:
+    """A multi-line message (a list of places looked in, say) folded onto one line."""
+    lines = [line.strip().removeprefix("- ") for line in message.splitlines()]
+    return "; ".join(line.rstrip(".;:") for line in lines if line) + "."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Backpropagation through a computational graph of layers, "
+        "as chapter 5 of 'Deep Learning from Scratch' teaches it.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    checks.add_parser(commands)
+    training.add_parsers(commands)
+    pictures.add_parsers(commands)
+
+    from chainrule import benchmark
+
+    bench = commands.add_parser(
+        "bench",
+        help="time training steps against PyTorch and the book's NumPy code",
+        description=benchmark.__doc__.split("\n\n")[0],
+    )
+    benchmark.add_arguments(bench)
+    bench.set_defaults(run=benchmark.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
+    try:
+        return args.run(args, parser)
+    except (ChainruleError, OSError, ValueError) as error:
+        if debug:
+            raise
+        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,114 @@
+"""Argument types and the network options shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+PROG = "chainrule"
+
+
+def _number_type(convert, accept, expected: str):
+    """An argparse ``type``: ``convert`` the text, and refuse it unless ``accept``-ed."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a positive number")
+non_negative_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
+
+
+def hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
+    """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given."""
+    hidden = list(args.hidden)
+    if args.layers is not None:
+        if len(hidden) == 1:
+            hidden *= args.layers
+        elif len(hidden) != args.layers:
+            parser.error(f"--layers {args.layers} does not match {len(hidden)} --hidden sizes")
+    return hidden
+
+
+def add_network_arguments(
+    parser: argparse.ArgumentParser,
+    hidden_default: int | None = 50,
+    hidden_help: str = "hidden layer sizes, one or more (default: 50)",
+) -> None:
+    """--hidden, --layers, --activation and --seed, shared by the commands that build nets."""
+    parser.add_argument(
+        "--hidden",
+        type=positive_int,
+        nargs="+",
+        default=None if hidden_default is None else [hidden_default],
+        metavar="SIZE",
+        help=hidden_help,
+    )
+    parser.add_argument(
+        "--layers",
+        type=positive_int,
+        metavar="K",
+        help="number of hidden layers, each of the single --hidden size",
+    )
+    parser.add_argument(
+        "--activation",
+        choices=("relu", "sigmoid"),
+        default="relu",
+        help="hidden activation (default: relu)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def parse_init(text: str) -> float | str:
+    """``--init``: a positive number (a constant std) or an initialiser's name."""
+    from chainrule.init import INIT_NAMES
+
+    if text.lower() in INIT_NAMES:
+        return text.lower()
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or one of {', '.join(INIT_NAMES)}, got {text!r}"
+        ) from None
+
+
+def build_network(
+    args: argparse.Namespace,
+    hidden: list[int],
+    dtype: str,
+    weight_decay: float = 0.0,
+    init: float | str | None = None,
+):
+    """The book's TwoLayerNet for one ReLU hidden layer, else a MultiLayerNet.
+
+    The initial scale defaults to each class's book default: 0.01 for the two-layer net,
+    He or Xavier (by activation) for deeper ones.
+    """
+    from chainrule.networks import MultiLayerNet, TwoLayerNet
+
+    input_size, output_size = 784, 10
+    if init is None:
+        init = 0.01 if len(hidden) == 1 else args.activation
+    if len(hidden) == 1 and args.activation == "relu" and not weight_decay:
+        return TwoLayerNet(input_size, hidden[0], output_size, init, dtype=dtype, seed=args.seed)
+    return MultiLayerNet(
+        input_size,
+        hidden,
+        output_size,
+        activation=args.activation,
+        weight_init_std=init,
+        weight_decay_lambda=weight_decay,
+        dtype=dtype,
+        seed=args.seed,
+    )

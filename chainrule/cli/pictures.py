@@ -1,0 +1,114 @@
+"""``chainrule graph``, ``explain`` and ``show-weights``: pictures and traces."""
+
+from __future__ import annotations
+
+import argparse
+
+from chainrule.cli.args import add_network_arguments, hidden_sizes, positive_int
+
+
+def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """example_graph's options from --hidden/--layers/--activation/--samples/--seed."""
+    options = {"activation": args.activation, "samples": args.samples, "seed": args.seed}
+    if args.hidden is not None:
+        options["hidden"] = hidden_sizes(args, parser)
+    return options
+
+
+def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from chainrule.explain import example_graph, example_title
+    from chainrule.viz.graph import render, to_dot
+
+    options = _example_options(args, parser)
+    graph = example_graph(args.name, **options)
+    title = args.title or example_title(
+        args.name, hidden=options.get("hidden"), samples=args.samples
+    )
+    dot = to_dot(graph, show_grad=not args.no_grad, title=title)
+    if args.output is None:
+        print(dot, end="")
+    else:
+        print(f"wrote {render(dot, args.output)}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from chainrule.explain import example_graph, explain
+
+    graph = example_graph(args.name, **_example_options(args, parser))
+    print(explain(graph, color=args.color), end="")
+    return 0
+
+
+def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.viz.weights import plot_weights
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    if "W1" not in checkpoint.params:
+        raise ValueError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
+    W1 = checkpoint.params["W1"]
+    title = (
+        f"first-layer weights W1 ({W1.shape[0]}×{W1.shape[1]}) of {args.checkpoint}, "
+        f"step {checkpoint.step}"
+    )
+    print(f"wrote {plot_weights(W1, args.output, title=title)}")
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    from chainrule.explain import EXAMPLE_NAMES
+
+    graph_help = "draw a worked example's graph: values above the arrows, gradients below"
+    explain_help = "trace a worked example's backward pass node by node, with its numbers"
+    for command, run, help_text in (
+        ("graph", cmd_graph, graph_help),
+        ("explain", cmd_explain, explain_help),
+    ):
+        sub = commands.add_parser(command, help=help_text, description=help_text + ".")
+        sub.add_argument(
+            "name",
+            metavar="NAME",
+            choices=EXAMPLE_NAMES,
+            help=f"one of: {', '.join(EXAMPLE_NAMES)}",
+        )
+        add_network_arguments(
+            sub, None, "hidden sizes of the network examples (default: 50; 50 50)"
+        )
+        sub.add_argument(
+            "--samples",
+            type=positive_int,
+            default=2,
+            help="MNIST digits in the networks' batch (default: 2)",
+        )
+        sub.set_defaults(run=run)
+        if command == "graph":
+            sub.add_argument(
+                "-o",
+                "--output",
+                metavar="PATH",
+                help="write .dot, .svg or .png (default: print the DOT text)",
+            )
+            sub.add_argument(
+                "--no-grad",
+                action="store_true",
+                help="the forward pass alone: values, no gradients",
+            )
+            sub.add_argument("--title", help="a heading above the graph")
+        else:
+            sub.add_argument(
+                "--color",
+                action="store_true",
+                help="gradients in red, headings bold (ANSI, for a terminal)",
+            )
+
+    show_weights = commands.add_parser(
+        "show-weights",
+        help="draw a checkpoint's first-layer weights as 28×28 images",
+        description="Draw the first layer's weights W1 of a checkpoint, one image per hidden unit.",
+    )
+    show_weights.add_argument("checkpoint", metavar="CHECKPOINT")
+    show_weights.add_argument(
+        "-o", "--output", metavar="PATH", required=True, help="the picture to write (.png or .svg)"
+    )
+    show_weights.set_defaults(run=cmd_show_weights)
