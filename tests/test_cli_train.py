@@ -224,3 +224,22 @@ def test_resume_past_the_end_is_explained(tmp_path, capsys):
     assert main(["train", "--quiet", "--iters", "5", "--save", str(checkpoint)]) == 0
     assert main(["train", "--quiet", "--resume", str(checkpoint)]) == 1
     assert "already at step 5" in capsys.readouterr().err
+
+
+def test_checkpoints_not_written_by_train_are_explained(tmp_path):
+    from chainrule import TwoLayerNet
+    from chainrule.checkpoint import save_checkpoint
+
+    net = TwoLayerNet(784, 5, 10)
+    bare, odd = tmp_path / "bare.npz", tmp_path / "odd.npz"
+    save_checkpoint(bare, net.params)  # no meta at all
+    save_checkpoint(odd, net.params, meta={"network": net.config(), "optimizer": {}})
+    for args in (
+        ["evaluate", str(bare)],
+        ["train", "--resume", str(bare)],
+        ["train", "--resume", str(odd)],
+    ):
+        result = run_module(*args)
+        assert result.returncode == 1, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr and args[-1] in result.stderr

@@ -19,6 +19,7 @@ from chainrule.cli.args import (
     positive_float,
     positive_int,
 )
+from chainrule.errors import CheckpointError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -138,28 +139,39 @@ def _stop_at_step_boundary_on_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
+def _restore_network(checkpoint, path: str):
+    """The network a checkpoint describes, holding the checkpoint's weights."""
+    from chainrule.networks import MultiLayerNet
+
+    try:
+        net = MultiLayerNet.from_config(checkpoint.meta["network"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: no network description in this checkpoint ({error})"
+        ) from None
+    net.load_params(checkpoint.params)
+    return net
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
     from chainrule.checkpoint import load_checkpoint, save_checkpoint
-    from chainrule.networks import MultiLayerNet
     from chainrule.optim import make_optimizer
     from chainrule.train import History, fit, iters_per_epoch
 
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
-        meta = checkpoint.meta
+        net = _restore_network(checkpoint, args.resume)
         try:
-            net = MultiLayerNet.from_config(meta["network"])
-            opt_meta = dict(meta["optimizer"])
-            run = dict(meta["train"])
-            history = History.from_dict(meta["history"])
+            opt_meta = dict(checkpoint.meta["optimizer"])
+            optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
+            run = dict(checkpoint.meta["train"])
+            history = History.from_dict(checkpoint.meta["history"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(
+            raise CheckpointError(
                 f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
             ) from None
-        net.load_params(checkpoint.params)
-        optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
         optimizer.load_state_dict(checkpoint.optimizer_state)
         start_step = checkpoint.step
         init = None  # the weights come from the checkpoint
@@ -307,17 +319,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.checkpoint import load_checkpoint
-    from chainrule.networks import MultiLayerNet
     from chainrule.train import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
-    try:
-        net = MultiLayerNet.from_config(checkpoint.meta["network"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(
-            f"{args.checkpoint}: no network description in this checkpoint ({error})"
-        ) from None
-    net.load_params(checkpoint.params)
+    net = _restore_network(checkpoint, args.checkpoint)
     dataset = args.dataset or checkpoint.meta.get("train", {}).get("dataset", "mnist-5k")
     (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
