@@ -26,6 +26,12 @@ Speed, and which arrays may be reused:
   before the next step; the arrays it writes into are documented there.
 - ``Affine.backward(dout, input_grad=False)`` skips ``dX = dY·Wᵀ`` and returns None,
   for a first layer, whose input gradient nothing needs.
+- Each of those ``forward``/``backward`` calls with a workspace is two parts: the checks
+  (types, shapes, state) and the sizing of the workspace's arrays, then
+  ``forward_into``/``backward_into``, the arithmetic alone. A network calls the checked
+  methods on the first step of a batch shape and the ``_into`` methods on the steps that
+  follow, whose inputs it has already checked: on a small network the checks cost as
+  much as a tenth of a training step.
 """
 
 from __future__ import annotations
@@ -146,24 +152,37 @@ class Relu:
     def forward(self, x: Any, *, workspace: Workspace | None = None) -> Any:
         x = np.asarray(x)
         check_real("Relu", "input", x)
-        self.mask = np.greater(x, 0, out=buffer(workspace, "mask", x.shape, np.bool_))
         if workspace is None:
+            self.mask = x > 0
             return np.maximum(x, 0)
-        # The same maximum against an array of zeros: NumPy 2.4 runs its two-array loop
-        # about three times as fast as the array-and-scalar one.
+        buffer(workspace, "mask", x.shape, np.bool_)
+        buffer(workspace, "out", x.shape, x.dtype)
         zeros = workspace.get("zeros")
         if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
-            zeros = workspace["zeros"] = np.zeros_like(x)
-        return np.maximum(x, zeros, out=buffer(workspace, "out", x.shape, x.dtype))
+            workspace["zeros"] = np.zeros_like(x)
+        return self.forward_into(x, workspace)
+
+    def forward_into(self, x: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`forward`'s arithmetic, unchecked, into a workspace already sized for ``x``."""
+        self.mask = np.greater(x, 0, out=workspace["mask"])
+        # The maximum against an array of zeros: NumPy 2.4 runs its two-array loop about
+        # three times as fast as the array-and-scalar one.
+        return np.maximum(x, workspace["zeros"], out=workspace["out"])
 
     def backward(self, dout: Any, *, workspace: Workspace | None = None) -> Any:
         _require_forward(self, self.mask)
         _check_dout(self, dout, self.mask.shape)
+        dout = np.asarray(dout)
+        if workspace is None:
+            return np.multiply(dout, self.mask)
+        buffer(workspace, "dx", dout.shape, np.result_type(dout, self.mask))
+        return self.backward_into(dout, workspace)
+
+    def backward_into(self, dout: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`backward`'s arithmetic, unchecked, into a workspace already sized for it."""
         # A multiply by the mask, not the book's `dout[mask] = 0`: that edits dout in place,
         # which corrupts a gradient shared with another node.
-        dout = np.asarray(dout)
-        dx = buffer(workspace, "dx", dout.shape, np.result_type(dout, self.mask))
-        return np.multiply(dout, self.mask, out=dx)
+        return np.multiply(dout, self.mask, out=workspace["dx"])
 
 
 def sigmoid(x: Any) -> Any:
@@ -187,13 +206,17 @@ class Sigmoid:
         check_real("Sigmoid", "input", x)
         if workspace is None:
             self.out = sigmoid(x)
-        else:  # the same operations as sigmoid(), each into the one buffer
-            x = np.asarray(x, dtype=np.result_type(x, 0.0))
-            out = np.negative(x, out=buffer(workspace, "out", x.shape, x.dtype))
-            np.logaddexp(0.0, out, out=out)
-            np.exp(np.negative(out, out=out), out=out)
-            self.out = out
-        return self.out
+            return self.out
+        x = np.asarray(x, dtype=np.result_type(x, 0.0))  # ints and bools compute in float
+        buffer(workspace, "out", x.shape, x.dtype)
+        return self.forward_into(x, workspace)
+
+    def forward_into(self, x: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`forward`'s arithmetic, unchecked, into a workspace already sized for ``x``."""
+        out = np.negative(x, out=workspace["out"])  # the operations of sigmoid(), in place
+        np.logaddexp(0.0, out, out=out)
+        self.out = np.exp(np.negative(out, out=out), out=out)
+        return out
 
     def backward(self, dout: Any, *, workspace: Workspace | None = None) -> Any:
         _require_forward(self, self.out)
@@ -202,9 +225,14 @@ class Sigmoid:
             return dout * self.out * (1.0 - self.out)
         dout = np.asarray(dout)
         dtype = np.result_type(dout, self.out)
-        dx = np.multiply(dout, self.out, out=buffer(workspace, "dx", self.out.shape, dtype))
-        one_minus = np.subtract(1.0, self.out, out=buffer(workspace, "1-y", self.out.shape, dtype))
-        dx *= one_minus
+        buffer(workspace, "dx", self.out.shape, dtype)
+        buffer(workspace, "1-y", self.out.shape, dtype)
+        return self.backward_into(dout, workspace)
+
+    def backward_into(self, dout: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`backward`'s arithmetic, unchecked, into a workspace already sized for it."""
+        dx = np.multiply(dout, self.out, out=workspace["dx"])
+        dx *= np.subtract(1.0, self.out, out=workspace["1-y"])
         return dx
 
 
@@ -248,14 +276,23 @@ class Affine:
         x2 = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
         if x2.shape[1] != self.W.shape[0]:
             raise ShapeError(self._shape_message(x.shape))
-        self.original_x_shape, self.x = x.shape, x2
         if workspace is None:
+            self.x = x2
             out = x2 @ self.W + self.b
         else:
             dtype = np.result_type(x2, self.W, self.b)
-            out = np.matmul(x2, self.W, out=buffer(workspace, "out", (len(x2), len(self.b)), dtype))
-            out += self.b
+            buffer(workspace, "out", (len(x2), len(self.b)), dtype)
+            out = self.forward_into(x2, workspace)
+        self.original_x_shape = x.shape  # backward gives dX this shape
         return out[0] if x.ndim == 1 else out
+
+    def forward_into(self, x2: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`forward`'s arithmetic, unchecked, for a 2-d ``x2`` (N, in), into a workspace
+        already sized for it."""
+        self.x, self.original_x_shape = x2, x2.shape
+        out = np.matmul(x2, self.W, out=workspace["out"])
+        out += self.b
+        return out
 
     def backward(
         self, dout: np.ndarray, *, workspace: Workspace | None = None, input_grad: bool = True
@@ -271,18 +308,30 @@ class Affine:
                 f"{self.name}.backward: dout has shape {dout.shape}, expected {expected}"
             )
         dout2 = dout.reshape(batch_size, fan_out)
-        dtype = np.result_type(self.x, dout2)
-        self.dW = np.matmul(self.x.T, dout2, out=buffer(workspace, "dW", self.W.shape, dtype))
         if workspace is None:
+            self.dW = self.x.T @ dout2
             self.db = dout2.sum(axis=0)
-        else:  # the same sum as ones·dY, by BLAS (see chainrule.losses.ones)
-            db = buffer(workspace, "db", self.b.shape, dout2.dtype)
-            self.db = np.matmul(ones(workspace, batch_size, dout2.dtype), dout2, out=db)
+            dx = dout2 @ self.W.T if input_grad else None
+        else:
+            buffer(workspace, "dW", self.W.shape, np.result_type(self.x, dout2))
+            buffer(workspace, "db", self.b.shape, dout2.dtype)
+            ones(workspace, batch_size, dout2.dtype)
+            if input_grad:
+                buffer(workspace, "dx", self.x.shape, np.result_type(dout2, self.W))
+            dx = self.backward_into(dout2, workspace, input_grad=input_grad)
+        return None if dx is None else dx.reshape(self.original_x_shape)
+
+    def backward_into(
+        self, dout2: np.ndarray, workspace: Workspace, *, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """:meth:`backward`'s arithmetic, unchecked, for a 2-d ``dout2`` (N, out), into a
+        workspace already sized for it; returns ``dX`` as (N, in), or None."""
+        self.dW = np.matmul(self.x.T, dout2, out=workspace["dW"])
+        # The same sum as Σ_rows dY, as ones·dY by BLAS (see chainrule.arrays.ones).
+        self.db = np.matmul(workspace["ones"], dout2, out=workspace["db"])
         if not input_grad:
             return None
-        dtype = np.result_type(dout2, self.W)
-        dx = buffer(workspace, "dx", self.x.shape, dtype)
-        return np.matmul(dout2, self.W.T, out=dx).reshape(self.original_x_shape)
+        return np.matmul(dout2, self.W.T, out=workspace["dx"])
 
     def _shape_message(self, shape: tuple[int, ...]) -> str:
         fan_in, fan_out = self.W.shape

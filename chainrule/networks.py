@@ -103,6 +103,12 @@ class MultiLayerNet:
         self.last_layer = SoftmaxWithLoss()
         # The training pass's arrays, kept from step to step: one workspace per layer.
         self._workspaces: dict[str, Workspace] = {name: {} for name in [*self.layers, "loss"]}
+        # The input and label shapes (and label dtype) that a training pass last checked
+        # and sized the workspaces for (see loss_and_gradient), and the Affine layers.
+        self._checked_batch: tuple[Any, ...] | None = None
+        self._affines = [
+            (f"W{i}", f"b{i}", self.layers[f"Affine{i}"]) for i in range(1, num_affine + 1)
+        ]
 
     @property
     def input_size(self) -> int:
@@ -178,25 +184,52 @@ class MultiLayerNet:
         new array.) :meth:`predict`, :meth:`loss` and :meth:`record` use no workspace:
         their results are the caller's to keep.
         """
+        x, t = self._as_input(x), np.asarray(t)
+        batch = (x.shape, t.shape, t.dtype)
+        if batch == self._checked_batch:
+            loss = self._train_pass(x, t, dout)
+        else:
+            self._checked_batch = None  # until every check has passed on this shape
+            loss = self._checked_train_pass(x, t, dout)
+            self._checked_batch = batch if x.ndim >= 2 else None
+        grads = {}
+        for key_W, key_b, affine in self._affines:
+            dW = affine.dW
+            if self.weight_decay_lambda:
+                dW = dW + (dout * self.weight_decay_lambda) * affine.W
+            grads[key_W], grads[key_b] = dW, affine.db
+        return loss + self.weight_decay_loss(), grads
+
+    def _checked_train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
+        """One forward and backward pass through the layers' checked methods, which also
+        size each layer's workspace for this batch shape."""
         workspaces = self._workspaces
-        x = self._as_input(x)
         for name, layer in self.layers.items():
             x = layer.forward(x, workspace=workspaces[name])
         loss = self.last_layer.forward(x, t, workspace=workspaces["loss"])
-        loss = loss + self.weight_decay_loss()
         grad = self.last_layer.backward(dout, workspace=workspaces["loss"])
         (first, first_layer), *rest = self.layers.items()
         for name, layer in reversed(rest):
             grad = layer.backward(grad, workspace=workspaces[name])
         first_layer.backward(grad, workspace=workspaces[first], input_grad=False)
-        grads = {}
-        for i in range(1, len(self.sizes)):
-            affine = self.layers[f"Affine{i}"]
-            dW = affine.dW
-            if self.weight_decay_lambda:
-                dW = dW + (dout * self.weight_decay_lambda) * affine.W
-            grads[f"W{i}"], grads[f"b{i}"] = dW, affine.db
-        return loss, grads
+        return loss
+
+    def _train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
+        """:meth:`_checked_train_pass` for a batch of the shape it last checked: the layers'
+        inputs are then the checked batch and the network's own arrays, so they run
+        unchecked, straight into their workspaces. The labels, new each step, are still
+        checked, by the loss node."""
+        workspaces = self._workspaces
+        signal = x.reshape(len(x), -1)
+        for name, layer in self.layers.items():
+            signal = layer.forward_into(signal, workspaces[name])
+        loss = self.last_layer.forward(signal, t, workspace=workspaces["loss"])
+        grad = self.last_layer.backward(dout, workspace=workspaces["loss"])
+        (first, first_layer), *rest = self.layers.items()
+        for name, layer in reversed(rest):
+            grad = layer.backward_into(grad, workspaces[name])
+        first_layer.backward_into(grad, workspaces[first], input_grad=False)
+        return loss
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Gradients of :meth:`loss` by central differences (slow; for checking)."""

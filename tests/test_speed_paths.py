@@ -129,6 +129,43 @@ def test_training_step_equals_the_plain_backward_pass(activation, decay):
         np.testing.assert_allclose(scaled[key], 0.25 * expected[key], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("labels", ["integer", "one-hot"])
+def test_unchecked_steps_equal_the_plain_pass_across_batch_shapes(activation, labels, monkeypatch):
+    # After the first step of a batch shape, the layers run their unchecked *_into
+    # methods; any shape change in between must go back through the checked methods.
+    checked_calls = []
+
+    def spy(checked):
+        def forward(self, x, **kwargs):
+            checked_calls.append(self)
+            return checked(self, x, **kwargs)
+
+        return forward
+
+    for layer_type in (Affine, Relu, Sigmoid):
+        monkeypatch.setattr(layer_type, "forward", spy(layer_type.forward))
+    rng = np.random.default_rng(11)
+    net = MultiLayerNet(
+        12, [9, 7], 4, activation=activation, weight_decay_lambda=0.01, dtype=np.float64, seed=7
+    )
+    for step, shape in enumerate([(6, 12), (6, 12), (6, 3, 4), (6, 3, 4), (5, 12), (6, 12)]):
+        x, t = rng.random(shape), rng.integers(0, 4, shape[0])
+        if labels == "one-hot":
+            t = np.eye(4)[t]
+        expected_loss, expected = reference_gradients(net, x.reshape(len(x), -1), t)
+        checked_calls.clear()
+        loss, grads = net.loss_and_gradient(x, t, dout=0.5)
+        assert loss == pytest.approx(expected_loss, rel=1e-13)
+        for key in net.params:
+            np.testing.assert_allclose(grads[key], 0.5 * expected[key], rtol=1e-12, atol=1e-15)
+        new_shape = step in (0, 2, 4, 5)  # the first of a shape, or back from another
+        assert len(checked_calls) == (5 if new_shape else 0)
+    if labels == "integer":  # the labels are still checked on an unchecked step
+        with pytest.raises(LabelError, match="label 4 at index 2"):
+            net.loss_and_gradient(x, np.where(np.arange(6) == 2, 4, t))
+
+
 def test_gradients_are_valid_until_the_next_call_as_documented():
     rng = np.random.default_rng(5)
     net = TwoLayerNet(8, 5, 3, dtype=np.float64, seed=5)
