@@ -58,7 +58,7 @@ def _as_batch(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         labels = t.reshape(batch_size)
         # One pass: read as unsigned integers ("<i8" as "<u8"), negative labels are huge,
         # so max() catches labels out of range at either end.
-        if labels.view(labels.dtype.str.replace("i", "u")).max() >= num_classes:
+        if np.maximum.reduce(labels.view(labels.dtype.str.replace("i", "u"))) >= num_classes:
             bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
             raise LabelError(
                 f"SoftmaxWithLoss: label {int(labels[bad])} at index {bad} "
@@ -124,13 +124,15 @@ class SoftmaxWithLoss:
         batch_size = len(x2)
         zT = buffer(workspace, "zT", x2.shape[::-1], np.result_type(x2, 0.0))  # floats
         np.copyto(zT, x2.T)
-        zT -= zT.max(axis=0)  # each sample's largest logit: exp() stays <= 1
+        # ufunc.reduce is what .max() and .sum() call, minus a Python layer per call.
+        zT -= np.maximum.reduce(zT, axis=0)  # each sample's largest logit: exp() stays <= 1
         expT = np.exp(zT, out=buffer(workspace, "expT", zT.shape, zT.dtype))
-        zT -= np.log(expT.sum(axis=0))  # zT is now log softmax, transposed
+        zT -= np.log(np.add.reduce(expT, axis=0))  # zT is now log softmax, transposed
         if one_hot:
             self.loss = -(labels.T * zT).sum() / batch_size
         else:
-            self.loss = -zT[labels, rows_index(batch_size, workspace)].sum() / batch_size
+            label_scores = zT[labels, rows_index(batch_size, workspace)]
+            self.loss = -np.add.reduce(label_scores) / batch_size
         self.y = np.exp(zT, out=zT).T
         self.t, self.x_shape = labels, x_shape
         return self.loss

@@ -192,20 +192,19 @@ def fit(
             batches = _epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
         index = batches[position]
         batch_x, batch_t = x_train[index], t_train[index]
-        # A diverging run overflows: the finiteness check below reports it, so NumPy's
+        # A diverging run overflows: the finiteness checks report it, so NumPy's
         # overflow warnings would only repeat it, once per step.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if fold_lr:
                 loss, grads = network.loss_and_gradient(batch_x, batch_t, dout=optimizer.lr)
             else:
                 loss, grads = network.loss_and_gradient(batch_x, batch_t)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss} at step {step + 1}: the learning rate is "
-                "probably too high for this network (try a smaller --lr)"
-            )
-        with np.errstate(over="ignore", invalid="ignore"):
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss} at step {step + 1}: the learning rate "
+                    "is probably too high for this network (try a smaller --lr)"
+                )
             if fold_lr:
                 optimizer.update_scaled(network.params, grads)  # grads are lr · gradient
             else:
