@@ -56,19 +56,24 @@ def _as_batch(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, bool]:
                 "(for one-hot labels pass shape (N, C))"
             )
         labels = t.reshape(batch_size)
-        # One pass: read as unsigned integers ("<i8" as "<u8"), negative labels are huge,
-        # so max() catches labels out of range at either end.
-        if np.maximum.reduce(labels.view(labels.dtype.str.replace("i", "u"))) >= num_classes:
-            bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
-            raise LabelError(
-                f"SoftmaxWithLoss: label {int(labels[bad])} at index {bad} "
-                f"is outside 0..{num_classes - 1}"
-            )
+        _check_label_range(labels, num_classes)
         return x2, labels, False
     raise ShapeError(
         f"SoftmaxWithLoss: labels of shape {t.shape} do not match logits of shape {x.shape}; "
         f"expected ({batch_size},) class indices or ({batch_size}, {num_classes}) one-hot rows"
     )
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int) -> None:
+    """Integer labels (N,) must lie in 0..num_classes-1."""
+    # One pass: read as unsigned integers ("<i8" as "<u8"), negative labels are huge, so
+    # the maximum catches labels out of range at either end.
+    if np.maximum.reduce(labels.view(labels.dtype.str.replace("i", "u"))) >= num_classes:
+        bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
+        raise LabelError(
+            f"SoftmaxWithLoss: label {int(labels[bad])} at index {bad} "
+            f"is outside 0..{num_classes - 1}"
+        )
 
 
 def cross_entropy_error(x: Any, t: Any) -> Any:
@@ -97,7 +102,10 @@ class SoftmaxWithLoss:
     def forward(self, x: Any, t: Any, *, workspace: Workspace | None = None) -> Any:
         x2, labels, one_hot = _as_batch(x, t)
         if workspace is not None:
-            return self._forward_transposed(x2, labels, one_hot, np.shape(x), workspace)
+            self._size_workspace(x2, workspace)
+            loss = self._forward_transposed(x2, labels, one_hot, workspace)
+            self.x_shape = np.shape(x)
+            return loss
         log_y = log_softmax(x2)
         if one_hot:
             self.loss = -(labels * log_y).sum() / len(x2)
@@ -106,13 +114,25 @@ class SoftmaxWithLoss:
         self.y, self.t, self.x_shape = np.exp(log_y), labels, np.shape(x)
         return self.loss
 
+    def forward_into(self, x2: np.ndarray, t: np.ndarray, workspace: Workspace) -> Any:
+        """:meth:`forward` with a workspace, unchecked but for the label values: for 2-d
+        logits and labels of the shapes and dtypes of the last checked call with it."""
+        if t.ndim == 1:
+            _check_label_range(t, x2.shape[1])
+        else:
+            t = t.astype(x2.dtype, copy=False)
+        self.x_shape = x2.shape
+        return self._forward_transposed(x2, t, t.ndim == 2, workspace)
+
+    def _size_workspace(self, x2: np.ndarray, workspace: Workspace) -> None:
+        shape_T = x2.shape[::-1]
+        buffer(workspace, "zT", shape_T, x2.dtype)
+        buffer(workspace, "expT", shape_T, x2.dtype)
+        buffer(workspace, "dxT", shape_T, x2.dtype)
+        rows_index(len(x2), workspace)
+
     def _forward_transposed(
-        self,
-        x2: np.ndarray,
-        labels: np.ndarray,
-        one_hot: bool,
-        x_shape: tuple[int, ...],
-        workspace: Workspace,
+        self, x2: np.ndarray, labels: np.ndarray, one_hot: bool, workspace: Workspace
     ) -> Any:
         """:meth:`forward`'s operations on the transposed logits (classes × batch).
 
@@ -122,19 +142,19 @@ class SoftmaxWithLoss:
         gradient that :meth:`backward` returns: BLAS takes either layout.
         """
         batch_size = len(x2)
-        zT = buffer(workspace, "zT", x2.shape[::-1], np.result_type(x2, 0.0))  # floats
+        zT = workspace["zT"]
         np.copyto(zT, x2.T)
         # ufunc.reduce is what .max() and .sum() call, minus a Python layer per call.
         zT -= np.maximum.reduce(zT, axis=0)  # each sample's largest logit: exp() stays <= 1
-        expT = np.exp(zT, out=buffer(workspace, "expT", zT.shape, zT.dtype))
+        expT = np.exp(zT, out=workspace["expT"])
         zT -= np.log(np.add.reduce(expT, axis=0))  # zT is now log softmax, transposed
         if one_hot:
             self.loss = -(labels.T * zT).sum() / batch_size
         else:
-            label_scores = zT[labels, rows_index(batch_size, workspace)]
+            label_scores = zT[labels, workspace["rows"]]
             self.loss = -np.add.reduce(label_scores) / batch_size
         self.y = np.exp(zT, out=zT).T
-        self.t, self.x_shape = labels, x_shape
+        self.t = labels
         return self.loss
 
     def backward(self, dout: Any = 1.0, *, workspace: Workspace | None = None) -> np.ndarray:

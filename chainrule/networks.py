@@ -102,7 +102,10 @@ class MultiLayerNet:
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
         # The training pass's arrays, kept from step to step: one workspace per layer.
-        self._workspaces: dict[str, Workspace] = {name: {} for name in [*self.layers, "loss"]}
+        self._layer_workspaces: list[tuple[Any, Workspace]] = [
+            (layer, {}) for layer in self.layers.values()
+        ]
+        self._loss_workspace: Workspace = {}
         # The input and label shapes (and label dtype) that a training pass last checked
         # and sized the workspaces for (see loss_and_gradient), and the Affine layers.
         self._checked_batch: tuple[Any, ...] | None = None
@@ -198,37 +201,37 @@ class MultiLayerNet:
             if self.weight_decay_lambda:
                 dW = dW + (dout * self.weight_decay_lambda) * affine.W
             grads[key_W], grads[key_b] = dW, affine.db
-        return loss + self.weight_decay_loss(), grads
+        if self.weight_decay_lambda:
+            loss = loss + self.weight_decay_loss()
+        return loss, grads
 
     def _checked_train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
         """One forward and backward pass through the layers' checked methods, which also
         size each layer's workspace for this batch shape."""
-        workspaces = self._workspaces
-        for name, layer in self.layers.items():
-            x = layer.forward(x, workspace=workspaces[name])
-        loss = self.last_layer.forward(x, t, workspace=workspaces["loss"])
-        grad = self.last_layer.backward(dout, workspace=workspaces["loss"])
-        (first, first_layer), *rest = self.layers.items()
-        for name, layer in reversed(rest):
-            grad = layer.backward(grad, workspace=workspaces[name])
-        first_layer.backward(grad, workspace=workspaces[first], input_grad=False)
+        for layer, workspace in self._layer_workspaces:
+            x = layer.forward(x, workspace=workspace)
+        loss = self.last_layer.forward(x, t, workspace=self._loss_workspace)
+        grad = self.last_layer.backward(dout, workspace=self._loss_workspace)
+        for layer, workspace in self._layer_workspaces[:0:-1]:  # all but the first
+            grad = layer.backward(grad, workspace=workspace)
+        first, workspace = self._layer_workspaces[0]
+        first.backward(grad, workspace=workspace, input_grad=False)
         return loss
 
     def _train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
         """:meth:`_checked_train_pass` for a batch of the shape it last checked: the layers'
         inputs are then the checked batch and the network's own arrays, so they run
-        unchecked, straight into their workspaces. The labels, new each step, are still
-        checked, by the loss node."""
-        workspaces = self._workspaces
+        unchecked, straight into their workspaces. The label values, new each step, are
+        still checked, by the loss node."""
         signal = x.reshape(len(x), -1)
-        for name, layer in self.layers.items():
-            signal = layer.forward_into(signal, workspaces[name])
-        loss = self.last_layer.forward(signal, t, workspace=workspaces["loss"])
-        grad = self.last_layer.backward(dout, workspace=workspaces["loss"])
-        (first, first_layer), *rest = self.layers.items()
-        for name, layer in reversed(rest):
-            grad = layer.backward_into(grad, workspaces[name])
-        first_layer.backward_into(grad, workspaces[first], input_grad=False)
+        for layer, workspace in self._layer_workspaces:
+            signal = layer.forward_into(signal, workspace)
+        loss = self.last_layer.forward_into(signal, t, self._loss_workspace)
+        grad = self.last_layer.backward(dout, workspace=self._loss_workspace)
+        for layer, workspace in self._layer_workspaces[:0:-1]:
+            grad = layer.backward_into(grad, workspace)
+        first, workspace = self._layer_workspaces[0]
+        first.backward_into(grad, workspace, input_grad=False)
         return loss
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
