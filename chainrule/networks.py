@@ -181,11 +181,13 @@ class MultiLayerNet:
         This is the training step, so it allocates nothing once the buffers for the
         batch shape exist: every layer writes its outputs and gradients into its own
         workspace (see :mod:`chainrule.layers`), and the first layer skips ``dX``, which
-        nothing needs. The returned gradients are the layers' ``dW`` and ``db`` arrays,
-        valid until the next call, which overwrites them in place; ``{k: g.copy() for k,
-        g in grads.items()}`` keeps a set. (With weight decay, each ``W`` gradient is a
-        new array.) :meth:`predict`, :meth:`loss` and :meth:`record` use no workspace:
-        their results are the caller's to keep.
+        nothing needs. Only the first step of a batch shape runs the layers' checks; the
+        steps that follow with that shape check the labels' values and run the layers'
+        arithmetic alone (``forward_into``/``backward_into``). The returned gradients are
+        the layers' ``dW`` and ``db`` arrays, valid until the next call, which overwrites
+        them in place; ``{k: g.copy() for k, g in grads.items()}`` keeps a set. (With
+        weight decay, each ``W`` gradient is a new array.) :meth:`predict`, :meth:`loss`
+        and :meth:`record` use no workspace: their results are the caller's to keep.
         """
         x, t = self._as_input(x), np.asarray(t)
         batch = (x.shape, t.shape, t.dtype)
