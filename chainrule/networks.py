@@ -101,7 +101,8 @@ class MultiLayerNet:
                 act = ACTIVATIONS[activation]
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
-        # The training pass's arrays, kept from step to step: one workspace per layer.
+        # The training pass's arrays, kept from step to step: one workspace per layer. The
+        # pass walks this list, made once here: the layers are fixed when the net is built.
         self._layer_workspaces: list[tuple[Any, Workspace]] = [
             (layer, {}) for layer in self.layers.values()
         ]
