@@ -30,8 +30,8 @@ Speed, and which arrays may be reused:
   (types, shapes, state) and the sizing of the workspace's arrays, then
   ``forward_into``/``backward_into``, the arithmetic alone. A network calls the checked
   methods on the first step of a batch shape and the ``_into`` methods on the steps that
-  follow, whose inputs it has already checked: on a small network the checks cost as
-  much as a tenth of a training step.
+  follow with that shape, whose inputs it has already checked: on a small network the
+  checks cost as much as a tenth of a training step.
 """
 
 from __future__ import annotations
@@ -276,20 +276,25 @@ class Affine:
         x2 = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
         if x2.shape[1] != self.W.shape[0]:
             raise ShapeError(self._shape_message(x.shape))
+        # Saved before any arithmetic, so that a forward that raises leaves them paired;
+        # backward gives dX the shape of x: (in,) for one sample, (N, d1, ...) for a batch.
+        self.x, self.original_x_shape = x2, x.shape
         if workspace is None:
-            self.x = x2
             out = x2 @ self.W + self.b
         else:
             dtype = np.result_type(x2, self.W, self.b)
             buffer(workspace, "out", (len(x2), len(self.b)), dtype)
-            out = self.forward_into(x2, workspace)
-        self.original_x_shape = x.shape  # backward gives dX this shape
+            out = self._matmul_add_bias(x2, workspace)
         return out[0] if x.ndim == 1 else out
 
-    def forward_into(self, x2: np.ndarray, workspace: Workspace) -> np.ndarray:
-        """:meth:`forward`'s arithmetic, unchecked, for a 2-d ``x2`` (N, in), into a workspace
-        already sized for it."""
-        self.x, self.original_x_shape = x2, x2.shape
+    def forward_into(self, x: np.ndarray, workspace: Workspace) -> np.ndarray:
+        """:meth:`forward`'s arithmetic, unchecked, for a batch ``x`` (N, ...) of the shape
+        the workspace was last sized for."""
+        x2 = x.reshape(len(x), -1)
+        self.x, self.original_x_shape = x2, x.shape
+        return self._matmul_add_bias(x2, workspace)
+
+    def _matmul_add_bias(self, x2: np.ndarray, workspace: Workspace) -> np.ndarray:
         out = np.matmul(x2, self.W, out=workspace["out"])
         out += self.b
         return out

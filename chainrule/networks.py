@@ -101,18 +101,14 @@ class MultiLayerNet:
                 act = ACTIVATIONS[activation]
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
-        # The training pass's arrays, kept from step to step: one workspace per layer. The
-        # pass walks this list, made once here: the layers are fixed when the net is built.
-        self._layer_workspaces: list[tuple[Any, Workspace]] = [
-            (layer, {}) for layer in self.layers.values()
-        ]
-        self._loss_workspace: Workspace = {}
-        # The input and label shapes (and label dtype) that a training pass last checked
-        # and sized the workspaces for (see loss_and_gradient), and the Affine layers.
+        # The training pass's arrays, kept from step to step: one workspace per layer.
+        self._workspaces: dict[str, Workspace] = {"loss": {}}
+        # What the last checked training pass checked and sized the workspaces for (see
+        # loss_and_gradient), the (layer, workspace) pairs it walked, and the Affine layers
+        # with their parameters' names.
         self._checked_batch: tuple[Any, ...] | None = None
-        self._affines = [
-            (f"W{i}", f"b{i}", self.layers[f"Affine{i}"]) for i in range(1, num_affine + 1)
-        ]
+        self._layer_workspaces: list[tuple[Any, Workspace]] = []
+        self._affines: list[tuple[str, str, Affine]] = []
 
     @property
     def input_size(self) -> int:
@@ -179,23 +175,27 @@ class MultiLayerNet:
         learning rate, so backprop hands it the update steps themselves (the scaling rides
         on the loss node's ``1/N``) and the update is a single subtraction.
 
-        This is the training step, so it allocates nothing once the buffers for the
-        batch shape exist: every layer writes its outputs and gradients into its own
-        workspace (see :mod:`chainrule.layers`), and the first layer skips ``dX``, which
-        nothing needs. Only the first step of a batch shape runs the layers' checks; the
-        steps that follow with that shape check the labels' values and run the layers'
-        arithmetic alone (``forward_into``/``backward_into``). The returned gradients are
+        This is the training step, so once the buffers for the batch shape exist it
+        allocates nothing larger than one number per sample: every layer writes its
+        outputs and gradients into its own workspace (see :mod:`chainrule.layers`), and
+        the first layer skips ``dX``, which nothing needs. The network remembers the last
+        batch it checked (shapes, label dtype, layers): a step like it checks only the
+        label values and runs the layers' arithmetic alone (``forward_into``/
+        ``backward_into``); any other step (another batch size, one 1-d sample, a layer
+        replaced in ``layers``) runs the layers' checks again. The returned gradients are
         the layers' ``dW`` and ``db`` arrays, valid until the next call, which overwrites
         them in place; ``{k: g.copy() for k, g in grads.items()}`` keeps a set. (With
         weight decay, each ``W`` gradient is a new array.) :meth:`predict`, :meth:`loss`
         and :meth:`record` use no workspace: their results are the caller's to keep.
         """
         x, t = self._as_input(x), np.asarray(t)
-        batch = (x.shape, t.shape, t.dtype)
+        # All that the layers' checks depend on: the batch's shapes and label dtype, and
+        # the layers themselves (replacing one in self.layers makes the next pass checked).
+        batch = (x.shape, t.shape, t.dtype, self.last_layer, *self.layers.values())
         if batch == self._checked_batch:
             loss = self._train_pass(x, t, dout)
         else:
-            self._checked_batch = None  # until every check has passed on this shape
+            self._checked_batch = None  # until every check has passed on this batch
             loss = self._checked_train_pass(x, t, dout)
             self._checked_batch = batch if x.ndim >= 2 else None
         grads = {}
@@ -211,10 +211,17 @@ class MultiLayerNet:
     def _checked_train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
         """One forward and backward pass through the layers' checked methods, which also
         size each layer's workspace for this batch shape."""
+        self._layer_workspaces = [
+            (layer, self._workspaces.setdefault(name, {})) for name, layer in self.layers.items()
+        ]
+        self._affines = [
+            (f"W{i}", f"b{i}", self.layers[f"Affine{i}"]) for i in range(1, len(self.sizes))
+        ]
+        loss_workspace = self._workspaces["loss"]
         for layer, workspace in self._layer_workspaces:
             x = layer.forward(x, workspace=workspace)
-        loss = self.last_layer.forward(x, t, workspace=self._loss_workspace)
-        grad = self.last_layer.backward(dout, workspace=self._loss_workspace)
+        loss = self.last_layer.forward(x, t, workspace=loss_workspace)
+        grad = self.last_layer.backward(dout, workspace=loss_workspace)
         for layer, workspace in self._layer_workspaces[:0:-1]:  # all but the first
             grad = layer.backward(grad, workspace=workspace)
         first, workspace = self._layer_workspaces[0]
@@ -222,15 +229,16 @@ class MultiLayerNet:
         return loss
 
     def _train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
-        """:meth:`_checked_train_pass` for a batch of the shape it last checked: the layers'
-        inputs are then the checked batch and the network's own arrays, so they run
+        """:meth:`_checked_train_pass` for a batch like the one it last checked: the layers'
+        inputs are then that batch's shape and the network's own arrays, so they run
         unchecked, straight into their workspaces. The label values, new each step, are
         still checked, by the loss node."""
-        signal = x.reshape(len(x), -1)
+        loss_workspace = self._workspaces["loss"]
+        signal = x
         for layer, workspace in self._layer_workspaces:
             signal = layer.forward_into(signal, workspace)
-        loss = self.last_layer.forward_into(signal, t, self._loss_workspace)
-        grad = self.last_layer.backward(dout, workspace=self._loss_workspace)
+        loss = self.last_layer.forward_into(signal, t, loss_workspace)
+        grad = self.last_layer.backward(dout, workspace=loss_workspace)
         for layer, workspace in self._layer_workspaces[:0:-1]:
             grad = layer.backward_into(grad, workspace)
         first, workspace = self._layer_workspaces[0]

@@ -146,7 +146,9 @@ def fit(
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
-    To resume, pass the ``history`` and ``start_step`` of the saved run.
+    To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
+    copied into the same two arrays, step after step: a callback that keeps what a layer
+    saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
 
     Raises TrainingError, before the update, when a step's loss is not finite: the
     parameters and the last checkpoint are then still those of the last good step.
@@ -199,7 +201,7 @@ def fit(
         batch_x = np.take(x_train, index, axis=0, out=batch_x_buffer, mode="clip")
         batch_t = np.take(t_train, index, axis=0, out=batch_t_buffer, mode="clip")
         # A diverging run overflows: the finiteness checks report it, so NumPy's
-        # overflow warnings would only repeat it, once per step.
+        # overflow warnings, in backprop or in the update, would only repeat it each step.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if fold_lr:
                 loss, grads = network.loss_and_gradient(batch_x, batch_t, dout=optimizer.lr)

@@ -161,9 +161,26 @@ def test_unchecked_steps_equal_the_plain_pass_across_batch_shapes(activation, la
             np.testing.assert_allclose(grads[key], 0.5 * expected[key], rtol=1e-12, atol=1e-15)
         new_shape = step in (0, 2, 4, 5)  # the first of a shape, or back from another
         assert len(checked_calls) == (6 if new_shape else 0)
+        # As the checked forward leaves it: the first layer's dX would have x's shape.
+        assert net.layers["Affine1"].original_x_shape == shape
     if labels == "integer":  # the labels are still checked on an unchecked step
         with pytest.raises(LabelError, match="label 4 at index 2"):
             net.loss_and_gradient(x, np.where(np.arange(6) == 2, 4, t))
+
+
+def test_a_layer_replaced_after_training_steps_is_the_one_the_next_step_uses():
+    rng = np.random.default_rng(12)
+    net = MultiLayerNet(12, [9], 4, dtype=np.float64, seed=8)
+    x, t = rng.random((6, 12)), rng.integers(0, 4, 6)
+    for _ in range(2):  # the second step runs unchecked
+        net.loss_and_gradient(x, t)
+    net.layers["Relu1"] = Sigmoid()
+    expected_loss, expected = reference_gradients(net, x, t)
+    for _ in range(2):
+        loss, grads = net.loss_and_gradient(x, t)
+        assert loss == pytest.approx(expected_loss, rel=1e-13)
+        for key in net.params:
+            np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15)
 
 
 def test_gradients_are_valid_until_the_next_call_as_documented():
