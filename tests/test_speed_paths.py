@@ -103,6 +103,15 @@ def reference_gradients(net, x, t):
     return float(loss.data) + net.weight_decay_loss(), grads
 
 
+def assert_step_equals_reference(net, x, t, dout=1.0):
+    """One training step's loss and gradients against the recorded graph's plain pass."""
+    expected_loss, expected = reference_gradients(net, x, t)
+    loss, grads = net.loss_and_gradient(x, t, dout=dout)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    for key in net.params:
+        np.testing.assert_allclose(grads[key], dout * expected[key], rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("decay", [0.0, 0.1])
 def test_training_step_equals_the_plain_backward_pass(activation, decay):
@@ -118,15 +127,9 @@ def test_training_step_equals_the_plain_backward_pass(activation, decay):
         seed=4,
     )
     x, t = rng.random((6, 12)), rng.integers(0, 4, 6)
-    expected_loss, expected = reference_gradients(net, x, t)
     for _ in range(2):
-        loss, grads = net.loss_and_gradient(x, t)
-        assert loss == pytest.approx(expected_loss, rel=1e-13)
-        for key in net.params:
-            np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15)
-    scaled = net.loss_and_gradient(x, t, dout=0.25)[1]
-    for key in net.params:
-        np.testing.assert_allclose(scaled[key], 0.25 * expected[key], rtol=1e-12, atol=1e-15)
+        assert_step_equals_reference(net, x, t)
+    assert_step_equals_reference(net, x, t, dout=0.25)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
@@ -175,12 +178,8 @@ def test_a_layer_replaced_after_training_steps_is_the_one_the_next_step_uses():
     for _ in range(2):  # the second step runs unchecked
         net.loss_and_gradient(x, t)
     net.layers["Relu1"] = Sigmoid()
-    expected_loss, expected = reference_gradients(net, x, t)
     for _ in range(2):
-        loss, grads = net.loss_and_gradient(x, t)
-        assert loss == pytest.approx(expected_loss, rel=1e-13)
-        for key in net.params:
-            np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15)
+        assert_step_equals_reference(net, x, t)
 
 
 def test_gradients_are_valid_until_the_next_call_as_documented():
