@@ -96,7 +96,10 @@ class Optimizer:
     _hyper: ClassVar[tuple[str, ...]] = ("lr",)
     _buffers: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, **hyper: Any) -> None:
+        """``hyper``: each name of ``_hyper`` with its value, checked by ``_check_hyper``."""
+        for name in self._hyper:
+            setattr(self, name, self._check_hyper(name, hyper[name]))
         self.t = 0
         # One scratch array per parameter receives every intermediate result, so a
         # step allocates nothing.  It is not state: its contents never outlive a step.
@@ -309,8 +312,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, lr: float = 0.01) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
+        super().__init__(lr=lr)
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         lr = self.lr
@@ -354,9 +356,7 @@ class Momentum(Optimizer):
     _buffers = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
-        self.momentum = _unit_interval("momentum", momentum)
+        super().__init__(lr=lr, momentum=momentum)
         self.v: dict[str, np.ndarray]
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
@@ -370,8 +370,10 @@ class Momentum(Optimizer):
             p += v
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov accelerated gradient, in the form torch's ``nesterov=True`` uses.
+
+    Momentum's hyperparameters and velocity ``v``, with another update rule.
 
     With velocity ``v`` (zero at start)::
 
@@ -393,14 +395,6 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
-    _hyper = ("lr", "momentum")
-    _buffers = ("v",)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
-        self.momentum = _unit_interval("momentum", momentum)
-        self.v: dict[str, np.ndarray]
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         lr, mu = self.lr, self.momentum
@@ -433,9 +427,7 @@ class AdaGrad(Optimizer):
     _buffers = ("h",)
 
     def __init__(self, lr: float = 0.01, *, eps: float = 1e-10) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
-        self.eps = _positive("eps", eps)
+        super().__init__(lr=lr, eps=eps)
         self.h: dict[str, np.ndarray]
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
@@ -469,10 +461,7 @@ class RMSprop(Optimizer):
     _buffers = ("h",)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
-        self.decay_rate = _unit_interval("decay_rate", decay_rate)
-        self.eps = _positive("eps", eps)
+        super().__init__(lr=lr, decay_rate=decay_rate, eps=eps)
         self.h: dict[str, np.ndarray]
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
@@ -522,11 +511,7 @@ class Adam(Optimizer):
     def __init__(
         self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, *, eps: float = 1e-8
     ) -> None:
-        super().__init__()
-        self.lr = _positive("lr", lr)
-        self.beta1 = _unit_interval("beta1", beta1)
-        self.beta2 = _unit_interval("beta2", beta2)
-        self.eps = _positive("eps", eps)
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
         self.m: dict[str, np.ndarray]
         self.v: dict[str, np.ndarray]
 
