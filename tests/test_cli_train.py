@@ -243,3 +243,31 @@ def test_checkpoints_not_written_by_train_are_explained(tmp_path):
         assert result.returncode == 1, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr and args[-1] in result.stderr
+
+
+def _fake_download(monkeypatch, chunks):
+    """load_mnist replaced by one that reports ``chunks`` of download progress."""
+
+    def fake_load_mnist(dataset, data_dir, progress):
+        for done, total in chunks if progress is not None else ():
+            progress(done, total)
+        return "the data"
+
+    monkeypatch.setattr("chainrule.data.mnist.load_mnist", fake_load_mnist)
+
+
+def test_download_progress_shows_one_bar_per_file(monkeypatch, capsys):
+    from chainrule.cli.training import _load_data
+
+    _fake_download(monkeypatch, [(0, 10), (10, 10), (0, 4), (4, 4)])  # two files
+    assert _load_data("mnist", None, quiet=False) == "the data"
+    assert capsys.readouterr().err.count("download") >= 2
+
+
+def test_download_without_tqdm_has_no_bar_and_no_error(monkeypatch, capsys):
+    from chainrule.cli.training import _load_data
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm is an optional extra
+    _fake_download(monkeypatch, [(0, 10), (10, 10)])
+    assert _load_data("mnist", None, quiet=False) == "the data"
+    assert "download" not in capsys.readouterr().err

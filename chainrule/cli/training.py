@@ -36,13 +36,21 @@ DEFAULT_RECIPE = {
 DEFAULT_SGD_LR = 0.1
 
 
-def _progress_bar(total: int, initial: int, quiet: bool):
-    """A tqdm bar on stderr, or None when --quiet or tqdm is not installed."""
+def _tqdm(quiet: bool):
+    """tqdm's bar class, or None when --quiet or tqdm (an optional extra) is not installed."""
     if quiet:
         return None
     try:
         from tqdm import tqdm
     except ImportError:
+        return None
+    return tqdm
+
+
+def _progress_bar(total: int, initial: int, quiet: bool):
+    """A training bar on stderr, or None (see _tqdm)."""
+    tqdm = _tqdm(quiet)
+    if tqdm is None:
         return None
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
 
@@ -59,25 +67,22 @@ def _say(bar, message: str, quiet: bool) -> None:
 def _load_data(dataset: str, data_dir: str | None, quiet: bool):
     from chainrule.data.mnist import load_mnist
 
-    bars = {}
+    tqdm = _tqdm(quiet)
+    bars = []
 
     def download_progress(done: int, total: int | None) -> None:
-        if quiet:
-            return
-        from tqdm import tqdm
-
-        bar = bars.get("bar")
-        if bar is None or done < bar.n:
-            bar = bars["bar"] = tqdm(
-                total=total, unit="B", unit_scale=True, leave=False, desc="download"
-            )
-        bar.update(done - bar.n)
+        if not bars or done < bars[-1].n:  # a file's first chunk, or a retry's
+            if bars:
+                bars[-1].close()
+            bars.append(tqdm(total=total, unit="B", unit_scale=True, leave=False, desc="download"))
+        bars[-1].update(done - bars[-1].n)
 
     try:
-        return load_mnist(dataset=dataset, data_dir=data_dir, progress=download_progress)
+        progress = download_progress if tqdm is not None else None
+        return load_mnist(dataset=dataset, data_dir=data_dir, progress=progress)
     finally:
-        if "bar" in bars:
-            bars["bar"].close()
+        for bar in bars:
+            bar.close()
 
 
 def _format_evaluation(record) -> str:
@@ -272,7 +277,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
     except _Interrupted as stop:
         if bar is not None:
-            bar.close()
+            bar.close()  # before the message below; closing again in finally is a no-op
         if not args.save:
             print(
                 f"{PROG}: interrupted at step {stop.step} (nothing saved: no --save)",
