@@ -14,17 +14,16 @@ import contextlib
 import hashlib
 import http.client
 import os
-import secrets
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import BinaryIO, NoReturn, Protocol
 
 from chainrule.errors import DownloadError
-from chainrule.fileio import fsync_directory
+from chainrule.fileio import atomic_write
 
 __all__ = ["DEFAULT_MAX_BYTES", "LOOPBACK_HOSTS", "ProgressCallback", "download"]
 
@@ -128,52 +127,49 @@ def _network_errors() -> Iterator[None]:
 
 def _fetch_once(
     url: str,
-    tmp: Path,
+    out: BinaryIO,
     hashers: dict[str, _Hasher],
     *,
     timeout: float,
     max_bytes: int,
     progress: ProgressCallback | None,
 ) -> None:
-    """Stream ``url`` into ``tmp`` (truncating it) and feed ``hashers``.
+    """Stream ``url`` into the new file ``out`` and feed ``hashers``.
 
     Network failures raise _AttemptFailed; local disk errors (disk full, read-only
     folder) propagate unchanged, since no other mirror would fix them.
     """
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with open(tmp, "wb") as out:
-        with _network_errors():
-            response = _opener(url).open(request, timeout=timeout)
-        with response:
-            total: int | None = None
-            length_header = response.headers.get("Content-Length")
-            if length_header is not None and length_header.strip().isdigit():
-                total = int(length_header)
-            if total is not None and total > max_bytes:
+    with _network_errors():
+        response = _opener(url).open(request, timeout=timeout)
+    with response:
+        total: int | None = None
+        length_header = response.headers.get("Content-Length")
+        if length_header is not None and length_header.strip().isdigit():
+            total = int(length_header)
+        if total is not None and total > max_bytes:
+            raise _AttemptFailed(
+                f"the server announced {total} bytes, more than the cap of {max_bytes}",
+                retry=False,
+            )
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        while True:
+            with _network_errors():
+                chunk = response.read(_CHUNK)
+            if not chunk:
+                break
+            done += len(chunk)
+            if done > max_bytes:
                 raise _AttemptFailed(
-                    f"the server announced {total} bytes, more than the cap of {max_bytes}",
-                    retry=False,
+                    f"more than the cap of {max_bytes} bytes received", retry=False
                 )
-            done = 0
+            out.write(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
             if progress is not None:
-                progress(0, total)
-            while True:
-                with _network_errors():
-                    chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                done += len(chunk)
-                if done > max_bytes:
-                    raise _AttemptFailed(
-                        f"more than the cap of {max_bytes} bytes received", retry=False
-                    )
-                out.write(chunk)
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-                if progress is not None:
-                    progress(done, total)
-        out.flush()
-        os.fsync(out.fileno())
+                progress(done, total)
     if total is not None and done != total:
         raise _AttemptFailed(
             f"incomplete: expected {total} bytes (Content-Length), received {done}", retry=True
@@ -282,29 +278,24 @@ def download(
         return target
 
     failures: list[str] = []
-    tmp = dest / f".{filename}.{secrets.token_hex(8)}.part"
-    try:
-        for url in urls:
-            for attempt in range(1, attempts_per_mirror + 1):
-                if attempt > 1:
-                    time.sleep(retry_delay * 2 ** (attempt - 2))
-                hashers = _new_hashers(expected.get("md5"), expected.get("sha256"))
-                try:
+    for url in urls:
+        for attempt in range(1, attempts_per_mirror + 1):
+            if attempt > 1:
+                time.sleep(retry_delay * 2 ** (attempt - 2))
+            hashers = _new_hashers(expected.get("md5"), expected.get("sha256"))
+            try:
+                # A failed attempt, even one that fails the checksums, leaves no file.
+                with atomic_write(target) as out:
                     _fetch_once(
-                        url, tmp, hashers, timeout=timeout, max_bytes=max_bytes, progress=progress
+                        url, out, hashers, timeout=timeout, max_bytes=max_bytes, progress=progress
                     )
-                except _AttemptFailed as failure:
-                    failures.append(f"{url} (try {attempt}/{attempts_per_mirror}): {failure}")
-                    if failure.retry:
-                        continue
-                    break
-                ok, why = _same_digests(hashers, expected)
-                if not ok:
-                    failures.append(f"{url} (try {attempt}/{attempts_per_mirror}): {why}")
-                    break
-                os.replace(tmp, target)
-                fsync_directory(dest)
-                return target
-        _fail(filename, dest, failures)
-    finally:
-        tmp.unlink(missing_ok=True)
+                    ok, why = _same_digests(hashers, expected)
+                    if not ok:  # the same bytes again would not help: next mirror
+                        raise _AttemptFailed(why, retry=False)
+            except _AttemptFailed as failure:
+                failures.append(f"{url} (try {attempt}/{attempts_per_mirror}): {failure}")
+                if failure.retry:
+                    continue
+                break
+            return target
+    _fail(filename, dest, failures)
