@@ -232,12 +232,16 @@ def test_checkpoints_not_written_by_train_are_explained(tmp_path):
 
     net = TwoLayerNet(784, 5, 10)
     bare, odd = tmp_path / "bare.npz", tmp_path / "odd.npz"
+    mismatched = tmp_path / "mismatched.npz"
     save_checkpoint(bare, net.params)  # no meta at all
     save_checkpoint(odd, net.params, meta={"network": net.config(), "optimizer": {}})
+    wider = TwoLayerNet(784, 6, 10).config()  # meta that does not describe the weights
+    save_checkpoint(mismatched, net.params, meta={"network": wider})
     for args in (
         ["evaluate", str(bare)],
         ["train", "--resume", str(bare)],
         ["train", "--resume", str(odd)],
+        ["evaluate", str(mismatched)],
     ):
         result = run_module(*args)
         assert result.returncode == 1, result.stderr

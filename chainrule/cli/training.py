@@ -146,6 +146,7 @@ def _stop_at_step_boundary_on_ctrl_c():
 
 def _restore_network(checkpoint, path: str):
     """The network a checkpoint describes, holding the checkpoint's weights."""
+    from chainrule.checkpoint import check_params_match
     from chainrule.networks import MultiLayerNet
 
     try:
@@ -154,6 +155,7 @@ def _restore_network(checkpoint, path: str):
         raise CheckpointError(
             f"{path}: no network description in this checkpoint ({error})"
         ) from None
+    check_params_match(net.params, checkpoint.params, path)  # names the file and each mismatch
     net.load_params(checkpoint.params)
     return net
 
