@@ -298,12 +298,12 @@ def _locate(
         if len(found) == len(info.files):
             return found
 
-    # Downloads go where the user pointed, or to the cache, never to a system folder.
-    target = data_dir if data_dir is not None else cache_dir() / info.name
+    # Downloads go where the user pointed, or to the cache, never to a system folder:
+    # the first folder _search_dirs gives.
+    target, have = looked[0]
     if not download:
         raise DataError(_not_found_message(info, looked, target, "the files are missing"))
-    have = looked[0][1]  # files already in the target folder are kept
-    paths = dict(have)
+    paths = dict(have)  # files already in the target folder are kept
     for spec in info.files:
         if spec.name in paths:
             continue
@@ -385,6 +385,8 @@ def _load_embedded() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
                 f"{name}: expected x_{split} ({count}, 784) uint8 and t_{split} ({count},) "
                 f"uint8, found {x.dtype} {x.shape} and {t.dtype} {t.shape}"
             )
+        if t.max() >= _N_CLASSES:  # the IDX files get this check in _check_split
+            raise DataError(f"{name}: expected t_{split} labels 0-9, found {int(t.max())}")
     return arrays["x_train"], arrays["t_train"], arrays["x_test"], arrays["t_test"]
 
 
@@ -444,9 +446,6 @@ def load_mnist(
     else:
         folder = Path(data_dir).expanduser() if data_dir is not None else None
         x_train, t_train, x_test, t_test = _load_idx_dataset(info, folder, download, progress)
-    for labels, split in ((t_train, "train"), (t_test, "test")):
-        if labels.size and int(labels.max()) >= _N_CLASSES:
-            raise DataError(f"{dataset}: expected {split} labels 0-9, found {int(labels.max())}")
     train = _prepare(x_train, t_train, normalize, flatten, one_hot_label)
     test = _prepare(x_test, t_test, normalize, flatten, one_hot_label)
     return train, test
