@@ -38,7 +38,7 @@ from typing import Any
 from chainrule import MultiLayerNet
 from chainrule.data.mnist import load_mnist
 from chainrule.optim import SGD
-from chainrule.train import fit
+from chainrule.train import fit, iters_per_epoch
 
 MB = 1024 * 1024
 BUDGET_OVER_DATASET = 150 * MB
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     after = proc_status()
     traced_after, traced_peak = tracemalloc.get_traced_memory()
 
-    steps_per_epoch = len(x_train) // args.batch_size
+    steps_per_epoch = iters_per_epoch(len(x_train), args.batch_size)
     settled = next((s for s in samples if s["step"] >= steps_per_epoch), samples[0])
     last = samples[-1]
     history_bytes = sys.getsizeof(history.losses) + 24 * len(history.losses)
