@@ -15,6 +15,7 @@ def test_graph_prints_dot_with_the_books_numbers(capsys):
     assert main(["graph", "apple-orange"]) == 0
     dot = capsys.readouterr().out
     assert dot.startswith("digraph")
+    # The book's apple-orange example (chapter 5): values and gradients.
     for number in ("715", "650", "3.3", "165", "110", "2.2"):
         assert number in dot
 

@@ -122,10 +122,15 @@ def test_record_builds_one_node_per_layer_and_matches_gradient():
     net = MultiLayerNet(5, [4], 3, dtype=np.float64, seed=1)
     x, t = batch(np.random.default_rng(1), d=5)
     grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    for name in ("Affine1", "Affine2"):  # only the graph's backward may set them again
+        net.layers[name].dW = net.layers[name].db = None
     graph, loss = net.record(x, t)
     graph.backward(loss)
     assert [n.name for n in graph] == ["Affine1", "Relu1", "Affine2", "SoftmaxWithLoss"]
-    np.testing.assert_allclose(net.layers["Affine1"].dW, grads["W1"], rtol=1e-14)
+    for i in (1, 2):
+        affine = net.layers[f"Affine{i}"]
+        np.testing.assert_allclose(affine.dW, grads[f"W{i}"], rtol=1e-14)
+        np.testing.assert_allclose(affine.db, grads[f"b{i}"], rtol=1e-14)
     assert loss.data == pytest.approx(net.loss(x, t))
 
 

@@ -20,6 +20,11 @@ def test_readme_has_a_quickstart_with_two_commands():
     assert "chainrule train" in commands[0] and "pytest" in commands[1]
 
 
+def test_one_python_example_is_the_books_apple():
+    # test_python_example_runs checks the book's numbers in the block that defines apple.
+    assert any("apple" in block for block in python_blocks())
+
+
 @pytest.mark.parametrize("index", range(len(python_blocks())))
 def test_python_example_runs(index):
     namespace = {}

@@ -156,7 +156,11 @@ def test_divergence_stops_and_no_checkpoint_holds_non_finite_values(lr):
     assert checkpoints == list(range(1, failed_step))
 
 
-def test_checkpoint_schedule():
+@pytest.mark.parametrize(
+    ("checkpoint_every", "expected"),
+    [(None, [10, 20, 25]), (7, [7, 14, 21, 25])],  # 10 steps an epoch; the last step too
+)
+def test_checkpoint_schedule(checkpoint_every, expected):
     x, t = blobs(n=100)
     seen = []
     fit(
@@ -166,21 +170,10 @@ def test_checkpoint_schedule():
         t,
         batch_size=10,
         iters=25,
+        checkpoint_every=checkpoint_every,
         on_checkpoint=lambda step, history: seen.append(step),
     )
-    assert seen == [10, 20, 25]
-    seen.clear()
-    fit(
-        TwoLayerNet(8, 4, 3, seed=0),
-        SGD(0.01),
-        x,
-        t,
-        batch_size=10,
-        iters=25,
-        checkpoint_every=7,
-        on_checkpoint=lambda step, history: seen.append(step),
-    )
-    assert seen == [7, 14, 21, 25]
+    assert seen == expected
 
 
 @pytest.mark.parametrize(
