@@ -195,10 +195,14 @@ class Data:
     batches: np.ndarray  # (steps, batch) indices: the first epoch of fit's shuffle
 
 
-def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> MultiLayerNet:
     net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED)
     net.load_params(params)
-    optimizer = SGD(LR)
+    return net
+
+
+def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    net, optimizer = _chainrule_net(params, w), SGD(LR)
 
     def run(steps: int) -> tuple[list[float], list[float]]:
         stamps: list[float] = []
@@ -218,39 +222,27 @@ def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Cal
     return run
 
 
-def chainrule_user_loop(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
-    net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED)
-    net.load_params(params)
-    optimizer = SGD(LR)
-    x_train, t_train = data.x, data.t
-
-    def run(steps: int) -> tuple[list[float], list[float]]:
-        stamps, losses = [], []
-        for idx in data.batches[:steps]:
-            grads = net.gradient(x_train[idx], t_train[idx])
-            optimizer.update(net.params, grads)
-            losses.append(float(net.last_layer.loss))
-            stamps.append(time.perf_counter())
-        return stamps, losses
-
-    return run
-
-
-def numpy_textbook(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
-    net = BookNet(params)
-    optimizer = BookSGD(LR)
-    x_train, t_train = data.x, data.t
+def _book_loop(net: Any, optimizer: Any, data: Data) -> Callable:
+    """The book's training loop around ``net`` and ``optimizer``."""
 
     def run(steps: int) -> tuple[list[float], list[float]]:
         stamps, losses = [], []
         for batch_mask in data.batches[:steps]:
-            grads = net.gradient(x_train[batch_mask], t_train[batch_mask])
+            grads = net.gradient(data.x[batch_mask], data.t[batch_mask])
             optimizer.update(net.params, grads)
             losses.append(float(net.last_layer.loss))
             stamps.append(time.perf_counter())
         return stamps, losses
 
     return run
+
+
+def chainrule_user_loop(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    return _book_loop(_chainrule_net(params, w), SGD(LR), data)
+
+
+def numpy_textbook(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    return _book_loop(BookNet(params), BookSGD(LR), data)
 
 
 def pytorch(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:

@@ -409,6 +409,17 @@ class Nesterov(Momentum):
             p += tmp
 
 
+def _step_by_root_mean_square(
+    p: np.ndarray, g: np.ndarray, h: np.ndarray, lr: float, eps: float, tmp: np.ndarray
+) -> None:
+    """AdaGrad's and RMSprop's shared last step, ``p -= lr * g / (sqrt(h) + eps)``, in ``tmp``."""
+    np.sqrt(h, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
 class AdaGrad(Optimizer):
     """AdaGrad: ``h += g*g; p -= lr * g / (sqrt(h) + eps)``.
 
@@ -438,11 +449,7 @@ class AdaGrad(Optimizer):
             tmp = self._tmp(key, p)
             np.multiply(g, g, out=tmp)
             h += tmp
-            np.sqrt(h, out=tmp)
-            tmp += eps
-            np.divide(g, tmp, out=tmp)
-            tmp *= lr
-            p -= tmp
+            _step_by_root_mean_square(p, g, h, lr, eps, tmp)
 
 
 class RMSprop(Optimizer):
@@ -475,11 +482,7 @@ class RMSprop(Optimizer):
             np.multiply(g, g, out=tmp)
             tmp *= one_minus_rho
             h += tmp
-            np.sqrt(h, out=tmp)
-            tmp += eps
-            np.divide(g, tmp, out=tmp)
-            tmp *= lr
-            p -= tmp
+            _step_by_root_mean_square(p, g, h, lr, eps, tmp)
 
 
 class Adam(Optimizer):
