@@ -190,8 +190,14 @@ def save_checkpoint(
         raise TypeError(f"meta is not JSON-serialisable: {exc}") from exc
     arrays["meta_json"] = _json_array(meta_text)
 
-    _atomic_savez(path, arrays)
+    with atomic_write(path) as handle:  # temp file beside path, fsync, rename over it
+        np.savez(handle, **arrays)
     return path
+
+
+def _plain_numeric(dtype: np.dtype) -> bool:
+    """Numbers that np.save stores without pickle: no object, string or structured dtype."""
+    return dtype.kind in _NUMERIC_KINDS and dtype.fields is None
 
 
 def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[str, np.ndarray]:
@@ -201,19 +207,13 @@ def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[
         if not isinstance(name, str) or not name:
             raise ValueError(f"{what} keys must be non-empty str, got {name!r}")
         arr = np.asarray(value)
-        if arr.dtype.kind not in _NUMERIC_KINDS or arr.dtype.fields is not None:
+        if not _plain_numeric(arr.dtype):
             raise TypeError(
                 f"{what}[{name!r}] has dtype {arr.dtype}; a checkpoint stores plain "
                 "numeric arrays only (no object, string or structured arrays)"
             )
         out[prefix + name] = arr
     return out
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
 
 
 # --------------------------------------------------------------------------- loading
@@ -283,7 +283,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             continue
         if not key:
             raise fail(f"member {name!r} has an empty name")
-        if arr.dtype.kind not in _NUMERIC_KINDS or arr.dtype.fields is not None:
+        if not _plain_numeric(arr.dtype):
             raise fail(f"member {name!r} has non-numeric dtype {arr.dtype}")
         target[key] = arr
     return Checkpoint(

@@ -128,7 +128,6 @@ class SoftmaxWithLoss:
         shape_T = x2.shape[::-1]
         buffer(workspace, "zT", shape_T, x2.dtype)
         buffer(workspace, "expT", shape_T, x2.dtype)
-        buffer(workspace, "dxT", shape_T, x2.dtype)
         rows_index(len(x2), workspace)
 
     def _forward_transposed(
