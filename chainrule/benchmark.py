@@ -172,6 +172,10 @@ class BookNet:
             grads[f"b{i}"] = self.layers[f"Affine{i}"].db
         return grads
 
+    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict]:
+        grads = self.gradient(x, t)
+        return self.last_layer.loss, grads
+
 
 class BookSGD:
     def __init__(self, lr: float = 0.01) -> None:
@@ -228,9 +232,9 @@ def _book_loop(net: Any, optimizer: Any, data: Data) -> Callable:
     def run(steps: int) -> tuple[list[float], list[float]]:
         stamps, losses = [], []
         for batch_mask in data.batches[:steps]:
-            grads = net.gradient(data.x[batch_mask], data.t[batch_mask])
+            loss, grads = net.loss_and_gradient(data.x[batch_mask], data.t[batch_mask])
             optimizer.update(net.params, grads)
-            losses.append(float(net.last_layer.loss))
+            losses.append(float(loss))
             stamps.append(time.perf_counter())
         return stamps, losses
 

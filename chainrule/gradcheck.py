@@ -227,8 +227,9 @@ def check_layer(
 
     The scalar checked is ``L = Σ forward(*inputs) · G`` for a fixed random upstream
     gradient ``G``, so ``backward(G)`` must return ``dL/d input``. Integer inputs (labels)
-    are not differentiated. Parameters are found through ``layer.params``/``layer.grads``
-    where the layer has them (``Affine``). Inputs are copied to float64 arrays.
+    are not differentiated. Parameters are those the node names in ``param_rules``: the
+    gradient ``dW`` of the attribute ``W``, as the book names them (``Affine``). Inputs
+    are copied to float64 arrays.
     """
     arrays = [
         np.array(v, dtype=np.float64) if np.issubdtype(np.asarray(v).dtype, np.floating) else v
@@ -251,9 +252,10 @@ def check_layer(
         for i, (array, grad) in enumerate(zip(arrays, input_grads))
         if isinstance(array, np.ndarray) and array.dtype == np.float64
     ]
-    params: dict[str, np.ndarray] = getattr(layer, "params", {})
-    grads: dict[str, Any] = getattr(layer, "grads", {})
-    targets += [(name, params[name], np.array(grads[name])) for name in params]
+    targets += [
+        (grad_name[1:], getattr(layer, grad_name[1:]), np.array(getattr(layer, grad_name)))
+        for grad_name, _ in getattr(layer, "param_rules", ())
+    ]
     checks = []
     for name, array, analytic in targets:
         numerical = numerical_gradient(objective, array, h)

@@ -8,11 +8,13 @@ in place trains the network.
 Shapes: ``x`` is (N, input_size) or any (N, ...) with input_size values per sample;
 ``t`` is (N,) integer labels or (N, output_size) one-hot rows.
 
-Speed: :meth:`MultiLayerNet.loss_and_gradient` (and :meth:`~MultiLayerNet.gradient`) is
-the training step. It runs the layers with workspaces (arrays reused from step to step,
-see :mod:`chainrule.layers`), so the gradients it returns are overwritten by its next
-call: copy them to keep them. Everything else (``predict``, ``loss``, ``accuracy``,
-``record``, ``numerical_gradient``) returns arrays of its own.
+Two ways to the same gradients: :meth:`MultiLayerNet.loss_and_gradient_by_layers` walks
+the layers, as the book's ``gradient`` does; :meth:`~MultiLayerNet.loss_and_gradient` and
+:meth:`~MultiLayerNet.gradient`, the training step, run :class:`chainrule.fast.FastStep`,
+which computes the same numbers in buffers reused from step to step (the tests hold the
+two equal). Its gradients are overwritten by its next call: copy them to keep them.
+Everything else (``predict``, ``loss``, ``accuracy``, ``record``, ``numerical_gradient``)
+runs the layers and returns arrays of its own.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.arrays import Workspace
 from chainrule.errors import ShapeError
+from chainrule.fast import FastStep
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import normal_weight
@@ -101,14 +103,7 @@ class MultiLayerNet:
                 act = ACTIVATIONS[activation]
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
-        # The training pass's arrays, kept from step to step: one workspace per layer.
-        self._workspaces: dict[str, Workspace] = {"loss": {}}
-        # What the last checked training pass checked and sized the workspaces for (see
-        # loss_and_gradient), the (layer, workspace) pairs it walked, and the Affine layers
-        # with their parameters' names.
-        self._checked_batch: tuple[Any, ...] | None = None
-        self._layer_workspaces: list[tuple[Any, Workspace]] = []
-        self._affines: list[tuple[str, str, Affine]] = []
+        self._fast_step: FastStep | None = None  # made on the first training step
 
     @property
     def input_size(self) -> int:
@@ -168,82 +163,40 @@ class MultiLayerNet:
     def loss_and_gradient(
         self, x: Any, t: Any, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass.
+        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass: the
+        training step, by :class:`chainrule.fast.FastStep`.
 
-        ``dout`` is the gradient fed into the loss node's backward, as in chapter 5: the
-        gradients returned are those of ``dout · loss``. The training loop passes SGD's
-        learning rate, so backprop hands it the update steps themselves (the scaling rides
-        on the loss node's ``1/N``) and the update is a single subtraction.
-
-        This is the training step, so once the buffers for the batch shape exist it
-        allocates nothing larger than one number per sample: every layer writes its
-        outputs and gradients into its own workspace (see :mod:`chainrule.layers`), and
-        the first layer skips ``dX``, which nothing needs. The network remembers the last
-        batch it checked (shapes, label dtype, layers): a step like it checks only the
-        label values and runs the layers' arithmetic alone (``forward_into``/
-        ``backward_into``); any other step (another batch size, one 1-d sample, a layer
-        replaced in ``layers``) runs the layers' checks again. The returned gradients are
-        the layers' ``dW`` and ``db`` arrays, valid until the next call, which overwrites
-        them in place; ``{k: g.copy() for k, g in grads.items()}`` keeps a set. (With
-        weight decay, each ``W`` gradient is a new array.) :meth:`predict`, :meth:`loss`
-        and :meth:`record` use no workspace: their results are the caller's to keep.
+        The numbers are those of :meth:`loss_and_gradient_by_layers`. The gradient arrays
+        are the step's buffers, valid until the next call, which overwrites them in place;
+        ``{k: g.copy() for k, g in grads.items()}`` keeps a set.
         """
-        x, t = self._as_input(x), np.asarray(t)
-        # All that the layers' checks depend on: the batch's shapes and label dtype, and
-        # the layers themselves (replacing one in self.layers makes the next pass checked).
-        batch = (x.shape, t.shape, t.dtype, self.last_layer, *self.layers.values())
-        if batch == self._checked_batch:
-            loss = self._train_pass(x, t, dout)
-        else:
-            self._checked_batch = None  # until every check has passed on this batch
-            loss = self._checked_train_pass(x, t, dout)
-            self._checked_batch = batch if x.ndim >= 2 else None
+        return self.fast_step.loss_and_gradient(x, t, dout=dout)
+
+    @property
+    def fast_step(self) -> FastStep:
+        """The training step's :class:`~chainrule.fast.FastStep`, made on first use."""
+        if self._fast_step is None:
+            self._fast_step = FastStep(self)
+        return self._fast_step
+
+    def loss_and_gradient_by_layers(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss`, and the gradients of ``dout · loss`` by walking the layers
+        backwards, as the book's ``gradient`` does; the arrays are new on every call.
+
+        ``dout`` is the gradient fed into the loss node, as in chapter 5 (1 by default).
+        """
+        loss = self.loss(x, t)
+        grad = self.last_layer.backward(dout)
+        for layer in reversed(self.layers.values()):
+            grad = layer.backward(grad)
         grads = {}
-        for key_W, key_b, affine in self._affines:
-            dW = affine.dW
-            if self.weight_decay_lambda:
-                dW = dW + (dout * self.weight_decay_lambda) * affine.W
-            grads[key_W], grads[key_b] = dW, affine.db
-        if self.weight_decay_lambda:
-            loss = loss + self.weight_decay_loss()
+        for i in range(1, len(self.sizes)):
+            affine = self.layers[f"Affine{i}"]
+            grads[f"W{i}"] = affine.dW + (dout * self.weight_decay_lambda) * affine.W
+            grads[f"b{i}"] = affine.db
         return loss, grads
-
-    def _checked_train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
-        """One forward and backward pass through the layers' checked methods, which also
-        size each layer's workspace for this batch shape."""
-        self._layer_workspaces = [
-            (layer, self._workspaces.setdefault(name, {})) for name, layer in self.layers.items()
-        ]
-        self._affines = [
-            (f"W{i}", f"b{i}", self.layers[f"Affine{i}"]) for i in range(1, len(self.sizes))
-        ]
-        loss_workspace = self._workspaces["loss"]
-        for layer, workspace in self._layer_workspaces:
-            x = layer.forward(x, workspace=workspace)
-        loss = self.last_layer.forward(x, t, workspace=loss_workspace)
-        grad = self.last_layer.backward(dout, workspace=loss_workspace)
-        for layer, workspace in self._layer_workspaces[:0:-1]:  # all but the first
-            grad = layer.backward(grad, workspace=workspace)
-        first, workspace = self._layer_workspaces[0]
-        first.backward(grad, workspace=workspace, input_grad=False)
-        return loss
-
-    def _train_pass(self, x: np.ndarray, t: np.ndarray, dout: float) -> Any:
-        """:meth:`_checked_train_pass` for a batch like the one it last checked: the layers'
-        inputs are then that batch's shape and the network's own arrays, so they run
-        unchecked, straight into their workspaces. The label values, new each step, are
-        still checked, by the loss node."""
-        loss_workspace = self._workspaces["loss"]
-        signal = x
-        for layer, workspace in self._layer_workspaces:
-            signal = layer.forward_into(signal, workspace)
-        loss = self.last_layer.forward_into(signal, t, loss_workspace)
-        grad = self.last_layer.backward(dout, workspace=loss_workspace)
-        for layer, workspace in self._layer_workspaces[:0:-1]:
-            grad = layer.backward_into(grad, workspace)
-        first, workspace = self._layer_workspaces[0]
-        first.backward_into(grad, workspace, input_grad=False)
-        return loss
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Gradients of :meth:`loss` by central differences (slow; for checking)."""
@@ -280,7 +233,15 @@ class MultiLayerNet:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MultiLayerNet:
-        """Build a network (with fresh weights) from :meth:`config`'s output."""
+        """Build a network (with fresh weights) from :meth:`config`'s output: a
+        TwoLayerNet for a TwoLayerNet's config, else a MultiLayerNet."""
+        if config.get("network") == "TwoLayerNet":
+            return TwoLayerNet(
+                config["input_size"],
+                config["hidden_size_list"][0],
+                config["output_size"],
+                dtype=config.get("dtype", "float32"),
+            )
         return MultiLayerNet(
             config["input_size"],
             config["hidden_size_list"],

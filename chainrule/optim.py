@@ -321,19 +321,6 @@ class SGD(Optimizer):
             np.multiply(grads[key], lr, out=tmp)
             p -= tmp
 
-    def update_scaled(self, params: dict[str, np.ndarray], steps: dict[str, np.ndarray]) -> None:
-        """:meth:`update` for gradients already multiplied by ``lr``: ``p -= steps[key]``.
-
-        :func:`chainrule.train.fit` backpropagates ``dout = lr`` (see
-        ``MultiLayerNet.loss_and_gradient``), so the gradients arrive as the steps
-        ``lr · g`` and the update is one pass over each parameter instead of two.  Equal
-        to :meth:`update` up to rounding (``lr`` multiplies in at another place).
-        """
-        self._validate(params, steps)
-        self.t += 1
-        for key, p in params.items():
-            p -= steps[key]
-
 
 class Momentum(Optimizer):
     """Momentum SGD, the book's formulation: ``v = momentum*v - lr*g; p += v``.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.arrays import check_real
+from chainrule.checks import check_real
 from chainrule.errors import DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss
 from chainrule.networks import MultiLayerNet
@@ -140,8 +140,8 @@ def fit(
 
     Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
     ``optimizer.update(network.params, grads)``. (With plain ``SGD`` on a
-    ``MultiLayerNet`` the learning rate rides on backprop instead: ``dout = lr`` into the
-    loss node, then ``SGD.update_scaled``; the same step up to rounding, one pass fewer.)
+    ``MultiLayerNet``, :meth:`chainrule.fast.FastStep.sgd_step` does both in one pass:
+    the same step up to rounding.)
     Evaluation runs at each epoch's end and after the last step, on all the training data
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
@@ -183,10 +183,7 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
-    # Plain SGD on a chainrule network: backpropagate dout = lr instead of 1, so the
-    # gradients arrive as the update steps themselves and the update is one subtraction
-    # (see MultiLayerNet.loss_and_gradient and SGD.update_scaled).
-    fold_lr = type(optimizer) is SGD and isinstance(network, MultiLayerNet)
+    sgd_step = _fused_sgd(network, optimizer)
     batches = None
     batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
     batch_t_buffer = np.empty((batch_size, *t_train.shape[1:]), t_train.dtype)
@@ -203,20 +200,18 @@ def fit(
         # A diverging run overflows: the finiteness checks report it, so NumPy's
         # overflow warnings, in backprop or in the update, would only repeat it each step.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if fold_lr:
-                loss, grads = network.loss_and_gradient(batch_x, batch_t, dout=optimizer.lr)
+            if sgd_step is not None:
+                loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
             else:
                 loss, grads = network.loss_and_gradient(batch_x, batch_t)
-            loss = float(loss)
+                loss = float(loss)
+                if math.isfinite(loss):
+                    optimizer.update(network.params, grads)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"the training loss became {loss} at step {step + 1}: the learning rate "
                     "is probably too high for this network (try a smaller --lr)"
                 )
-            if fold_lr:
-                optimizer.update_scaled(network.params, grads)  # grads are lr · gradient
-            else:
-                optimizer.update(network.params, grads)
         history.losses.append(loss)
         done = step + 1
         if on_step is not None:
@@ -235,6 +230,20 @@ def fit(
                 )
             on_checkpoint(done, history)
     return history
+
+
+def _fused_sgd(network: Any, optimizer: Any) -> Callable[[np.ndarray, np.ndarray], float] | None:
+    """The fast step's one-pass SGD update for plain SGD on a MultiLayerNet, else None."""
+    if type(optimizer) is not SGD or not isinstance(network, MultiLayerNet):
+        return None
+    fast = network.fast_step
+
+    def step(x: np.ndarray, t: np.ndarray) -> float:
+        loss = fast.sgd_step(x, t, optimizer.lr)
+        optimizer.t += 1  # as update() counts its steps
+        return loss
+
+    return step
 
 
 class Trainer:

@@ -146,14 +146,13 @@ def test_affine_backward_before_forward_is_a_state_error():
         Affine(np.zeros((3, 2)), np.zeros(2)).backward(np.ones((1, 2)))
 
 
-@pytest.mark.parametrize("workspace", [None, {}])
-def test_affine_forward_that_raises_leaves_its_saved_input_consistent(workspace):
+def test_affine_forward_that_raises_leaves_its_saved_input_consistent():
     # The saved x and its original shape go together, so backward after a failed
     # forward still returns a dX of the saved input's shape instead of crashing.
     layer = Affine(np.full((12, 2), 1e300), np.zeros(2))
-    layer.forward(np.ones((2, 3, 4)), workspace=workspace)
+    layer.forward(np.ones((2, 3, 4)))
     with np.errstate(over="raise"), pytest.raises(FloatingPointError):
-        layer.forward(np.full((5, 12), 1e300), workspace=workspace)
+        layer.forward(np.full((5, 12), 1e300))
     assert layer.backward(np.zeros((5, 2))).shape == (5, 12)
 
 

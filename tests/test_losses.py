@@ -89,9 +89,20 @@ def test_no_epsilon_bias_when_prediction_is_certain():
     assert SoftmaxWithLoss().forward(np.array([[800.0, 0.0]]), np.array([0])) == 0.0
 
 
-def test_cross_entropy_error_function():
-    x, labels = np.array([[0.0, 1.0]]), np.array([1])
-    assert cross_entropy_error(x, labels) == pytest.approx(reference_loss(x, labels))
+def test_cross_entropy_error_takes_probabilities_as_the_books_does():
+    # The learner's cross_entropy_error(softmax(x), t) applies softmax once: the loss
+    # equals the fused node's on the logits, for integer and one-hot labels.
+    x, labels = np.array([[0.0, 1.0], [2.0, -1.0]]), np.array([1, 0])
+    expected = reference_loss(x, labels)
+    assert cross_entropy_error(softmax(x), labels) == pytest.approx(expected, rel=1e-12)
+    assert cross_entropy_error(softmax(x), np.eye(2)[labels]) == pytest.approx(
+        expected, rel=1e-12
+    )
+    # The book's example (chapter 4): y = 0.6 for the right class gives -log 0.6.
+    y = np.array([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
+    assert cross_entropy_error(y, np.int64(2)) == pytest.approx(-np.log(0.6), rel=1e-12)
+    # A probability of exactly 0 for the label gives a large, finite loss, not inf.
+    assert np.isfinite(cross_entropy_error(y, np.int64(3)))
 
 
 @pytest.mark.parametrize(

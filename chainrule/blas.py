@@ -1,0 +1,129 @@
+"""How many threads BLAS may use for the training step, chosen by timing it.
+
+On a machine of few cores, OpenBLAS's threads wait for each other by spinning: when
+another busy process holds one of the cores (a second training run, a notebook, a
+compiler), a two-threaded matrix product can take ten to thirty times as long as a
+one-threaded one. Alone, the same product may be a third faster with two threads for a
+large network, and slower for a small one. No fixed number is right, so
+:class:`ThreadTuner` measures: the step starts with one thread, now and then tries the
+most the library allows, and keeps whichever was faster, preferring one thread unless
+more are clearly better (fewer threads also leave the neighbours' cores alone).
+
+The thread count is set around each step and restored after it, through threadpoolctl
+(a small, well-kept library for exactly this); without threadpoolctl, or with a BLAS it
+does not know, the step runs with the library's own setting.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["ThreadTuner", "blas_controllers"]
+
+_PROBE_STEPS = 5  # steps timed with the other thread count, after one warm-up step
+_SAMPLES = 15  # recent step times of the current count, for its median
+_FIRST_PROBE_S = 0.2  # the first trial of more threads comes this soon into training
+_MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
+_FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
+_CLEARLY_FASTER = 0.85  # more threads must take at most this share of one thread's time
+_HOPELESS = 2.0  # a warm-up step this many times slower ends the trial at once
+
+_controllers: list[Any] | None = None
+
+
+def blas_controllers() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process, or []."""
+    global _controllers
+    if _controllers is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controllers = []
+        else:
+            _controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controllers
+
+
+class ThreadTuner:
+    """Chooses the BLAS thread count of a step that runs again and again.
+
+    Use ``with tuner.threads():`` around each step, then ``tuner.record(seconds)`` with
+    its time. ``fixed`` pins the count instead (1, 2, ...); the default tunes between 1
+    and the number of threads the BLAS library was set to when the tuner was made.
+    """
+
+    def __init__(self, fixed: int | None = None) -> None:
+        self.libraries = blas_controllers()
+        most = max((lib.num_threads for lib in self.libraries), default=1)
+        if fixed is not None and fixed < 1:
+            raise ValueError(f"BLAS threads must be a positive integer, got {fixed!r}")
+        self.fixed = fixed
+        self.candidates = (fixed,) if fixed else tuple(sorted({1, most}))
+        self.current = self.candidates[0]
+        self._times: deque[float] = deque(maxlen=_SAMPLES)
+        self._trial: list[float] | None = None  # step times of the count on trial
+        self._interval = _FIRST_PROBE_S
+        self._next_trial = time.perf_counter() + self._interval
+
+    @property
+    def on_trial(self) -> int | None:
+        """The thread count being tried, or None."""
+        if self._trial is None:
+            return None
+        return next(n for n in self.candidates if n != self.current)
+
+    @contextmanager
+    def threads(self) -> Iterator[int]:
+        """Run the block with the chosen (or tried) thread count; restore the old after."""
+        count = self.on_trial or self.current
+        saved = [lib.num_threads for lib in self.libraries]
+        for lib, old in zip(self.libraries, saved):
+            if old != count:
+                lib.set_num_threads(count)
+        try:
+            yield count
+        finally:
+            for lib, old in zip(self.libraries, saved):
+                if old != count:
+                    lib.set_num_threads(old)
+
+    def record(self, seconds: float) -> None:
+        """Take the time of the step just run, and decide what the next one uses."""
+        if len(self.candidates) == 1:
+            return
+        if self._trial is None:
+            self._times.append(seconds)
+            if len(self._times) >= 3 and time.perf_counter() >= self._next_trial:
+                self._trial = []
+            return
+        self._trial.append(seconds)
+        usual = statistics.median(self._times)
+        if len(self._trial) == 1 and seconds > _HOPELESS * usual:
+            self._end_trial(switch=False)  # warm-up this slow: the cores are busy
+        elif len(self._trial) > _PROBE_STEPS:
+            tried = statistics.median(self._trial[1:])  # the warm-up step not counted
+            if self.on_trial > self.current:
+                better = tried <= _CLEARLY_FASTER * usual
+            else:
+                better = tried <= usual / _CLEARLY_FASTER  # back to fewer unless clearly worse
+            self._end_trial(switch=better)
+
+    def _end_trial(self, *, switch: bool) -> None:
+        if switch:
+            self.current = self.on_trial
+            self._times.clear()
+            self._interval = _FIRST_PROBE_S
+        else:
+            # Each trial of more threads that changes nothing waits twice as long before
+            # the next: such a trial can be slow when the cores are busy.
+            self._interval = min(2 * self._interval, _MOST_PROBE_INTERVAL_S)
+        self._trial = None
+        # On more threads, a neighbour that starts working can slow every step many times
+        # over, so one thread (never a slow trial) is tried again soon.
+        wait = _FEWER_PROBE_INTERVAL_S if self.current > 1 else self._interval
+        self._next_trial = time.perf_counter() + wait
