@@ -31,7 +31,7 @@ import numpy as np
 from chainrule import TwoLayerNet
 from chainrule.data.mnist import load_mnist
 from chainrule.optim import SGD
-from chainrule.train import _epoch_batches, fit, iters_per_epoch
+from chainrule.train import epoch_batches, fit, iters_per_epoch
 
 BATCH, STEPS, LR = 100, 10_000, 0.1
 
@@ -92,7 +92,7 @@ def run_pytorch(data: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
         epoch, position = divmod(step, steps_per_epoch)
         if position == 0:
             batches = torch.from_numpy(
-                _epoch_batches(
+                epoch_batches(
                     len(x_train), BATCH, steps_per_epoch, seed, epoch, "with-replacement"
                 )
             )

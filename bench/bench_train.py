@@ -1,12 +1,612 @@
-"""Training-step speed against PyTorch and the book's NumPy code (by hand, not in CI).
+"""Training-step speed: chainrule against PyTorch (CPU) and the book's NumPy code.
 
-The benchmark lives in :mod:`chainrule.benchmark`, so that ``chainrule bench`` runs it
-too; this script is the same entry point for a checkout: ``python bench/bench_train.py``.
+A tool, run by hand from a checkout, not in CI (PyTorch is optional: without it, its loop
+is left out); it uses chainrule's public API only::
+
+    python bench/bench_train.py                      # all three workloads, a Markdown table
+    python bench/bench_train.py --rounds 9 --json bench.json --workloads c
+    chainrule bench ...                              # the same, from a checkout
+
+In one process, over several interleaved rounds, each of these trains the same network
+from the same initial weights on the same mini-batches (SGD, cross-entropy):
+
+- ``chainrule fit``: chainrule's own training loop, :func:`chainrule.train.fit`, timed from
+  its ``on_step`` callback (so exactly what its loop runs each step: gathering the batch,
+  the fast step's one-pass SGD update, the loss check and history).
+- ``chainrule book loop``: the book's loop around a chainrule network,
+  ``x = x_train[idx]; grads = net.gradient(x, t); optimizer.update(net.params, grads)``.
+- ``careful NumPy``: a float32 step written by hand with care (no input gradient for the
+  first layer, ReLU and softmax in place), the bar a NumPy library's step should reach.
+- ``PyTorch``: float32 ``nn.Linear``/``nn.ReLU``/``nn.CrossEntropyLoss``/``optim.SGD``
+  with torch's default thread count, ``zero_grad``/``backward``/``step`` and ``loss.item()``.
+- ``NumPy textbook``: the book's chapter-5 code as it is printed (float64 weights, new
+  temporaries each step, ``out[mask] = 0``, ``np.dot``, ``params[key] -= lr * grads[key]``).
+
+Every step of every loop takes its batch from the same float32 training set (60,000 random
+images of MNIST's shape and range, labels 0-9) with the same indices (the first epoch of
+``fit``'s shuffle), so the loops race on equal terms; before timing, each runs a few steps
+from the initial weights and their losses are compared.
+
+Workloads: (a) 784-50-10, batch 100; (b) 784-256-256-10, batch 128; (c) 784-1024-1024-10,
+batch 256. FLOPs per step are counted as ``6 · batch · Σ fan_in·fan_out`` (forward,
+dW and dX of every layer); chainrule and PyTorch skip the first layer's dX, so they execute
+``2 · batch · 784 · hidden`` fewer. The GEMM rate is a large float32 ``np.matmul`` timed in
+the same process, once per round; "% of GEMM rate" divides a loop's nominal GFLOP/s by the
+best of them.
+
+Medians over rounds, never single timings: the machine may be shared. Between two loops
+the process sleeps (``--settle``), because BLAS and OpenMP threads keep spinning for a
+while after a call and slow whatever runs next on a small machine.
 """
 
-import sys
+from __future__ import annotations
 
-from chainrule.benchmark import main
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule import MultiLayerNet
+from chainrule.optim import SGD
+from chainrule.train import epoch_batches, fit
+
+SEED = 0
+LR = 0.01
+TRAIN_SIZE = 60_000  # MNIST's size: the timed steps of a round stay inside one epoch
+CHECK_STEPS = 5
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    sizes: tuple[int, ...]
+    batch: int
+    steps: int  # timed steps per loop per round, by default
+
+    @property
+    def label(self) -> str:
+        return f"({self.key}) {'-'.join(map(str, self.sizes))}, batch {self.batch}"
+
+    @property
+    def flops(self) -> int:
+        """Nominal FLOPs of one step: 6 · batch · Σ fan_in · fan_out."""
+        return 6 * self.batch * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+
+
+WORKLOADS = {
+    "a": Workload("a", (784, 50, 10), 100, 100),
+    "b": Workload("b", (784, 256, 256, 10), 128, 30),
+    "c": Workload("c", (784, 1024, 1024, 10), 256, 6),
+}
+
+
+# --------------------------------------------------------------------------------------
+# The book's code, as chapter 5 prints it (common/layers.py, common/functions.py, SGD)
+
+
+class BookAffine:
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        self.W, self.b = W, b
+        self.x = self.dW = self.db = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.dot(x, self.W) + self.b
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = np.dot(dout, self.W.T)
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return dx
+
+
+class BookRelu:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dout[self.mask] = 0
+        return dout
+
+
+def book_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
+
+
+def book_cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
+    batch_size = y.shape[0]
+    return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
+
+
+class BookSoftmaxWithLoss:
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        self.t = t
+        self.y = book_softmax(x)
+        self.loss = book_cross_entropy_error(self.y, self.t)
+        return self.loss
+
+    def backward(self, dout: float = 1) -> np.ndarray:
+        batch_size = self.t.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(batch_size), self.t] -= 1
+        return dx / batch_size
+
+
+class BookNet:
+    """The book's MultiLayerNet (ReLU, no weight decay) on float64 weights."""
+
+    def __init__(self, params: dict[str, np.ndarray]) -> None:
+        self.params = {key: value.astype(np.float64) for key, value in params.items()}
+        n = len(params) // 2
+        self.layers: dict[str, Any] = {}
+        for i in range(1, n + 1):
+            self.layers[f"Affine{i}"] = BookAffine(self.params[f"W{i}"], self.params[f"b{i}"])
+            if i < n:
+                self.layers[f"Relu{i}"] = BookRelu()
+        self.last_layer = BookSoftmaxWithLoss()
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return self.last_layer.forward(x, t)
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        self.loss(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        grads = {}
+        for i in range(1, len(self.params) // 2 + 1):
+            grads[f"W{i}"] = self.layers[f"Affine{i}"].dW
+            grads[f"b{i}"] = self.layers[f"Affine{i}"].db
+        return grads
+
+    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict]:
+        grads = self.gradient(x, t)
+        return self.last_layer.loss, grads
+
+
+class BookSGD:
+    def __init__(self, lr: float = 0.01) -> None:
+        self.lr = lr
+
+    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for key in params:
+            params[key] -= self.lr * grads[key]
+
+
+# --------------------------------------------------------------------------------------
+# The loops. ``run(steps)`` trains ``steps`` steps and returns the time.perf_counter()
+# reading taken after each step and the loss of each step; the first step's reading only
+# starts the clock, so a round times ``steps - 1`` steps.
+
+
+@dataclass
+class Data:
+    x: np.ndarray  # (TRAIN_SIZE, 784) float32
+    t: np.ndarray  # (TRAIN_SIZE,) int64
+    batches: np.ndarray  # (steps, batch) indices: the first epoch of fit's shuffle
+
+
+def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> MultiLayerNet:
+    net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED)
+    net.load_params(params)
+    return net
+
+
+def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    net, optimizer = _chainrule_net(params, w), SGD(LR)
+
+    def run(steps: int) -> tuple[list[float], list[float]]:
+        stamps: list[float] = []
+        history = fit(
+            net,
+            optimizer,
+            data.x,
+            data.t,
+            batch_size=w.batch,
+            iters=steps,
+            seed=SEED,
+            evaluate_sample_num=w.batch,  # the one evaluation, after the last step, is cheap
+            on_step=lambda step, loss: stamps.append(time.perf_counter()),
+        )
+        return stamps, history.losses
+
+    return run
+
+
+def _book_loop(net: Any, optimizer: Any, data: Data) -> Callable:
+    """The book's training loop around ``net`` and ``optimizer``."""
+
+    def run(steps: int) -> tuple[list[float], list[float]]:
+        stamps, losses = [], []
+        for batch_mask in data.batches[:steps]:
+            loss, grads = net.loss_and_gradient(data.x[batch_mask], data.t[batch_mask])
+            optimizer.update(net.params, grads)
+            losses.append(float(loss))
+            stamps.append(time.perf_counter())
+        return stamps, losses
+
+    return run
+
+
+def chainrule_book_loop(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    return _book_loop(_chainrule_net(params, w), SGD(LR), data)
+
+
+def careful_numpy(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    """A float32 training step written by hand with care: what a NumPy library should reach."""
+    weights = [params[f"W{i}"].copy() for i in range(1, len(w.sizes))]
+    biases = [params[f"b{i}"].copy() for i in range(1, len(w.sizes))]
+    rows = np.arange(w.batch)
+
+    def run(steps: int) -> tuple[list[float], list[float]]:
+        stamps, losses = [], []
+        for idx in data.batches[:steps]:
+            signals, t = [data.x[idx]], data.t[idx]
+            for i, (W, b) in enumerate(zip(weights, biases)):
+                z = signals[-1] @ W
+                z += b
+                if i < len(weights) - 1:
+                    np.maximum(z, 0, out=z)
+                signals.append(z)
+            y = signals.pop()  # softmax in place
+            y -= y.max(axis=1, keepdims=True)
+            np.exp(y, out=y)
+            y /= y.sum(axis=1, keepdims=True)
+            losses.append(float(-np.log(y[rows, t]).mean()))
+            y[rows, t] -= 1
+            y *= LR / w.batch  # the learning rate rides on the gradient
+            for i in range(len(weights) - 1, -1, -1):
+                dW, db = signals[i].T @ y, y.sum(axis=0)
+                if i > 0:
+                    y = y @ weights[i].T
+                    y *= signals[i] > 0
+                weights[i] -= dW
+                biases[i] -= db
+            stamps.append(time.perf_counter())
+        return stamps, losses
+
+    return run
+
+
+def numpy_textbook(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    return _book_loop(BookNet(params), BookSGD(LR), data)
+
+
+def pytorch(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    import torch
+
+    layers: list[Any] = []
+    for i, (fan_in, fan_out) in enumerate(zip(w.sizes, w.sizes[1:]), start=1):
+        linear = torch.nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(params[f"W{i}"].T.copy()))
+            linear.bias.copy_(torch.from_numpy(params[f"b{i}"]))
+        layers += [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    x_train, t_train = torch.from_numpy(data.x), torch.from_numpy(data.t)
+    batches = [torch.from_numpy(idx) for idx in data.batches]
+
+    def run(steps: int) -> tuple[list[float], list[float]]:
+        stamps, losses = [], []
+        for idx in batches[:steps]:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x_train[idx]), t_train[idx])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            stamps.append(time.perf_counter())
+        return stamps, losses
+
+    return run
+
+
+LOOPS: dict[str, Callable] = {
+    "chainrule fit": chainrule_fit,
+    "chainrule book loop": chainrule_book_loop,
+    "careful NumPy": careful_numpy,
+    "PyTorch": pytorch,
+    "NumPy textbook (float64)": numpy_textbook,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Measurement
+
+
+def gemm_rate(n: int = 2048) -> float:
+    """GFLOP/s of an n×n float32 np.matmul: the best of three, after one warm-up."""
+    rng = np.random.default_rng(1)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    np.matmul(a, b, out=out)
+    best = min(_time(lambda: np.matmul(a, b, out=out)) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
+def _time(f: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+def environment() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "env": {
+            k: os.environ.get(k)
+            for k in (
+                "OPENBLAS_CORETYPE",
+                "OPENBLAS_L2_SIZE",
+                "OPENBLAS_NUM_THREADS",
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+            )
+        },
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        np.ones((4, 4), np.float32) @ np.ones((4, 4), np.float32)  # load BLAS
+        info["threadpools"] = [
+            {
+                k: p.get(k)
+                for k in ("internal_api", "version", "architecture", "num_threads", "prefix")
+            }
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["numpy_blas"] = {k: blas.get(k) for k in ("name", "version", "openblas configuration")}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def make_data(w: Workload, steps: int, rng: np.random.Generator) -> Data:
+    x = rng.random((TRAIN_SIZE, w.sizes[0]), dtype=np.float32)  # MNIST's shape and range
+    t = rng.integers(0, w.sizes[-1], TRAIN_SIZE)
+    per_epoch = TRAIN_SIZE // w.batch
+    batches = epoch_batches(TRAIN_SIZE, w.batch, per_epoch, SEED, 0, "shuffle")[:steps]
+    return Data(x, t, batches)
+
+
+@dataclass
+class Result:
+    workload: Workload
+    # Per loop, per round: the mean seconds per step of that round (its throughput) and
+    # the median of its single steps (robust to a hiccup of the machine mid-round).
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    step_medians: dict[str, list[float]] = field(default_factory=dict)
+    gemm: list[float] = field(default_factory=list)  # GFLOP/s, once per round
+    check: dict[str, list[float]] = field(default_factory=dict)  # losses of the first steps
+
+
+def bench(w: Workload, loops: list[str], rounds: int, steps: int, settle: float) -> Result:
+    rng = np.random.default_rng(SEED)
+    data = make_data(w, max(steps + 1, CHECK_STEPS), rng)
+    params = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED).params
+    result = Result(w)
+    # Equal footing: from the initial weights, a few steps of each loop on the same batches.
+    for name in loops:
+        time.sleep(settle)
+        result.check[name] = LOOPS[name](params, w, data)(CHECK_STEPS)[1]
+    runners = {name: LOOPS[name](params, w, data) for name in loops}
+    result.seconds = {name: [] for name in loops}
+    result.step_medians = {name: [] for name in loops}
+    for r in range(rounds):
+        order = loops[r % len(loops) :] + loops[: r % len(loops)]  # no loop always goes first
+        for name in order:
+            time.sleep(settle)
+            stamps, _ = runners[name](steps + 1)
+            durations = np.diff(stamps)
+            result.seconds[name].append(float(durations.mean()))
+            result.step_medians[name].append(float(np.median(durations)))
+        time.sleep(settle)
+        result.gemm.append(gemm_rate())
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Report
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return float(q1), float(q2), float(q3)
+
+
+def summarize(result: Result) -> list[dict[str, Any]]:
+    w = result.workload
+    peak = max(result.gemm)
+    torch_times = result.seconds.get("PyTorch")
+    rows = []
+    for name, times in result.seconds.items():
+        median, best = statistics.median(times), min(times)
+        row = {
+            "workload": w.label,
+            "loop": name,
+            "median_ms": median * 1e3,
+            "best_ms": best * 1e3,
+            "median_step_ms": statistics.median(result.step_medians[name]) * 1e3,
+            "samples_per_s": w.batch / median,
+            "gflops": w.flops / median / 1e9,
+            "gemm_fraction_median": w.flops / median / 1e9 / peak,
+            "gemm_fraction_best": w.flops / best / 1e9 / peak,
+        }
+        if torch_times:
+            # Paired by round: the throughput ratio of two loops run a second apart.
+            ratios = [t / s for s, t in zip(times, torch_times)]
+            q1, q2, q3 = _quartiles(ratios)
+            row.update(vs_pytorch_median=q2, vs_pytorch_q1=q1, vs_pytorch_q3=q3)
+            row["vs_pytorch_min"], row["vs_pytorch_max"] = min(ratios), max(ratios)
+        rows.append(row)
+    return rows
+
+
+def loss_agreement(result: Result) -> dict[str, float]:
+    """Max relative difference from PyTorch's losses over the check steps, per loop."""
+    reference = result.check.get("PyTorch") or next(iter(result.check.values()))
+    return {
+        name: max(abs(a - b) / abs(b) for a, b in zip(losses, reference))
+        for name, losses in result.check.items()
+    }
+
+
+def markdown(results: list[Result], env: dict[str, Any], rounds: int, steps: str) -> str:
+    lines = [
+        f"{rounds} interleaved rounds of {steps} timed steps per loop; ms/step is each "
+        "round's mean (its throughput), median over rounds; × PyTorch is the per-round "
+        "throughput ratio, median [quartiles].",
+        "",
+        "| workload | loop | median ms/step | best round ms/step | samples/s | × PyTorch "
+        "| GFLOP/s | % of GEMM rate (median / best round) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        for row in summarize(result):
+            ratio = (
+                f"{row['vs_pytorch_median']:.2f}× [{row['vs_pytorch_q1']:.2f}–"
+                f"{row['vs_pytorch_q3']:.2f}]"
+                if "vs_pytorch_median" in row
+                else "–"
+            )
+            lines.append(
+                f"| {row['workload']} | {row['loop']} | {row['median_ms']:.3f} | "
+                f"{row['best_ms']:.3f} | {row['samples_per_s']:,.0f} | {ratio} | "
+                f"{row['gflops']:.1f} | {100 * row['gemm_fraction_median']:.0f}% / "
+                f"{100 * row['gemm_fraction_best']:.0f}% |"
+            )
+    lines.append("")
+    for result in results:
+        w = result.workload
+        gemm = result.gemm
+        agreement = ", ".join(f"{k} {v:.1e}" for k, v in loss_agreement(result).items())
+        lines.append(
+            f"- {w.label}: {w.flops / 1e6:.1f} MFLOP/step nominal; float32 GEMM "
+            f"(2048³ np.matmul) {max(gemm):.0f} GFLOP/s best, {statistics.median(gemm):.0f} "
+            f"median; losses of the first {CHECK_STEPS} steps from the same weights, max "
+            f"relative difference from PyTorch's: {agreement}"
+        )
+    lines.append(f"- environment: {json.dumps(env)}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options."""
+    parser.add_argument("--workloads", default="abc", help="any of a, b, c (default: abc)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps per loop per round (default: 100 for a, 30 for b, 6 for c)",
+    )
+    parser.add_argument("--loops", default=",".join(LOOPS), help="comma-separated loop names")
+    parser.add_argument("--settle", type=float, default=0.2, help="seconds between loops")
+    parser.add_argument("--json", metavar="PATH", help="also write every timing as JSON")
+
+
+def main(
+    argv: list[str] | None = None,
+    prog: str | None = None,
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> int:
+    """Parse ``argv`` and run; ``prog`` and ``parser_class`` let a command line host it."""
+    parser = parser_class(prog=prog, description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv), parser)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the workloads in ``args``; print the table (and write JSON); return 0."""
+    unknown_workloads = [key for key in args.workloads if key not in WORKLOADS]
+    if unknown_workloads or args.rounds < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--workloads takes letters from abc; --rounds and --steps must be >= 1")
+    for key in args.workloads:
+        most = TRAIN_SIZE // WORKLOADS[key].batch - 1
+        if (args.steps or 0) > most:
+            parser.error(f"--steps {args.steps}: at most {most} for workload {key}")
+    loops = [name.strip() for name in args.loops.split(",")]
+    unknown = [name for name in loops if name not in LOOPS]
+    if unknown:
+        parser.error(f"unknown loops {unknown}; choose from {list(LOOPS)}")
+    if "PyTorch" in loops:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("PyTorch is not installed: its loop is left out", file=sys.stderr)
+            loops.remove("PyTorch")
+    env = environment()
+    results = []
+    for key in args.workloads:
+        w = WORKLOADS[key]
+        results.append(bench(w, loops, args.rounds, args.steps or w.steps, args.settle))
+        print(f"workload {w.label} done", file=sys.stderr)
+    steps = (
+        str(args.steps) if args.steps else "/".join(str(WORKLOADS[k].steps) for k in args.workloads)
+    )
+    print(markdown(results, env, args.rounds, steps))
+    if args.json:
+        with Path(args.json).open("w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "environment": env,
+                    "summary": [row for r in results for row in summarize(r)],
+                    "loss_agreement": {r.workload.key: loss_agreement(r) for r in results},
+                    "check_losses": {r.workload.key: r.check for r in results},
+                    "seconds_per_step_round_means": {r.workload.key: r.seconds for r in results},
+                    "seconds_per_step_round_medians": {
+                        r.workload.key: r.step_medians for r in results
+                    },
+                    "gemm_gflops": {r.workload.key: r.gemm for r in results},
+                },
+                f,
+                indent=1,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,7 +25,16 @@ from chainrule.losses import SoftmaxWithLoss
 from chainrule.networks import MultiLayerNet
 from chainrule.optim import SGD, make_optimizer
 
-__all__ = ["SAMPLINGS", "Evaluation", "History", "Trainer", "evaluate", "fit", "iters_per_epoch"]
+__all__ = [
+    "SAMPLINGS",
+    "Evaluation",
+    "History",
+    "Trainer",
+    "epoch_batches",
+    "evaluate",
+    "fit",
+    "iters_per_epoch",
+]
 
 logger = logging.getLogger("chainrule")
 
@@ -88,10 +97,11 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     return total_loss / len(x), correct / len(x)
 
 
-def _epoch_batches(
+def epoch_batches(
     train_size: int, batch_size: int, steps: int, seed: int, epoch: int, sampling: str
 ) -> np.ndarray:
-    """The (steps, batch_size) sample indices of one epoch."""
+    """The (steps, batch_size) sample indices of epoch ``epoch``: what :func:`fit` trains
+    on, a pure function of its arguments (so a benchmark or a test can replay it)."""
     rng = np.random.default_rng([seed, epoch])
     if sampling == "with-replacement":
         return rng.integers(0, train_size, (steps, batch_size))
@@ -190,7 +200,7 @@ def fit(
     for step in range(start_step, total_steps):
         epoch, position = divmod(step, steps_per_epoch)
         if batches is None or position == 0:
-            batches = _epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
+            batches = epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
         # The batch is copied into the same two arrays every step (6% of a small
         # network's step, against a new array from x_train[index]). The indices are in
         # range by construction, and mode="clip" lets take() write straight into them.

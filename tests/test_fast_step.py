@@ -14,7 +14,7 @@ from chainrule.errors import LabelError, ShapeError
 from chainrule.fast import FastStep
 from chainrule.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from chainrule.optim import SGD, Momentum
-from chainrule.train import _epoch_batches, evaluate, fit, iters_per_epoch
+from chainrule.train import epoch_batches, evaluate, fit, iters_per_epoch
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -186,7 +186,7 @@ def test_fit_with_sgd_equals_the_books_loop_over_the_layers(sampling, decay):
     per_epoch = iters_per_epoch(len(x), 16)
     for step in range(40):
         epoch, position = divmod(step, per_epoch)
-        index = _epoch_batches(len(x), 16, per_epoch, 2, epoch, sampling)[position]
+        index = epoch_batches(len(x), 16, per_epoch, 2, epoch, sampling)[position]
         loss, grads = book.loss_and_gradient_by_layers(x[index], t[index])
         book_optimizer.update(book.params, grads)
         losses.append(float(loss))
@@ -200,9 +200,9 @@ def test_fit_with_another_optimizer_takes_the_plain_update():
     a, b = (MultiLayerNet(6, [8], 3, dtype=np.float64, seed=1) for _ in range(2))
     fit(a, Momentum(lr=0.05), x, t, batch_size=20, iters=15)
     optimizer = Momentum(lr=0.05)
-    for index in _epoch_batches(len(x), 20, 10, 0, 0, "shuffle"):
+    for index in epoch_batches(len(x), 20, 10, 0, 0, "shuffle"):
         optimizer.update(b.params, b.loss_and_gradient_by_layers(x[index], t[index])[1])
-    for index in _epoch_batches(len(x), 20, 10, 0, 1, "shuffle")[:5]:
+    for index in epoch_batches(len(x), 20, 10, 0, 1, "shuffle")[:5]:
         optimizer.update(b.params, b.loss_and_gradient_by_layers(x[index], t[index])[1])
     for key in a.params:
         np.testing.assert_allclose(a.params[key], b.params[key], rtol=1e-12, atol=1e-15)

@@ -9,7 +9,7 @@ from chainrule import MultiLayerNet, TwoLayerNet
 from chainrule.checkpoint import load_checkpoint, save_checkpoint
 from chainrule.errors import ShapeError, TrainingError
 from chainrule.optim import SGD, Adam, Momentum, make_optimizer
-from chainrule.train import History, Trainer, _epoch_batches, evaluate, fit, iters_per_epoch
+from chainrule.train import History, Trainer, epoch_batches, evaluate, fit, iters_per_epoch
 
 
 def blobs(n=300, classes=3, dim=8, seed=0):
@@ -43,15 +43,15 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 
 
 def test_shuffle_visits_each_sample_at_most_once_per_epoch():
-    batches = _epoch_batches(103, 10, iters_per_epoch(103, 10), seed=0, epoch=3, sampling="shuffle")
+    batches = epoch_batches(103, 10, iters_per_epoch(103, 10), seed=0, epoch=3, sampling="shuffle")
     assert batches.shape == (10, 10)
     assert len(np.unique(batches)) == 100
-    other = _epoch_batches(103, 10, 10, seed=0, epoch=4, sampling="shuffle")
+    other = epoch_batches(103, 10, 10, seed=0, epoch=4, sampling="shuffle")
     assert not np.array_equal(batches, other)
 
 
 def test_with_replacement_sampling_repeats_samples():
-    batches = _epoch_batches(50, 50, 1, seed=0, epoch=0, sampling="with-replacement")
+    batches = epoch_batches(50, 50, 1, seed=0, epoch=0, sampling="with-replacement")
     # 50 draws from 50 with replacement: repeats are certain beyond doubt (P(none) = 50!/50^50)
     assert len(np.unique(batches)) < 50
 

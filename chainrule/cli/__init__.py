@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from chainrule import __version__
 from chainrule.cli import checks, pictures, training
@@ -49,21 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_parsers(commands)
     pictures.add_parsers(commands)
 
-    from chainrule import benchmark
-
     bench = commands.add_parser(
         "bench",
-        help="time training steps against PyTorch and the book's NumPy code",
-        description=benchmark.__doc__.split("\n\n")[0],
+        help="time training steps against PyTorch and NumPy (bench/bench_train.py)",
+        description=f"Run {BENCH_SCRIPT.name} of a source checkout with these arguments "
+        "(its own --help lists them).",
+        add_help=False,
     )
-    benchmark.add_arguments(bench)
-    bench.set_defaults(run=benchmark.run)
+    bench.add_argument("arguments", nargs=argparse.REMAINDER)  # for --help; main() runs it
     return parser
 
 
+# The benchmark is a tool beside the library, not part of it: it lives in the checkout.
+BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_train.py"
+
+
+def _run_benchmark(arguments: list[str]) -> int:
+    if not BENCH_SCRIPT.is_file():
+        raise FileNotFoundError(
+            "chainrule bench runs bench/bench_train.py of a source checkout, and there is "
+            f"none beside this installation ({BENCH_SCRIPT.parents[1]}): run it from a clone"
+        )
+    script = runpy.run_path(str(BENCH_SCRIPT))
+    return script["main"](arguments, prog=f"{PROG} bench", parser_class=_Parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["bench"]:
+        # Every argument after "bench" is the script's (argparse would claim its options).
+        args = argparse.Namespace(command="bench", debug=False, arguments=argv[1:])
+        args.run = lambda args, parser: _run_benchmark(args.arguments)
+    else:
+        args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
