@@ -73,11 +73,15 @@ class FastStep:
 
     def __init__(self, network: Any, *, threads: int | None = None) -> None:
         self.network = network
-        self.tuner = ThreadTuner(threads)
+        self.pin_threads(threads)
         self._checked: tuple[Any, ...] | None = None  # what the buffers were made for
         self._buffers: _Buffers | None = None
         self._weights: list[tuple[np.ndarray, np.ndarray]] = []
         self._one_hot = False
+
+    def pin_threads(self, threads: int | None) -> None:
+        """Use ``threads`` BLAS threads from now on; None tunes the number by timing."""
+        self.tuner = ThreadTuner(threads)
 
     # -- the two entry points -------------------------------------------------------------
 

@@ -140,6 +140,7 @@ def fit(
     sampling: str = "shuffle",
     evaluate_sample_num: int | None = None,
     checkpoint_every: int | None = None,
+    blas_threads: int | None = None,
     history: History | None = None,
     start_step: int = 0,
     on_step: Callable[[int, float], None] | None = None,
@@ -156,7 +157,9 @@ def fit(
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
-    To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
+    ``blas_threads`` pins the BLAS threads of a MultiLayerNet's training step (by default
+    the step chooses them by timing, see :mod:`chainrule.blas`). To resume, pass the
+    ``history`` and ``start_step`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
 
@@ -193,6 +196,8 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
+    if isinstance(network, MultiLayerNet) and blas_threads is not None:
+        network.fast_step.pin_threads(blas_threads)
     sgd_step = _fused_sgd(network, optimizer)
     batches = None
     batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
