@@ -97,8 +97,15 @@ class ThreadTuner:
         if len(self.candidates) == 1:
             return
         if self._trial is None:
+            slowed = (
+                self.current > 1
+                and len(self._times) >= 3
+                and seconds > _HOPELESS * statistics.median(self._times)
+            )
+            if slowed:  # a neighbour started working, most likely: try fewer threads now
+                self._times.clear()
             self._times.append(seconds)
-            if len(self._times) >= 3 and time.perf_counter() >= self._next_trial:
+            if slowed or (len(self._times) >= 3 and time.perf_counter() >= self._next_trial):
                 self._trial = []
             return
         self._trial.append(seconds)

@@ -129,8 +129,11 @@ class FastStep:
         when the network or the batch is one only the layers compute."""
         net = self.network
         layers = (*net.layers.values(), net.last_layer)
-        # The layer objects themselves, not their ids: a replaced layer's id may be reused.
-        key = (x.shape, t.shape, t.dtype, *layers)
+        # The layer objects themselves (a replaced layer's id could be reused), and the ids
+        # of the arrays they compute with: an Affine given a new W is read again. Those
+        # arrays stay alive in self._weights, so their ids cannot be reused meanwhile.
+        arrays = [id(getattr(layer, name, None)) for layer in layers for name in ("W", "b")]
+        key = (x.shape, t.shape, t.dtype, *layers, *arrays)
         if key == self._checked:
             if not self._one_hot:
                 check_label_range(t, net.output_size)  # new values every step

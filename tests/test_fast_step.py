@@ -75,6 +75,8 @@ def test_a_layer_replaced_in_net_layers_is_used_from_the_next_step():
     W, b = net.params["W2"], net.params["b2"]
     net.layers["Affine2"] = Affine(W * 2, b + 1, name="Affine2")  # new arrays: read them
     assert_fast_equals_layers(net, x, t)
+    net.layers["Affine1"].W = net.layers["Affine1"].W * 3  # a new W in the same layer
+    assert_fast_equals_layers(net, x, t)
 
 
 def test_a_layer_the_fast_step_does_not_know_hands_the_step_to_the_layers():

@@ -1,0 +1,96 @@
+"""The BLAS thread tuner: its decisions, on step times given by the test, and its settings."""
+
+from itertools import pairwise
+
+import pytest
+
+from chainrule import blas
+
+
+class FakeLibrary:
+    """Stands in for a threadpoolctl library controller."""
+
+    def __init__(self, threads):
+        self.num_threads = threads
+        self.calls = []
+
+    def set_num_threads(self, n):
+        self.calls.append(n)
+        self.num_threads = n
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(blas.time, "perf_counter", lambda: now[0])
+    return now
+
+
+def tuner_with(monkeypatch, threads=2, fixed=None):
+    library = FakeLibrary(threads)
+    monkeypatch.setattr(blas, "blas_controllers", lambda: [library])
+    return blas.ThreadTuner(fixed), library
+
+
+def run_steps(tuner, clock, seconds_by_count, steps):
+    """Run ``steps`` steps whose time depends on the thread count they run with."""
+    used = []
+    for _ in range(steps):
+        with tuner.threads() as count:
+            used.append(count)
+        clock[0] += 0.1  # time passes between steps
+        tuner.record(seconds_by_count[count])
+    return used
+
+
+def test_starts_with_one_thread_and_keeps_two_when_clearly_faster(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch)
+    used = run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 20)
+    assert used[0] == 1
+    assert tuner.current == 2 and used[-1] == 2
+
+
+def test_keeps_one_thread_when_two_are_not_clearly_faster(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch)
+    used = run_steps(tuner, clock, {1: 1.0, 2: 0.9}, 40)  # 10% faster is not enough
+    assert 2 in used  # tried ...
+    assert tuner.current == 1  # ... and left
+
+
+def test_a_hopeless_trial_ends_after_one_step(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch)
+    used = run_steps(tuner, clock, {1: 1.0, 2: 30.0}, 12)  # spinning threads, busy cores
+    assert 2 in used and tuner.current == 1
+    assert (2, 2) not in pairwise(used)  # each trial of two threads lasted one step
+
+
+def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch)
+    run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 20)
+    assert tuner.current == 2
+    # A busy neighbour arrives: two threads now crawl. The first slow step starts a trial
+    # of one thread; six steps later (a warm-up and five timed) the tuner is back on one.
+    used = run_steps(tuner, clock, {1: 1.0, 2: 20.0}, 8)
+    assert used[:2] == [2, 1] and tuner.current == 1
+
+
+def test_threads_are_set_for_the_step_and_restored_after(monkeypatch, clock):
+    tuner, library = tuner_with(monkeypatch, threads=4)
+    with tuner.threads() as count:
+        assert count == 1 and library.num_threads == 1
+    assert library.num_threads == 4
+    assert tuner.candidates == (1, 4)
+
+
+def test_a_fixed_count_is_never_tuned(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch, fixed=2)
+    used = run_steps(tuner, clock, {2: 1.0}, 30)
+    assert set(used) == {2}
+    with pytest.raises(ValueError, match="positive integer"):
+        blas.ThreadTuner(0)
+
+
+def test_one_thread_libraries_have_nothing_to_tune(monkeypatch, clock):
+    tuner, library = tuner_with(monkeypatch, threads=1)
+    assert run_steps(tuner, clock, {1: 1.0}, 10) == [1] * 10
+    assert library.calls == []
