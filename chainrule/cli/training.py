@@ -155,8 +155,11 @@ def _restore_network(checkpoint, path: str):
         raise CheckpointError(
             f"{path}: no network description in this checkpoint ({error})"
         ) from None
-    check_params_match(net.params, checkpoint.params, path)  # names the file and each mismatch
-    net.load_params(checkpoint.params)
+    # The one check: it names the file and every mismatch, dtypes included, so the
+    # weights are copied in directly (net.load_params would check the shapes again).
+    check_params_match(net.params, checkpoint.params, path)
+    for name, param in net.params.items():
+        param[...] = checkpoint.params[name]  # in place: the layers hold these arrays
     return net
 
 
