@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -52,6 +52,14 @@ _PARAM = "param/"
 _OPTIM = "optim/"
 _FIXED = ("format_version", "step", "meta_json")
 _RETIRED_IN_VERSION_2 = "rng_json"
+
+# The first bytes of a zip (an .npz is one): its first member's header, or an empty archive.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+_WHAT_A_CHECKPOINT_IS = (
+    "a checkpoint is the .npz file (a zip archive of NumPy arrays) that "
+    "'chainrule train --save' or save_checkpoint writes"
+)
 
 # dtype kinds that are plain numbers: bool, signed, unsigned, float, complex.
 _NUMERIC_KINDS = "biufc"
@@ -266,16 +274,13 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot be read ({exc})") from exc
     with f:
+        _refuse_unless_zip(f, path)
         try:
             npz = np.load(f, allow_pickle=False)
         except Exception as exc:
-            # np.load raises ValueError for non-npz bytes (it would try to unpickle
-            # them), zipfile.BadZipFile for a cut zip, EOFError for an empty file ...:
-            # whatever the parser trips on, the bytes are not a checkpoint.
+            # zipfile.BadZipFile for a cut zip, ValueError, EOFError ...: whatever the
+            # parser trips on, the bytes are not a whole checkpoint.
             raise CheckpointError(f"{where}: not a readable .npz file ({_describe(exc)})") from exc
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            # A bare .npy file: np.load returned one array.
-            raise CheckpointError(f"{where}: is a single .npy array, not an .npz checkpoint")
         members = {}
         with npz:
             for name in npz.files:
@@ -296,6 +301,25 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
                         f"{where}: member {name!r} is corrupt or truncated ({_describe(exc)})"
                     ) from exc
     return members
+
+
+def _refuse_unless_zip(handle: BinaryIO, path: Path) -> None:
+    """CheckpointError unless ``handle`` starts as a zip does, saying what the file is not.
+
+    np.load takes any bytes that are neither a zip nor an .npy for a pickle and answers
+    with advice about ``allow_pickle=``: misleading for a text file or a picture.
+    """
+    head = handle.read(len(_NPY_MAGIC))
+    handle.seek(0)
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if not head:
+        what = "is empty"
+    elif head.startswith(_NPY_MAGIC):
+        what = "is a single .npy array"
+    else:
+        what = "is not a zip archive"
+    raise CheckpointError(f"{str(path)!r} {what}, so not a checkpoint: {_WHAT_A_CHECKPOINT_IS}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -234,6 +234,19 @@ def test_npy_file_is_not_a_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize(
+    ("data", "what"), [(b"", "is empty"), (b"hello, world", "is not a zip archive")]
+)
+def test_bytes_that_are_no_zip_are_refused_before_numpy_sees_them(tmp_path, data, what):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{str(path)!r} {what}, so not a checkpoint: a checkpoint is")
+    assert "pickle" not in message
+
+
 def test_plain_npz_without_version(tmp_path):
     path = tmp_path / "other.npz"
     write_raw(path, {"W": np.ones(3)})

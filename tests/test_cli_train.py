@@ -219,6 +219,23 @@ def test_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
         assert str(path) in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("notes.txt", b"remember the milk\n"), ("picture.png", b"\x89PNG\r\n\x1a\n" + bytes(64))],
+    ids=["text", "png"],
+)
+def test_a_file_that_is_no_checkpoint_is_named_without_pickle_advice(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run_module("evaluate", str(path))
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert str(path) in message and "is not a zip archive, so not a checkpoint" in message
+    assert "a checkpoint is the .npz file" in message
+    assert "pickle" not in message  # NumPy's allow_pickle= advice: the file is no pickle
+
+
 def test_resume_past_the_end_is_explained(tmp_path, capsys):
     checkpoint = tmp_path / "run.npz"
     assert main(["train", "--quiet", "--iters", "5", "--save", str(checkpoint)]) == 0
