@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from chainrule.cli.args import add_network_arguments, hidden_sizes, positive_int
+from chainrule.cli.args import (
+    add_network_arguments,
+    hidden_sizes,
+    output_path,
+    positive_int,
+    suffixes,
+)
 
 
 def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
@@ -58,6 +64,8 @@ def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.explain import EXAMPLE_NAMES
+    from chainrule.viz.graph import FORMATS as GRAPH_FORMATS
+    from chainrule.viz.weights import FORMATS as WEIGHTS_FORMATS
 
     graph_help = "draw a worked example's graph: values above the arrows, gradients below"
     explain_help = "trace a worked example's backward pass node by node, with its numbers"
@@ -86,8 +94,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             sub.add_argument(
                 "-o",
                 "--output",
+                type=output_path(GRAPH_FORMATS),
                 metavar="PATH",
-                help="write .dot, .svg or .png (default: print the DOT text)",
+                help=f"write {suffixes(GRAPH_FORMATS)} (default: print the DOT text)",
             )
             sub.add_argument(
                 "--no-grad",
@@ -109,6 +118,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     show_weights.add_argument("checkpoint", metavar="CHECKPOINT")
     show_weights.add_argument(
-        "-o", "--output", metavar="PATH", required=True, help="the picture to write (.png or .svg)"
+        "-o",
+        "--output",
+        type=output_path(WEIGHTS_FORMATS),
+        metavar="PATH",
+        required=True,
+        help=f"the picture to write ({suffixes(WEIGHTS_FORMATS)})",
     )
     show_weights.set_defaults(run=cmd_show_weights)

@@ -15,9 +15,11 @@ from chainrule.cli.args import (
     build_network,
     hidden_sizes,
     non_negative_float,
+    output_path,
     parse_init,
     positive_float,
     positive_int,
+    suffixes,
 )
 from chainrule.errors import CheckpointError
 
@@ -345,6 +347,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.data.mnist import DATASETS
     from chainrule.optim import OPTIMIZERS
     from chainrule.train import SAMPLINGS
+    from chainrule.viz.curves import FORMATS as PLOT_FORMATS
 
     train = commands.add_parser(
         "train",
@@ -414,7 +417,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--dtype", choices=("float32", "float64"), default="float32", help="default: float32"
     )
     out = train.add_argument_group("output")
-    out.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) as training goes")
+    out.add_argument(
+        "--save",
+        type=output_path(),
+        metavar="PATH",
+        help="write a checkpoint (.npz) as training goes",
+    )
     out.add_argument(
         "--save-every",
         type=positive_int,
@@ -422,8 +430,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="checkpoint every STEPS steps (default: at each epoch's end)",
     )
     out.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
-    out.add_argument("--plot", metavar="PATH", help="draw loss and accuracy curves (.png, .svg)")
-    out.add_argument("--json", metavar="PATH", help="write final metrics and history as JSON")
+    out.add_argument(
+        "--plot",
+        type=output_path(PLOT_FORMATS),
+        metavar="PATH",
+        help=f"draw loss and accuracy curves ({suffixes(PLOT_FORMATS)})",
+    )
+    out.add_argument(
+        "--json",
+        type=output_path(),
+        metavar="PATH",
+        help="write final metrics and history as JSON",
+    )
     out.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     train.set_defaults(run=cmd_train)
 

@@ -37,7 +37,8 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str = ""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+        names = ", ".join(f".{name}" for name in FORMATS)
+        raise ValueError(f"cannot draw {path.name!r}; use a name ending in one of {names}")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4), layout="constrained")
