@@ -171,6 +171,35 @@ def test_diverging_run_exits_one_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("lr", "why"),
+    [
+        ("10", "train accuracy 0.1000 is chance level (10 classes) after the training loss jumped"),
+        ("1000", "the training loss rose from"),
+    ],
+    ids=["at-chance", "loss-rose"],
+)
+def test_a_far_too_high_finite_learning_rate_ends_with_one_line_and_exit_one(
+    tmp_path, capsys, lr, why
+):
+    out_json = tmp_path / "m.json"
+    assert main(["train", "--quiet", "--epochs", "2", "--lr", lr, "--json", str(out_json)]) == 1
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and why in message
+    assert (
+        f"the learning rate {lr} is too high; try a smaller --lr, e.g. {float(lr) / 10:g}"
+        in message
+    )
+    assert out_json.exists()  # the run's outputs are still written, to look at
+
+
+def test_a_short_run_at_a_working_learning_rate_is_not_called_diverged(capsys):
+    # lr 1 trains mnist-5k to 90% test accuracy, though its loss jumps to twice the first in
+    # the first steps and, after 5 steps, is still a little above where it started.
+    assert main(["train", "--quiet", "--iters", "5", "--lr", "1"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["train", "--lr", "-1"],

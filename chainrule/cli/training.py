@@ -21,7 +21,7 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
-from chainrule.errors import CheckpointError
+from chainrule.errors import CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -36,6 +36,18 @@ DEFAULT_RECIPE = {
 }
 # --lr when not given: the book's chapter-5 recipe for SGD, each class's default otherwise.
 DEFAULT_SGD_LR = 0.1
+
+# A finite but far too high learning rate does not stop training: it ends with a loss in
+# the hundreds, or with every ReLU dead and one class answered for every image. Measured
+# on mnist-5k over 10 epochs: SGD lr 1.5 to 1000 and Adam lr 0.5 ended at train accuracy
+# 0.100, after a step loss 11 to 10^17 times the first; the working lr 0.1 and 1 never
+# went above 2.1 times the first loss. So: a run is called diverged when its final
+# training loss is above LOSS_RISE times its first step's, or when its accuracy is below
+# CHANCE_MARGIN times chance after a step loss above LOSS_JUMP times the first (without
+# such a jump, a run near chance had too few steps or too small a rate, not too large).
+LOSS_RISE = 1.5
+LOSS_JUMP = 3.0
+CHANCE_MARGIN = 1.5
 
 
 def _tqdm(quiet: bool):
@@ -115,6 +127,24 @@ def _describe_network(net, init: float | str | None) -> str:
     if net.weight_decay_lambda:
         text += f", weight decay {net.weight_decay_lambda:g}"
     return text
+
+
+def _too_high_learning_rate(history, classes: int, lr: float) -> str | None:
+    """Why a finished run looks wrecked by its learning rate, or None (see LOSS_RISE)."""
+    first, final = history.losses[0], history.evaluations[-1]
+    advice = f"the learning rate {lr:g} is too high; try a smaller --lr, e.g. {lr / 10:g}"
+    if final.train_loss > LOSS_RISE * first:
+        return (
+            f"the training loss rose from {first:.4g} (first step) to {final.train_loss:.4g} "
+            f"(end): {advice}"
+        )
+    peak = max(history.losses)
+    if final.train_accuracy < CHANCE_MARGIN / classes and peak > LOSS_JUMP * first:
+        return (
+            f"train accuracy {final.train_accuracy:.4f} is chance level ({classes} classes) "
+            f"after the training loss jumped from {first:.4g} to {peak:.4g}: {advice}"
+        )
+    return None
 
 
 class _Interrupted(Exception):
@@ -326,6 +356,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 "history": history.to_dict(),
             },
         )
+    # Checked last, so that the plot, the JSON and the checkpoint show what happened.
+    wrecked = _too_high_learning_rate(history, net.output_size, optimizer.lr)
+    if wrecked is not None:
+        raise TrainingError(wrecked)
     return 0
 
 
