@@ -88,6 +88,44 @@ def test_resume_continues_bit_for_bit(tmp_path, capsys):
     assert a.meta["history"]["losses"] == b.meta["history"]["losses"]
 
 
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    checkpoint = tmp_path / "run.npz"
+    common = ["--quiet", "--iters", "5", "--optimizer", "momentum", "--hidden", "20"]
+    assert main(["train", *common, "--save", str(checkpoint)]) == 0
+    changed = ["--hidden", "100", "--dataset", "fashion-mnist", "--optimizer", "adam"]
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--resume", str(checkpoint), "--iters", "10", *changed])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    for refused in (
+        "--hidden 100 (the checkpoint has 20)",
+        "--dataset fashion-mnist (the checkpoint has mnist-5k)",
+        "--optimizer adam (the checkpoint has momentum)",
+    ):
+        assert refused in lines[0]
+    assert f"--resume {checkpoint} continues the checkpoint's run and cannot change" in lines[0]
+    assert load_checkpoint(checkpoint).step == 5  # nothing trained
+    # The run's own flags, repeated, change nothing: accepted.
+    assert main(["train", *common, "--resume", str(checkpoint), "--iters", "7"]) == 0
+
+
+def test_resume_applies_a_new_learning_rate_and_says_so(tmp_path, capsys):
+    checkpoint = tmp_path / "run.npz"
+    assert (
+        main(["train", "--quiet", "--iters", "5", "--lr", "0.05", "--save", str(checkpoint)]) == 0
+    )
+    capsys.readouterr()
+    resume = ["train", "--resume", str(checkpoint), "--iters", "8", "--lr", "0.01"]
+    assert main([*resume, "--save", str(checkpoint)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("resuming at step 5 with --lr 0.01 (was 0.05): ")
+    assert "SGD(lr=0.01)" in header and header.endswith("8 steps")
+    saved = load_checkpoint(checkpoint)
+    assert saved.step == 8 and saved.meta["optimizer"]["lr"] == 0.01
+    assert float(saved.optimizer_state["lr"]) == 0.01
+
+
 def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
     out_json = tmp_path / "m.json"
     assert (

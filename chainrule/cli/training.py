@@ -37,6 +37,20 @@ DEFAULT_RECIPE = {
 # --lr when not given: the book's chapter-5 recipe for SGD, each class's default otherwise.
 DEFAULT_SGD_LR = 0.1
 
+# A new run's setup for the flags not given. A resumed run takes its setup from the
+# checkpoint instead, and must tell a flag given from one left out: so these flags'
+# parser default is None, and a new run fills them in from here.
+NEW_RUN_DEFAULTS = {
+    "hidden": [50],
+    "activation": "relu",
+    "seed": 0,
+    "dataset": "mnist-5k",
+    "optimizer": "sgd",
+    "batch_size": 100,
+    "sampling": "shuffle",
+    "dtype": "float32",
+}
+
 # A finite but far too high learning rate does not stop training: it ends with a loss in
 # the hundreds, or with every ReLU dead and one class answered for every image. Measured
 # on mnist-5k over 10 epochs: SGD lr 1.5 to 1000 and Adam lr 0.5 ended at train accuracy
@@ -195,51 +209,122 @@ def _restore_network(checkpoint, path: str):
     return net
 
 
+def _show(value) -> str:
+    """A flag's value as it is typed: ``50 50`` for a list, ``0.001`` for a float."""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _changed_on_resume(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, net, optimizer_name: str, run
+) -> list[str]:
+    """Each flag given with --resume that asks for a setup other than the checkpoint's.
+
+    The network, the optimiser and the data (order included) are the checkpoint's:
+    changing them would not continue the run. A flag that repeats the checkpoint's
+    value is no change, so a run's own command line with --resume added is accepted.
+    """
+    config = net.config()
+    saved = {
+        "activation": config["activation"],
+        "dtype": config["dtype"],
+        "weight_decay": config["weight_decay_lambda"],
+        "optimizer": optimizer_name,
+        **{name: run[name] for name in ("dataset", "batch_size", "seed", "sampling")},
+    }
+    asked = {name: getattr(args, name) for name in saved if getattr(args, name) is not None}
+    if args.hidden is not None:
+        saved["hidden"], asked["hidden"] = config["hidden_size_list"], hidden_sizes(args, parser)
+    elif args.layers is not None:
+        saved["layers"], asked["layers"] = len(config["hidden_size_list"]), args.layers
+    changed = [
+        f"--{name.replace('_', '-')} {_show(value)} (the checkpoint has {_show(saved[name])})"
+        for name, value in asked.items()
+        if value != saved[name]
+    ]
+    if args.init is not None:
+        changed.append(f"--init {args.init} (the weights come from the checkpoint)")
+    return changed
+
+
+def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The network, optimiser, run settings, history and step saved in --resume, with the
+    flags that may change (--epochs or --iters, --lr) applied; and a note of the --lr."""
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.optim import make_optimizer
+    from chainrule.train import History
+
+    checkpoint = load_checkpoint(args.resume)
+    net = _restore_network(checkpoint, args.resume)
+    try:
+        opt_meta = dict(checkpoint.meta["optimizer"])
+        optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
+        run = dict(checkpoint.meta["train"])
+        history = History.from_dict(checkpoint.meta["history"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
+        ) from None
+    changed = _changed_on_resume(args, parser, net, optimizer.name, run)
+    if changed:
+        parser.error(
+            f"--resume {args.resume} continues the checkpoint's run and cannot change "
+            f"{', '.join(changed)}; leave {'them' if len(changed) > 1 else 'it'} out, "
+            "or start a new run without --resume"
+        )
+    optimizer.load_state_dict(checkpoint.optimizer_state)
+    note = ""
+    if args.lr is not None and args.lr != optimizer.lr:
+        note = f" with --lr {args.lr:g} (was {optimizer.lr:g})"
+        optimizer.lr = args.lr
+    if args.epochs is not None or args.iters is not None:
+        run["epochs"], run["iters"] = args.epochs, args.iters
+    return net, optimizer, run, history, checkpoint.step, note
+
+
+def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The network, optimiser and run settings the flags and the dataset's recipe ask for,
+    and the initialisation used."""
+    from chainrule.optim import make_optimizer
+
+    for name, default in NEW_RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, list(default) if isinstance(default, list) else default)
+    hidden = hidden_sizes(args, parser)
+    recipe = DEFAULT_RECIPE[args.dataset]
+    init = args.init if args.init is not None else recipe["init"]
+    decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
+    net = build_network(args, hidden, args.dtype, decay, init)
+    name = args.optimizer
+    lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
+    optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
+    if args.epochs is not None or args.iters is not None:
+        length = {"epochs": args.epochs, "iters": args.iters}
+    else:
+        length = {"epochs": recipe.get("epochs"), "iters": recipe.get("iters")}
+    run = {
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "sampling": args.sampling,
+        **length,
+    }
+    return net, optimizer, run, init
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
-    from chainrule.checkpoint import load_checkpoint, save_checkpoint
-    from chainrule.optim import make_optimizer
+    from chainrule.checkpoint import save_checkpoint
     from chainrule.train import History, fit, iters_per_epoch
 
     if args.resume:
-        checkpoint = load_checkpoint(args.resume)
-        net = _restore_network(checkpoint, args.resume)
-        try:
-            opt_meta = dict(checkpoint.meta["optimizer"])
-            optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
-            run = dict(checkpoint.meta["train"])
-            history = History.from_dict(checkpoint.meta["history"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(
-                f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
-            ) from None
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-        start_step = checkpoint.step
+        net, optimizer, run, history, start_step, lr_note = _resumed_run(args, parser)
         init = None  # the weights come from the checkpoint
-        if args.epochs is not None or args.iters is not None:
-            run["epochs"], run["iters"] = args.epochs, args.iters
     else:
-        hidden = hidden_sizes(args, parser)
-        recipe = DEFAULT_RECIPE[args.dataset]
-        init = args.init if args.init is not None else recipe["init"]
-        decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-        net = build_network(args, hidden, args.dtype, decay, init)
-        name = args.optimizer
-        lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
-        optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
-        if args.epochs is not None or args.iters is not None:
-            length = {"epochs": args.epochs, "iters": args.iters}
-        else:
-            length = {"epochs": recipe.get("epochs"), "iters": recipe.get("iters")}
-        run = {
-            "dataset": args.dataset,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "sampling": args.sampling,
-            **length,
-        }
-        history, start_step = History(), 0
+        net, optimizer, run, init = _new_run(args, parser)
+        history, start_step, lr_note = History(), 0, ""
 
     dataset = run["dataset"]
     (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
@@ -258,7 +343,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     _say(
         None,
-        (f"resuming at step {start_step}: " if start_step else "training ") + describe,
+        (f"resuming at step {start_step}{lr_note}: " if args.resume else "training ") + describe,
         args.quiet,
     )
 
@@ -463,7 +548,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         metavar="STEPS",
         help="checkpoint every STEPS steps (default: at each epoch's end)",
     )
-    out.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    out.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run saved in this checkpoint, with its network, optimiser and "
+        "data; only --epochs or --iters, --lr and the output flags may change",
+    )
     out.add_argument(
         "--plot",
         type=output_path(PLOT_FORMATS),
@@ -477,7 +567,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="write final metrics and history as JSON",
     )
     out.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(run=cmd_train, **dict.fromkeys(NEW_RUN_DEFAULTS))
 
     evaluate = commands.add_parser(
         "evaluate",
