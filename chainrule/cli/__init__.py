@@ -120,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ChainruleError, OSError, ValueError) as error:
         if debug:
             raise
-        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
+        message = one_line(str(error))
+        if getattr(error, "__notes__", None):  # a long detail, kept off the one line
+            message = message.removesuffix(".") + "; --debug shows the details."
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if debug:
