@@ -178,6 +178,14 @@ def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
     }
 
 
+def test_a_batch_larger_than_the_data_is_shown_as_the_batch_that_trains(capsys):
+    assert main(["train", "--iters", "2", "--batch-size", "10000", "--hidden", "10"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "batch 4000 (the whole training set: --batch-size 10000 is more than its images)" in (
+        header
+    )
+
+
 def test_progress_and_epoch_lines(capsys):
     assert main(["train", "--epochs", "1", "--hidden", "10"]) == 0
     captured = capsys.readouterr()

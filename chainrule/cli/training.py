@@ -161,6 +161,13 @@ def _too_high_learning_rate(history, classes: int, lr: float) -> str | None:
     return None
 
 
+def _describe_batch(batch: int, asked: int) -> str:
+    """``batch 100``; and when --batch-size is more than the images, that fit() uses them all."""
+    if batch == asked:
+        return f"batch {batch}"
+    return f"batch {batch} (the whole training set: --batch-size {asked} is more than its images)"
+
+
 class _Interrupted(Exception):
     """Ctrl-C, raised at the end of a step so that a checkpoint is consistent."""
 
@@ -328,7 +335,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     dataset = run["dataset"]
     (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
-    steps_per_epoch = iters_per_epoch(len(x_train), min(run["batch_size"], len(x_train)))
+    batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
+    steps_per_epoch = iters_per_epoch(len(x_train), batch)
     total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
     if start_step >= total:
         raise ValueError(
@@ -339,7 +347,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     describe = (
         f"{_describe_network(net, init)} on {dataset} "
         f"({len(x_train)} train / {len(x_test)} test), "
-        f"{optimizer!r}, batch {run['batch_size']}, {total} steps"
+        f"{optimizer!r}, {_describe_batch(batch, run['batch_size'])}, {total} steps"
     )
     _say(
         None,
