@@ -186,6 +186,22 @@ def test_a_batch_larger_than_the_data_is_shown_as_the_batch_that_trains(capsys):
     )
 
 
+def test_train_help_names_the_network_that_train_builds(capsys):
+    assert main(["train", "--epochs", "1"]) == 0  # the default run, one epoch of it
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith(
+        "training MultiLayerNet(784-50-10, relu, float32), init he, weight decay 0.001 on "
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "With no arguments: the book's 784-50-10 ReLU network as a MultiLayerNet with init he "
+        "and weight decay 0.001"
+    ) in help_text
+    assert "SGD lr 0.1, batch 100, 60 epochs" in help_text
+
+
 def test_progress_and_epoch_lines(capsys):
     assert main(["train", "--epochs", "1", "--hidden", "10"]) == 0
     captured = capsys.readouterr()

@@ -470,6 +470,21 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return 0
 
 
+def _train_description() -> str:
+    """What ``chainrule train`` trains when no flag says otherwise, from the recipes."""
+    small, book = DEFAULT_RECIPE["mnist-5k"], DEFAULT_RECIPE["mnist"]
+    sizes = "-".join(map(str, [784, *NEW_RUN_DEFAULTS["hidden"], 10]))
+    common = f"SGD lr {DEFAULT_SGD_LR:g}, batch {NEW_RUN_DEFAULTS['batch_size']}"
+    return (
+        f"Train by backpropagation. With no arguments: the book's {sizes} ReLU network as a "
+        f"MultiLayerNet with init {small['init']} and weight decay {small['weight_decay']:g} "
+        "(chapter 6's remedies: the book's recipe overfits the 4,000 embedded images), "
+        f"{common}, {small['epochs']} epochs, on the embedded 5,000-image MNIST subset. "
+        f"With --dataset mnist or fashion-mnist: the book's recipe, a TwoLayerNet with "
+        f"initial scale 0.01 and no weight decay, {common}, {book['iters']:,} steps."
+    )
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.data.mnist import DATASETS
     from chainrule.optim import OPTIMIZERS
@@ -479,8 +494,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train a network on MNIST-like data",
-        description="Train by backpropagation. With no arguments: the book's TwoLayerNet "
-        "(784-50-10, SGD lr 0.1, batch 100) on the embedded 5,000-image MNIST subset.",
+        description=_train_description(),
     )
     add_network_arguments(train)
     data = train.add_argument_group("data")
