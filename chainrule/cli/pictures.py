@@ -12,12 +12,44 @@ from chainrule.cli.args import (
     suffixes,
 )
 
+# The network examples' options when not given. Their parser default is None, so that
+# one given for an example it does not apply to can be refused rather than ignored.
+NETWORK_DEFAULTS = {"activation": "relu", "samples": 2, "seed": 0}
+NETWORK_FLAGS = ("hidden", "layers", "activation", "samples", "seed")
+
+
+def _refuse_flags_that_do_not_apply(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> None:
+    """A usage error for a network flag given to an example it would change nothing in."""
+    from chainrule.examples import EXAMPLES
+
+    given = [f"--{name}" for name in NETWORK_FLAGS if getattr(args, name) is not None]
+    if args.name in EXAMPLES and given:
+        parser.error(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
+            f"{args.name}, a shopping example without a network; the network flags apply "
+            "to two-layer-net and multi-layer-net"
+        )
+    if args.name == "two-layer-net" and args.activation not in (None, "relu"):
+        parser.error(
+            f"--activation {args.activation} does not apply to two-layer-net, the book's "
+            "TwoLayerNet with ReLU; use multi-layer-net"
+        )
+
 
 def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     """example_graph's options from --hidden/--layers/--activation/--samples/--seed."""
+    _refuse_flags_that_do_not_apply(args, parser)
+    for name, default in NETWORK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     options = {"activation": args.activation, "samples": args.samples, "seed": args.seed}
-    if args.hidden is not None:
+    if args.hidden is not None or args.layers is not None:
+        args.hidden = args.hidden or [50]  # --layers K alone: K layers of the default size
         options["hidden"] = hidden_sizes(args, parser)
+    if args.name == "two-layer-net" and len(options.get("hidden", [50])) != 1:
+        parser.error("two-layer-net has one hidden layer: give one --hidden size")
     return options
 
 
@@ -86,10 +118,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         sub.add_argument(
             "--samples",
             type=positive_int,
-            default=2,
             help="MNIST digits in the networks' batch (default: 2)",
         )
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, **dict.fromkeys(NETWORK_DEFAULTS))
         if command == "graph":
             sub.add_argument(
                 "-o",
