@@ -1,6 +1,7 @@
 """Output paths (--plot, --save, --json, -o) are checked before any work starts."""
 
 import os
+import sys
 
 import pytest
 
@@ -53,6 +54,17 @@ def test_a_read_only_folder_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: path != folder and access(path, mode))
     message = usage_error(["train", "--json", str(folder / "m.json")], capsys)
     assert f"the folder '{folder}' is not writable" in message
+
+
+@pytest.mark.parametrize(
+    "args", [["train", "--plot"], ["show-weights", "run.npz", "-o"]], ids=["plot", "show-weights"]
+)
+def test_a_picture_without_matplotlib_is_refused_before_training(
+    tmp_path, capsys, monkeypatch, args
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an optional extra, not installed
+    message = usage_error([*args, str(tmp_path / "c.png")], capsys)
+    assert "drawing needs matplotlib, not installed (pip install 'chainrule[plot]')" in message
 
 
 def test_the_plot_suffixes_in_the_error_are_the_ones_the_help_lists(tmp_path, capsys):

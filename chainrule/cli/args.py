@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 
@@ -37,12 +38,13 @@ def suffixes(formats: tuple[str, ...]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def output_path(formats: tuple[str, ...] | None = None):
+def output_path(formats: tuple[str, ...] | None = None, drawn_by: str | None = None):
     """An argparse ``type`` for a file a command will write, checked when the command starts.
 
-    A path whose folder is missing or read-only, that names a folder, or (with
-    ``formats``) whose suffix is not one of them is a usage error naming the path, at
-    once: not after a training run, and not under the name of a temporary file.
+    A path whose folder is missing or read-only, that names a folder, (with ``formats``)
+    whose suffix is not one of them, or (with ``drawn_by``, an optional extra's package)
+    that nothing installed could draw is a usage error naming the path, at once: not
+    after a training run, and not under the name of a temporary file.
     """
 
     def check(text: str) -> str:
@@ -50,6 +52,8 @@ def output_path(formats: tuple[str, ...] | None = None):
         folder = path.parent
         if formats is not None and path.suffix.lower().lstrip(".") not in formats:
             why = f"use a name ending in {suffixes(formats)}"
+        elif drawn_by is not None and importlib.util.find_spec(drawn_by) is None:
+            why = f"drawing needs {drawn_by}, not installed (pip install 'chainrule[plot]')"
         elif not folder.exists():
             why = f"no folder {str(folder)!r}"
         elif not folder.is_dir():

@@ -151,7 +151,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     show_weights.add_argument(
         "-o",
         "--output",
-        type=output_path(WEIGHTS_FORMATS),
+        type=output_path(WEIGHTS_FORMATS, drawn_by="matplotlib"),
         metavar="PATH",
         required=True,
         help=f"the picture to write ({suffixes(WEIGHTS_FORMATS)})",

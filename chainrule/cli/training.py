@@ -578,7 +578,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     out.add_argument(
         "--plot",
-        type=output_path(PLOT_FORMATS),
+        type=output_path(PLOT_FORMATS, drawn_by="matplotlib"),
         metavar="PATH",
         help=f"draw loss and accuracy curves ({suffixes(PLOT_FORMATS)})",
     )
