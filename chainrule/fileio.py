@@ -47,6 +47,8 @@ def _create_temp(folder: Path, name: str) -> tuple[int, Path]:
 
 def _naming(path: Path, error: OSError) -> OSError:
     """The same error (class, errno, reason) about ``path`` instead of a temporary file."""
+    if error.errno is None:  # no OS error code: a message of chainrule's own, kept as is
+        return error
     return type(error)(error.errno, error.strerror, str(path))
 
 
