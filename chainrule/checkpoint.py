@@ -1,23 +1,26 @@
 """Save and load training checkpoints as one pickle-free ``.npz`` file.
 
 A checkpoint holds the network's parameters, the optimiser's ``state_dict()``,
-the step count, the state of a NumPy random Generator and a JSON-serialisable
-``meta`` dict (network sizes, activation, dtype, optimiser name ...).
+the step count and a JSON-serialisable ``meta`` dict (network sizes, activation, dtype,
+optimiser name ...).
 
-File layout (format version 1), one array per ``.npz`` member:
+File layout (format version 2), one array per ``.npz`` member:
 
 ==========================  =====================================================
 ``format_version``          0-d int64, ``FORMAT_VERSION``
 ``step``                    0-d int64
 ``param/<name>``            each parameter, its own shape and dtype
 ``optim/<name>``            each entry of the optimiser state dict
-``rng_json``                1-d uint8: UTF-8 JSON of ``bit_generator.state`` or ``null``
 ``meta_json``               1-d uint8: UTF-8 JSON of ``meta``
 ==========================  =====================================================
 
 Every member is a plain numeric array, so the file loads with
 ``np.load(path, allow_pickle=False)``: opening an untrusted checkpoint can never
 run code.  Writes are atomic: a crash mid-save leaves the previous file intact.
+
+Version 1 also held ``rng_json``, a random generator's state that nothing read back
+(training draws its batches from the seed and the epoch number); version 1 files still
+load, and that member is skipped unread.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -39,20 +42,24 @@ __all__ = [
     "Checkpoint",
     "check_params_match",
     "load_checkpoint",
-    "restore_rng",
     "save_checkpoint",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the file layout written by ``save_checkpoint``; bumped on any change."""
 
 _PARAM = "param/"
 _OPTIM = "optim/"
-_FIXED = ("format_version", "step", "rng_json", "meta_json")
+_FIXED = ("format_version", "step", "meta_json")
+_RETIRED_IN_VERSION_2 = "rng_json"
 
-# Bit generators a state may name.  A fixed list, so a crafted file cannot make
-# ``restore_rng`` look up an arbitrary attribute of ``np.random``.
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+# The first bytes of a zip (an .npz is one): its first member's header, or an empty archive.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+_WHAT_A_CHECKPOINT_IS = (
+    "a checkpoint is the .npz file (a zip archive of NumPy arrays) that "
+    "'chainrule train --save' or save_checkpoint writes"
+)
 
 # dtype kinds that are plain numbers: bool, signed, unsigned, float, complex.
 _NUMERIC_KINDS = "biufc"
@@ -67,7 +74,6 @@ class Checkpoint:
         optimizer_state: the optimiser's ``state_dict()`` (``{}`` if none was saved),
             ready for ``Optimizer.load_state_dict``.
         step: the training step count saved with it.
-        rng_state: ``Generator.bit_generator.state`` as saved, or None.
         meta: the JSON ``meta`` dict (``{}`` if none was saved).
         path: the file it was read from.
     """
@@ -75,36 +81,11 @@ class Checkpoint:
     params: dict[str, np.ndarray]
     optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
     step: int = 0
-    rng_state: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    def rng(self) -> np.random.Generator | None:
-        """A Generator in the saved state (see ``restore_rng``), or None if none was saved."""
-        return None if self.rng_state is None else restore_rng(self.rng_state)
-
 
 # --------------------------------------------------------------------------- JSON helpers
-
-
-def _rng_default(obj: Any) -> Any:
-    """JSON encoder hook for bit-generator states, which hold uint32/uint64 arrays."""
-    if isinstance(obj, np.ndarray):
-        # Tagged so that decoding gives back the same dtype (MT19937's key is uint32).
-        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.str}
-    if isinstance(obj, np.integer):
-        return int(obj)
-    raise TypeError(f"cannot store {type(obj).__name__} in an rng state")
-
-
-def _rng_hook(obj: dict[str, Any]) -> Any:
-    """JSON decoder hook undoing ``_rng_default``'s array tagging."""
-    if obj.keys() == {"__ndarray__", "dtype"}:
-        dtype = np.dtype(obj["dtype"])
-        if dtype.kind not in "iu":
-            raise ValueError(f"rng state array has dtype {dtype}, expected an integer dtype")
-        return np.array(obj["__ndarray__"], dtype=dtype)
-    return obj
 
 
 def _meta_default(obj: Any) -> Any:
@@ -130,7 +111,6 @@ def save_checkpoint(
     *,
     optimizer_state: Mapping[str, np.ndarray] | None = None,
     step: int = 0,
-    rng: np.random.Generator | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint to ``path`` atomically; return the path.
@@ -146,14 +126,13 @@ def save_checkpoint(
         params: name -> numeric array (any shape; dtype kept).
         optimizer_state: an optimiser's ``state_dict()``; numeric arrays.
         step: training step count, an int >= 0.
-        rng: a Generator whose ``bit_generator.state`` is saved.
         meta: JSON-serialisable dict (NumPy scalars/arrays are converted to
             Python numbers/lists); e.g. network sizes, activation, dtype,
             optimiser name and hyperparameters.
 
     Raises:
-        TypeError: a value is not a numeric array, ``rng`` is not a Generator,
-            ``meta`` is not a JSON-serialisable dict, or a name is not a str.
+        TypeError: a value is not a numeric array, ``meta`` is not a
+            JSON-serialisable dict, or a name is not a str.
         ValueError: ``step`` is negative, or a name is empty.
         OSError: the file could not be written (the old file is kept).
     """
@@ -170,14 +149,6 @@ def save_checkpoint(
     arrays.update(_numeric_members(_PARAM, params, "params"))
     if optimizer_state is not None:
         arrays.update(_numeric_members(_OPTIM, optimizer_state, "optimizer_state"))
-
-    if rng is None:
-        rng_state = None
-    elif isinstance(rng, np.random.Generator):
-        rng_state = rng.bit_generator.state
-    else:
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    arrays["rng_json"] = _json_array(json.dumps(rng_state, default=_rng_default))
 
     if meta is None:
         meta = {}
@@ -240,8 +211,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     def fail(msg: str) -> CheckpointError:
         return CheckpointError(f"checkpoint {str(path)!r}: {msg}")
 
-    missing = [k for k in _FIXED if k not in members]
-    if "format_version" in missing:
+    if "format_version" not in members:
         raise fail("no 'format_version' member; not a chainrule checkpoint")
     version = _int_scalar(members["format_version"], "format_version", fail)
     if version > FORMAT_VERSION:
@@ -251,6 +221,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         )
     if version < 1:
         raise fail(f"invalid format version {version}")
+    if version == 1:  # its rng_json is skipped unread (see the module's docstring)
+        members.pop(_RETIRED_IN_VERSION_2, None)
+    missing = [k for k in _FIXED if k not in members]
     if missing:
         raise fail(f"missing members {missing}")
     unknown = sorted(k for k in members if k not in _FIXED and not k.startswith((_PARAM, _OPTIM)))
@@ -261,14 +234,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if step < 0:
         raise fail(f"step is negative ({step})")
 
-    rng_state = _json_member(members["rng_json"], "rng_json", fail, object_hook=_rng_hook)
-    if rng_state is not None:
-        if not isinstance(rng_state, dict):
-            raise fail(f"rng_json must hold an object or null, got {type(rng_state).__name__}")
-        try:
-            restore_rng(rng_state)  # validate now, so a bad state names this file
-        except CheckpointError as exc:
-            raise fail(str(exc)) from exc
     meta = _json_member(members["meta_json"], "meta_json", fail)
     if not isinstance(meta, dict):
         raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
@@ -290,7 +255,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         params=params,
         optimizer_state=optim,
         step=step,
-        rng_state=rng_state,
         meta=meta,
         path=path,
     )
@@ -310,16 +274,13 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot be read ({exc})") from exc
     with f:
+        _refuse_unless_zip(f, path)
         try:
             npz = np.load(f, allow_pickle=False)
         except Exception as exc:
-            # np.load raises ValueError for non-npz bytes (it would try to unpickle
-            # them), zipfile.BadZipFile for a cut zip, EOFError for an empty file ...:
-            # whatever the parser trips on, the bytes are not a checkpoint.
+            # zipfile.BadZipFile for a cut zip, ValueError, EOFError ...: whatever the
+            # parser trips on, the bytes are not a whole checkpoint.
             raise CheckpointError(f"{where}: not a readable .npz file ({_describe(exc)})") from exc
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            # A bare .npy file: np.load returned one array.
-            raise CheckpointError(f"{where}: is a single .npy array, not an .npz checkpoint")
         members = {}
         with npz:
             for name in npz.files:
@@ -342,6 +303,25 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
     return members
 
 
+def _refuse_unless_zip(handle: BinaryIO, path: Path) -> None:
+    """CheckpointError unless ``handle`` starts as a zip does, saying what the file is not.
+
+    np.load takes any bytes that are neither a zip nor an .npy for a pickle and answers
+    with advice about ``allow_pickle=``: misleading for a text file or a picture.
+    """
+    head = handle.read(len(_NPY_MAGIC))
+    handle.seek(0)
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if not head:
+        what = "is empty"
+    elif head.startswith(_NPY_MAGIC):
+        what = "is a single .npy array"
+    else:
+        what = "is not a zip archive"
+    raise CheckpointError(f"{str(path)!r} {what}, so not a checkpoint: {_WHAT_A_CHECKPOINT_IS}")
+
+
 def _describe(exc: BaseException) -> str:
     """``ExcType: message`` for error messages."""
     return f"{type(exc).__name__}: {exc}"
@@ -354,46 +334,17 @@ def _int_scalar(arr: np.ndarray, name: str, fail: Callable[[str], CheckpointErro
     return int(arr)
 
 
-def _json_member(
-    arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError], **kwargs: Any
-) -> Any:
+def _json_member(arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError]) -> Any:
     """Decode a uint8 JSON member."""
     if arr.ndim != 1 or arr.dtype != np.uint8:
         raise fail(f"{name!r} must be 1-d uint8 JSON text, got shape {arr.shape} dtype {arr.dtype}")
     try:
-        return json.loads(arr.tobytes().decode("utf-8"), **kwargs)
+        return json.loads(arr.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise fail(f"{name!r} is not valid JSON ({_describe(exc)})") from exc
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def restore_rng(state: Mapping[str, Any]) -> np.random.Generator:
-    """A new ``np.random.Generator`` whose bit generator is set to ``state``.
-
-    Args:
-        state: a ``Generator.bit_generator.state`` dict (as ``Checkpoint.rng_state``).
-
-    Returns:
-        A Generator that produces the same numbers the saved one would have next.
-
-    Raises:
-        CheckpointError: the state names an unknown bit generator or is malformed.
-    """
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"rng state must be a dict, got {type(state).__name__}")
-    name = state.get("bit_generator")
-    if name not in _BIT_GENERATORS:
-        raise CheckpointError(
-            f"rng state names bit generator {name!r}; expected one of {list(_BIT_GENERATORS)}"
-        )
-    bit_generator = getattr(np.random, name)()
-    try:
-        bit_generator.state = dict(state)
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise CheckpointError(f"rng state for {name} is malformed ({_describe(exc)})") from exc
-    return np.random.Generator(bit_generator)
 
 
 def check_params_match(

@@ -45,22 +45,37 @@ def _create_temp(folder: Path, name: str) -> tuple[int, Path]:
     raise FileExistsError(f"could not create a temporary file in {folder}")  # pragma: no cover
 
 
+def _naming(path: Path, error: OSError) -> OSError:
+    """The same error (class, errno, reason) about ``path`` instead of a temporary file."""
+    if error.errno is None:  # no OS error code: a message of chainrule's own, kept as is
+        return error
+    return type(error)(error.errno, error.strerror, str(path))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **open_args: Any) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit it replaces ``path``.
 
     If the block raises (or is interrupted), the temporary file is removed and ``path``
     is left exactly as it was. ``mode`` is ``"wb"`` or ``"w"`` (then pass ``encoding``).
+    An OSError from creating or renaming the temporary file names ``path``, the file the
+    caller asked for, not the temporary one.
     """
     path = Path(path)
     folder = path.parent
-    fd, tmp = _create_temp(folder, path.name)
+    try:
+        fd, tmp = _create_temp(folder, path.name)
+    except OSError as error:
+        raise _naming(path, error) from error
     try:
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            raise _naming(path, error) from error
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

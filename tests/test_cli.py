@@ -87,6 +87,38 @@ def test_bad_arguments_give_one_line_and_exit_two(args):
     assert "Traceback" not in result.stderr and "error:" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (["train", "--learning-rate", "0.1"], "did you mean --lr (not --learning-rate)?"),
+        (["train", "--optimiser", "adam"], "did you mean --optimizer (not --optimiser)?"),
+        (["train", "--batch_size=10"], "did you mean --batch-size (not --batch_size)?"),
+        (["graph", "apple", "--outptu", "g.dot"], "did you mean --output (not --outptu)?"),
+        (["train", "--frobnicate"], "unrecognized arguments: --frobnicate (see"),
+    ],
+    ids=["initials", "spelling", "underscore", "typo", "no-match"],
+)
+def test_a_mistyped_flag_gets_the_closest_one_and_the_commands_own_help(capsys, args, answer):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and answer in lines[0]
+    assert lines[0].startswith(f"chainrule {args[0]}: error: ")
+    assert lines[0].endswith(f"(see 'chainrule {args[0]} --help')")
+
+
+def test_a_commands_own_usage_errors_point_to_its_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["gradcheck", "--hidden", "4", "5", "--layers", "3"])
+    assert info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message == (
+        "chainrule gradcheck: error: --layers 3 does not match 2 --hidden sizes "
+        "(see 'chainrule gradcheck --help')"
+    )
+
+
 def test_no_command_prints_help_and_exits_two(capsys):
     assert main([]) == 2
     assert "gradcheck" in capsys.readouterr().out

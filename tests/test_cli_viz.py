@@ -64,6 +64,30 @@ def test_explain_two_layer_net_shows_affine_shapes(capsys):
     assert "dX (3×7) = dY (3×10) · Wᵀ (10×7)" in out
 
 
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (["explain", "apple", "--hidden", "3"], "--hidden does not apply to apple, a shopping"),
+        (["graph", "apple-orange", "--seed", "1", "--samples", "3"], "--samples, --seed do not"),
+        (["explain", "two-layer-net", "--activation", "sigmoid"], "the book's TwoLayerNet with"),
+        (["explain", "two-layer-net", "--hidden", "4", "5"], "two-layer-net has one hidden"),
+    ],
+    ids=["apple-hidden", "apple-orange-seed", "two-layer-net-sigmoid", "two-layer-net-sizes"],
+)
+def test_network_flags_an_example_has_no_use_for_are_refused(capsys, args, answer):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and answer in lines[0]
+
+
+def test_layers_alone_shapes_the_multi_layer_example(capsys):
+    assert main(["explain", "multi-layer-net", "--layers", "3", "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Affine4" in out and "Affine5" not in out  # three hidden layers, one output layer
+
+
 def test_show_weights(tmp_path, capsys):
     checkpoint, picture = tmp_path / "run.npz", tmp_path / "w.png"
     assert (

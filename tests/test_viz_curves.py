@@ -42,6 +42,23 @@ def test_png_and_svg(tmp_path):
     )
 
 
+@pytest.mark.parametrize("epochs", [2, 4])
+def test_the_epoch_axis_has_whole_numbers_only(tmp_path, monkeypatch, epochs):
+    from matplotlib.figure import Figure
+
+    drawn = []  # the figure plot_history draws, kept as it is saved
+    savefig = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: drawn.append(fig) or savefig(fig, *a, **k)
+    )
+    evaluations = [Evaluation(e, e * 10, 1 / e, 0.5, 1 / e, 0.5) for e in range(1, epochs + 1)]
+    plot_history(History(list(np.linspace(2.3, 0.3, 10 * epochs)), evaluations), tmp_path / "c.png")
+    accuracy_axes = drawn[0].axes[1]
+    assert accuracy_axes.get_xlabel() == "epoch"
+    ticks = accuracy_axes.get_xticks()
+    assert len(ticks) >= 2 and all(tick == int(tick) for tick in ticks), ticks
+
+
 def test_unknown_extension_is_refused_and_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="png"):
         plot_history(history(), tmp_path / "curves.jpg")

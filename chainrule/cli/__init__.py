@@ -11,6 +11,7 @@ One module per group of commands: ``checks`` (gradcheck), ``training`` (train, e
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import runpy
 import sys
@@ -26,10 +27,50 @@ __all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (argparse prints the usage block too)."""
+    """An ArgumentParser whose errors are one line (argparse prints the usage block too).
+
+    A sub-command's parser is one too (argparse makes them of the main parser's class),
+    so its errors point to the sub-command's own ``--help``.
+    """
+
+    commands: dict[str, argparse.ArgumentParser]  # the main parser's: name -> sub-command
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def flags(self) -> list[str]:
+        """Every long option this parser knows (``--lr``, ``--optimizer`` ...)."""
+        return [
+            flag
+            for action in self._actions
+            for flag in action.option_strings
+            if flag.startswith("--")
+        ]
+
+
+def closest_flag(flag: str, known: list[str]) -> str | None:
+    """The known flag a mistyped ``flag`` most likely meant, or None.
+
+    By spelling (``--optimiser``, ``--batch_size``), else by initials, since the short
+    flags abbreviate words a user may spell out (``--learning-rate`` for ``--lr``).
+    """
+    typed = flag.split("=", 1)[0].replace("_", "-").lower()
+    close = difflib.get_close_matches(typed, known, n=1)
+    if close:
+        return close[0]
+    words = typed.lstrip("-").split("-")
+    initials = "--" + "".join(word[:1] for word in words)
+    return initials if len(words) > 1 and initials in known else None
+
+
+def unrecognized(extras: list[str], parser: _Parser) -> str:
+    """argparse's 'unrecognized arguments' message, with the flag each mistyped one meant."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    for extra in extras:
+        meant = closest_flag(extra, parser.flags()) if extra.startswith("--") else None
+        if meant is not None:
+            message += f"; did you mean {meant} (not {extra.split('=', 1)[0]})?"
+    return message
 
 
 def one_line(message: str) -> str:
@@ -38,7 +79,7 @@ def one_line(message: str) -> str:
     return "; ".join(line.rstrip(".;:") for line in lines if line) + "."
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
         description="Backpropagation through a computational graph of layers, "
@@ -59,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)  # for --help; main() runs it
+    parser.commands = commands.choices  # name -> the sub-command's parser
     return parser
 
 
@@ -81,20 +123,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     if argv[:1] == ["bench"]:
         # Every argument after "bench" is the script's (argparse would claim its options).
-        args = argparse.Namespace(command="bench", debug=False, arguments=argv[1:])
-        args.run = lambda args, parser: _run_benchmark(args.arguments)
+        args = argparse.Namespace(command="bench", debug=False)
+        args.run = lambda args, parser: _run_benchmark(argv[1:])
+        command_parser = parser.commands["bench"]
     else:
-        args = parser.parse_args(argv)
+        # parse_known_args, not parse_args: argparse reports a sub-command's unknown flags
+        # from the main parser, which knows neither the sub-command nor its flags.
+        args, extras = parser.parse_known_args(argv)
+        command_parser = parser.commands.get(args.command, parser)
+        if extras:
+            command_parser.error(unrecognized(extras, command_parser))
     if args.command is None:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
     try:
-        return args.run(args, parser)
+        return args.run(args, command_parser)
     except (ChainruleError, OSError, ValueError) as error:
         if debug:
             raise
-        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
+        message = one_line(str(error))
+        if getattr(error, "__notes__", None):  # a long detail, kept off the one line
+            message = message.removesuffix(".") + "; --debug shows the details."
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if debug:

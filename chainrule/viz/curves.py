@@ -37,8 +37,10 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str = ""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+        names = ", ".join(f".{name}" for name in FORMATS)
+        raise ValueError(f"cannot draw {path.name!r}; use a name ending in one of {names}")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -80,6 +82,8 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str = ""
             label="test",
         )
     acc_ax.set_xlabel("epoch")
+    # Epochs are counted in whole numbers; the default locator puts ticks at 2.5 and 7.5.
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_title("Accuracy per epoch")
     acc_ax.grid(alpha=0.3)

@@ -1,0 +1,95 @@
+"""Output paths (--plot, --save, --json, -o) are checked before any work starts."""
+
+import os
+import sys
+
+import pytest
+
+from chainrule.cli import main
+from chainrule.fileio import atomic_write
+from chainrule.viz.curves import FORMATS as PLOT_FORMATS
+
+
+def usage_error(args, capsys) -> str:
+    """The one line a usage error prints; fails unless the exit status is 2."""
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no training header: nothing started
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["train", "--epochs", "1", "--plot"], "c.png"),
+        (["train", "--epochs", "1", "--save"], "run.npz"),
+        (["train", "--epochs", "1", "--json"], "m.json"),
+        (["graph", "apple", "-o"], "g.png"),
+        (["show-weights", "run.npz", "-o"], "w.png"),
+    ],
+)
+def test_a_missing_folder_is_refused_at_once_by_the_users_name(tmp_path, capsys, args, name):
+    path = str(tmp_path / "nodir" / name)
+    message = usage_error([*args, path], capsys)
+    assert f"cannot write {path}: no folder '{tmp_path / 'nodir'}'" in message
+    assert ".tmp" not in message
+
+
+def test_a_folder_or_a_file_where_a_folder_should_be(tmp_path, capsys):
+    assert "that is a folder" in usage_error(["train", "--save", str(tmp_path)], capsys)
+    (tmp_path / "notes.txt").write_text("x")
+    plot = str(tmp_path / "notes.txt" / "c.png")
+    assert "is a file, not a folder" in usage_error(["train", "--plot", plot], capsys)
+
+
+def test_a_read_only_folder_is_refused(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    # os.access as the OS answers it, except that ``folder`` is read-only even for root.
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: path != folder and access(path, mode))
+    message = usage_error(["train", "--json", str(folder / "m.json")], capsys)
+    assert f"the folder '{folder}' is not writable" in message
+
+
+@pytest.mark.parametrize(
+    "args", [["train", "--plot"], ["show-weights", "run.npz", "-o"]], ids=["plot", "show-weights"]
+)
+def test_a_picture_without_matplotlib_is_refused_before_training(
+    tmp_path, capsys, monkeypatch, args
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an optional extra, not installed
+    message = usage_error([*args, str(tmp_path / "c.png")], capsys)
+    assert "drawing needs matplotlib, not installed (pip install 'chainrule[plot]')" in message
+
+
+def test_the_plot_suffixes_in_the_error_are_the_ones_the_help_lists(tmp_path, capsys):
+    message = usage_error(["train", "--plot", str(tmp_path / "c.jpg")], capsys)
+    listed = ".png, .svg or .pdf"
+    assert PLOT_FORMATS == ("png", "svg", "pdf")
+    assert f"use a name ending in {listed}" in message
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert f"({listed})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_graph_to_an_unknown_format_is_a_usage_error(tmp_path, capsys):
+    message = usage_error(["graph", "apple", "-o", str(tmp_path / "a.pdf")], capsys)
+    assert "a.pdf: use a name ending in .dot, .gv, .svg or .png" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_names_the_callers_path_not_its_temporary_file(tmp_path):
+    target = tmp_path / "nodir" / "c.png"
+    with pytest.raises(FileNotFoundError) as info, atomic_write(target) as handle:
+        handle.write(b"never")
+    assert str(info.value) == f"[Errno 2] No such file or directory: '{target}'"
+    (tmp_path / "c.png").mkdir()
+    with pytest.raises(IsADirectoryError) as info, atomic_write(tmp_path / "c.png") as handle:
+        handle.write(b"never")
+    assert ".tmp" not in str(info.value) and str(tmp_path / "c.png") in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary file left
