@@ -2,10 +2,15 @@
 
 The only exceptions that may escape are chainrule's own (ChainruleError); a crash with
 anything else (IndexError, struct.error, zipfile.BadZipFile, MemoryError ...) fails.
+What does load must be exactly what the file holds: an IDX file is parsed again here, by
+the format, and compared; a checkpoint must give back what was saved.
 """
 
 import gzip
 import io
+import math
+import struct
+import zlib
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -50,12 +55,54 @@ def mutate(data, data_strategy):
 
 
 def read_or_chainrule_error(reader, path):
+    """What ``reader`` returns, or None if it raised a ChainruleError naming the file."""
     try:
-        reader(path)
+        return reader(path)
     except ChainruleError as error:
         assert str(path.name) in str(error)  # the message names the file
-        return False
-    return True
+        return None
+
+
+# IDX type code -> dtype on disk, from the format's description.
+IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def parse_idx(data):
+    """The array that IDX bytes describe, or None if they are not a complete IDX file.
+
+    Gzip is recognised by its magic bytes (as read_idx documents), and a raw IDX file
+    cannot start with them: its first two bytes are zeros.
+    """
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):  # BadGzipFile is an OSError
+            return None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_TYPES or data[3] == 0:
+        return None
+    ndim = data[3]
+    payload_start = 4 + 4 * ndim
+    if len(data) < payload_start:
+        return None
+    shape = struct.unpack(f">{ndim}I", data[4:payload_start])
+    dtype = np.dtype(IDX_TYPES[data[2]])
+    if len(data) - payload_start != math.prod(shape) * dtype.itemsize:
+        return None  # truncated, or trailing bytes
+    return np.frombuffer(data[payload_start:], dtype=dtype).reshape(shape)
+
+
+def check_read_idx(path):
+    """read_idx gives exactly the array the file describes, and refuses what is no IDX file."""
+    expected = parse_idx(path.read_bytes())
+    got = read_or_chainrule_error(read_idx, path)
+    if expected is None:
+        assert got is None, f"read_idx returned {got!r} for a file that is not IDX"
+        return
+    assert got is not None, "read_idx refused a valid IDX file"
+    assert isinstance(got, np.ndarray)
+    assert got.dtype == expected.dtype.newbyteorder("=")  # the stored type, native order
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected, equal_nan=got.dtype.kind == "f")
 
 
 @FUZZ
@@ -63,7 +110,7 @@ def read_or_chainrule_error(reader, path):
 def test_idx_parser_on_random_bytes(tmp_path, data):
     path = tmp_path / "random.idx"
     path.write_bytes(data)
-    read_or_chainrule_error(read_idx, path)
+    check_read_idx(path)
 
 
 @FUZZ
@@ -71,8 +118,26 @@ def test_idx_parser_on_random_bytes(tmp_path, data):
 def test_idx_parser_on_mutated_files(tmp_path, compressed, data):
     path = tmp_path / ("mutated.idx.gz" if compressed else "mutated.idx")
     path.write_bytes(mutate(valid_idx_bytes(compressed), data))
-    if read_or_chainrule_error(read_idx, path):
-        assert isinstance(read_idx(path), np.ndarray)
+    check_read_idx(path)
+
+
+@FUZZ
+@given(
+    code=st.sampled_from(sorted(IDX_TYPES)),
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    compressed=st.booleans(),
+    data=st.data(),
+)
+def test_idx_parser_on_random_valid_files(tmp_path, code, shape, compressed, data):
+    # Mutations seldom leave a valid file: here every type, with any payload bytes (NaN,
+    # inf and subnormal floats among them), must load as exactly those values.
+    size = math.prod(shape) * np.dtype(IDX_TYPES[code]).itemsize
+    payload = data.draw(st.binary(min_size=size, max_size=size))
+    raw = bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape) + payload
+    path = tmp_path / ("valid.idx.gz" if compressed else "valid.idx")
+    path.write_bytes(gzip.compress(raw, mtime=0) if compressed else raw)
+    assert parse_idx(path.read_bytes()) is not None
+    check_read_idx(path)
 
 
 def valid_checkpoint_bytes(tmp_path):
@@ -88,12 +153,39 @@ def valid_checkpoint_bytes(tmp_path):
     return path.read_bytes()
 
 
+def assert_holds_what_was_saved(checkpoint):
+    """The parameters, optimiser state, step and meta that valid_checkpoint_bytes saves,
+    written out again here (test_valid_checkpoint_holds_what_was_saved keeps the two equal)."""
+    saved_params = {
+        "W1": np.random.default_rng(0).random((3, 2)).astype(np.float32),
+        "b1": np.zeros(2),
+    }
+    for loaded, saved in [
+        (checkpoint.params, saved_params),
+        (checkpoint.optimizer_state, {"t": np.array(3)}),
+    ]:
+        assert loaded.keys() == saved.keys()
+        for name, array in saved.items():
+            assert loaded[name].dtype == array.dtype
+            assert loaded[name].shape == array.shape
+            assert np.array_equal(loaded[name], array)
+    assert checkpoint.step == 7
+    assert checkpoint.meta == {"a": [1, 2]}
+
+
+def test_valid_checkpoint_holds_what_was_saved(tmp_path):
+    path = tmp_path / "copy.npz"
+    path.write_bytes(valid_checkpoint_bytes(tmp_path))
+    assert_holds_what_was_saved(load_checkpoint(path))
+
+
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_checkpoint_loader_on_random_bytes(tmp_path, data):
     path = tmp_path / "random.npz"
     path.write_bytes(data)
-    read_or_chainrule_error(load_checkpoint, path)
+    # 300 bytes are far too few for the four required members: never a checkpoint.
+    assert read_or_chainrule_error(load_checkpoint, path) is None
 
 
 @FUZZ
@@ -101,7 +193,9 @@ def test_checkpoint_loader_on_random_bytes(tmp_path, data):
 def test_checkpoint_loader_on_mutated_files(tmp_path, data):
     path = tmp_path / "mutated.npz"
     path.write_bytes(mutate(valid_checkpoint_bytes(tmp_path), data))
-    read_or_chainrule_error(load_checkpoint, path)
+    checkpoint = read_or_chainrule_error(load_checkpoint, path)
+    if checkpoint is not None:  # a change no check can see (a zip timestamp, say) ...
+        assert_holds_what_was_saved(checkpoint)  # but never silently corrupted data
 
 
 @FUZZ
