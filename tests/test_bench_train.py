@@ -25,6 +25,7 @@ def test_bench_runs_the_loops_from_the_same_start(benchmark, tmp_path, capsys):
     table = capsys.readouterr().out
     for loop in NUMPY_LOOPS.split(","):
         assert f"| {loop} |" in table
+    assert "difference from chainrule fit's" in table  # no PyTorch here to compare with
     report = json.loads(out.read_text())
     # Same weights, same batches: float32 against the book's float64, so the losses of the
     # first steps agree to float32 rounding, not exactly.
