@@ -12,8 +12,9 @@ passes to each input, exactly as chapter 5 of the book does by hand::
         to tax             dy = dout · x = 1 · 200 = 200
 
 Scalars are written in full (``format(x, ".6g")``: 220, not 220.00000000000003); arrays
-by their shape and a short summary. The text is plain (``color=True`` adds ANSI colours
-for a terminal) and at most 100 columns wide for the book's examples and networks.
+by their shape and a short summary (:mod:`chainrule.formatting`). The text is plain
+(``color=True`` adds ANSI colours for a terminal) and at most 100 columns wide for the
+book's examples and networks.
 
 :func:`example_graph` builds the graphs the command line names (``apple``,
 ``apple-orange``, ``two-layer-net``, ``multi-layer-net``), already backpropagated.
@@ -28,100 +29,24 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import StateError
+from chainrule.formatting import describe, format_number, format_shape, is_scalar, summarize
 from chainrule.graph import Graph, Node, Value
 from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
 from chainrule.losses import SoftmaxWithLoss
 
 __all__ = [
     "EXAMPLE_NAMES",
-    "array_stats",
     "example_graph",
     "example_title",
     "explain",
     "explain_example",
-    "format_number",
-    "format_shape",
     "network_graph",
-    "summarize",
 ]
 
 EXAMPLE_NAMES: tuple[str, ...] = ("apple", "apple-orange", "two-layer-net", "multi-layer-net")
 
-_TINY = 4  # arrays of at most this many entries are written out in full
 _WIDTH = 100  # the widest line the book's examples and the networks produce
 _RED, _BOLD, _RESET = "\x1b[31m", "\x1b[1m", "\x1b[0m"
-
-
-# ---------------------------------------------------------------------------------------
-# How numbers, shapes and arrays are written (shared with chainrule.viz.graph)
-
-
-def format_number(x: Any, digits: int = 6) -> str:
-    """A scalar, compactly: ``220`` for 220.00000000000003, ``2.2``, ``1e-05``, ``7``."""
-    if isinstance(x, np.ndarray):
-        x = x.item()
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    try:
-        text = format(float(x), f".{digits}g")
-    except (TypeError, ValueError):
-        return str(x)
-    # -0.0 is a rounding artefact of the gradient, not something to teach.
-    return "0" if text == "-0" else text
-
-
-def format_shape(shape: Sequence[int]) -> str:
-    """A shape as the book writes it: ``2×784``; ``50`` for a vector; ``scalar`` for ()."""
-    return "×".join(str(n) for n in shape) if len(shape) else "scalar"
-
-
-def _is_scalar(x: Any) -> bool:
-    return np.ndim(x) == 0
-
-
-def summarize(x: Any, digits: int = 3) -> str:
-    """An array in a few characters: its entries if tiny, else min, mean and max.
-
-    ``[7, 2]`` for a 2-vector; ``min -0.0123  mean 0.000412  max 0.0456`` otherwise. A
-    scalar is :func:`format_number` of it.
-    """
-    if _is_scalar(x):
-        return format_number(x)
-    a = np.asarray(x)
-    if a.size == 0:
-        return "empty"
-    if a.size <= _TINY:
-        return "[" + ", ".join(format_number(v, digits) for v in a.ravel()) + "]"
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        return f"{a.dtype} array"
-    lo, mean, hi = array_stats(a)
-    return (
-        f"min {format_number(lo, digits)}  mean {format_number(mean, digits)}"
-        f"  max {format_number(hi, digits)}"
-    )
-
-
-def array_stats(x: Any) -> tuple[float, float, float]:
-    """``(min, mean, max)`` of a non-empty numeric array, as floats.
-
-    A mean that is only rounding noise (below 1e-12 of the largest magnitude, as for the
-    softmax gradient, whose rows sum to 0 exactly) is returned as 0.
-    """
-    # float64 for the mean: a float32 sum over many entries loses digits.
-    a = np.asarray(x, dtype=np.float64)
-    lo, hi, mean = float(a.min()), float(a.max()), float(a.mean())
-    if abs(mean) <= 1e-12 * max(abs(lo), abs(hi)):
-        mean = 0.0
-    return lo, mean, hi
-
-
-def _describe(x: Any) -> str:
-    """A scalar's value, or an array's shape and summary: ``(2×50) min …  mean …  max …``."""
-    if _is_scalar(x):
-        return format_number(x)
-    return f"({format_shape(np.shape(x))}) {summarize(x)}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,10 +85,10 @@ def _row(label: str, text: str) -> str:
 
 def _equation(lhs: str, formula: str, operands: Sequence[Any], result: Any, style: _Style) -> str:
     """``dx = dout · y = 1.1 · 2 = 2.2`` for scalars; shapes and a summary for arrays."""
-    if all(_is_scalar(v) for v in operands) and _is_scalar(result):
+    if all(is_scalar(v) for v in operands) and is_scalar(result):
         numbers = " · ".join(format_number(v) for v in operands)
         return f"{lhs} = {formula} = {numbers} = {style.grad(format_number(result))}"
-    return f"{lhs} = {formula} = {style.grad(_describe(result))}"
+    return f"{lhs} = {formula} = {style.grad(describe(result))}"
 
 
 def _broadcast_note(grad: Any, value: Any) -> str:
@@ -173,7 +98,7 @@ def _broadcast_note(grad: Any, value: Any) -> str:
 def _explain_mul(node: Node, dout: Any, grads: tuple, names: list[str], style: _Style) -> list[str]:
     x, y = (v.data for v in node.inputs)
     return [
-        _row("local derivatives", f"∂z/∂x = y = {_describe(y)}    ∂z/∂y = x = {_describe(x)}"),
+        _row("local derivatives", f"∂z/∂x = y = {describe(y)}    ∂z/∂y = x = {describe(x)}"),
         _row(f"to {names[0]}", _equation("dx", "dout · y", [dout, y], grads[0], style))
         + _broadcast_note(dout, x),
         _row(f"to {names[1]}", _equation("dy", "dout · x", [dout, x], grads[1], style))
@@ -196,7 +121,7 @@ def _explain_relu(
     node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
 ) -> list[str]:
     x = node.inputs[0].data
-    if _is_scalar(x):
+    if is_scalar(x):
         local = 1 if float(x) > 0 else 0
         why = f"x = {format_number(x)} {'>' if local else '≤'} 0, so {local}"
         return [
@@ -220,7 +145,7 @@ def _explain_sigmoid(
     y = node.output.data
     local = y * (1.0 - y)
     return [
-        _row("local derivative", f"∂y/∂x = y(1 − y) = {_describe(local)}   (y = {_describe(y)})"),
+        _row("local derivative", f"∂y/∂x = y(1 − y) = {describe(local)}   (y = {describe(y)})"),
         _row(f"to {names[0]}", _equation("dx", "dout · y(1 − y)", [dout, local], grads[0], style)),
     ]
 
@@ -286,7 +211,7 @@ def _explain_other(
 ) -> list[str]:
     return [
         _row("local derivative", f"as computed by {node.op}.backward"),
-        *(_row(f"to {name}", style.grad(_describe(g))) for name, g in zip(names, grads)),
+        *(_row(f"to {name}", style.grad(describe(g))) for name, g in zip(names, grads)),
     ]
 
 
@@ -316,10 +241,10 @@ def _seeds(graph: Graph) -> list[Value]:
 
 def _sum_text(parts: list[Any], total: Any, style: _Style) -> str:
     """``1.1 + 2.2 = 3.3`` for scalars; the count and the total's summary for arrays."""
-    if all(_is_scalar(p) for p in parts):
+    if all(is_scalar(p) for p in parts):
         numbers = " + ".join(format_number(p) for p in parts)
         return f"{numbers} = {style.grad(format_number(total))}"
-    return f"sum of {len(parts)} gradients = {style.grad(_describe(total))}"
+    return f"sum of {len(parts)} gradients = {style.grad(describe(total))}"
 
 
 def _node_heading(step: int, node: Node, formula: str, symbol: Callable[[Value], str]) -> str:
@@ -393,7 +318,7 @@ def explain(graph: Graph, *, color: bool = False) -> str:
         "gets the sum of their gradients.",
         "",
     ]
-    lines += [f"Start: ∂{out}/∂{symbol(v)} = {style.grad(_describe(v.grad))}" for v in seeds]
+    lines += [f"Start: ∂{out}/∂{symbol(v)} = {style.grad(describe(v.grad))}" for v in seeds]
 
     uses: dict[int, int] = {}
     for node in graph.nodes:
@@ -420,7 +345,7 @@ def explain(graph: Graph, *, color: bool = False) -> str:
         if len(parts) > 1:
             arriving += _sum_text(parts, dout, style) + f"   (the sum: used {len(parts)} times)"
         else:
-            arriving += style.grad(_describe(dout))
+            arriving += style.grad(describe(dout))
         lines.append(_row("gradient arriving", arriving))
         lines += explainer(node, dout, grads, [symbol(v) for v in node.inputs], style)
         parts_here: dict[int, list[int]] = {}
@@ -457,7 +382,7 @@ def explain(graph: Graph, *, color: bool = False) -> str:
             if len(parts) > 1:
                 text = _sum_text(parts, v.grad, style)
             else:
-                text = style.grad(_describe(v.grad))
+                text = style.grad(describe(v.grad))
             lines.append(f"    ∂{out}/∂{v.name:<{width}}  {text}")
     affines = [n for n in ran if isinstance(n.layer, Affine) and n.layer.dW is not None]
     if affines:

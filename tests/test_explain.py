@@ -11,16 +11,8 @@ import pytest
 
 from chainrule.errors import StateError
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
-from chainrule.explain import (
-    EXAMPLE_NAMES,
-    array_stats,
-    example_graph,
-    explain,
-    explain_example,
-    format_number,
-    format_shape,
-    summarize,
-)
+from chainrule.explain import EXAMPLE_NAMES, example_graph, explain, explain_example
+from chainrule.formatting import array_stats, format_number, format_shape, summarize
 from chainrule.graph import Graph
 from chainrule.layers import Affine
 

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import chainrule.viz.graph as viz
+from chainrule import errors
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
 from chainrule.explain import example_graph
+from chainrule.formatting import format_number
 from chainrule.graph import Graph
 from chainrule.viz.graph import (
     GRAD_COLOR,
@@ -84,8 +86,6 @@ def test_apple_orange_dot_holds_the_books_numbers():
 def test_every_value_of_a_graph_is_drawn_with_its_gradient():
     g = buy_apple_orange_graph()
     cells = value_cells(to_dot(g))
-    from chainrule.explain import format_number
-
     expected = sorted((format_number(v.data), format_number(v.grad)) for v in g.values)
     assert sorted(cells) == expected
 
@@ -161,16 +161,10 @@ def test_layer_graph_shows_layers_parameter_and_signal_shapes(net_graph):
         assert shapes[shape].split()[0] == shape
     assert any(above.startswith("2×784 min 0") for above, _ in cells)
     loss = net_graph.values[-1]
-    assert (format_number_(loss.data), "1") in cells
+    assert (format_number(loss.data), "1") in cells
     assert re.search(r'"o\d+" \[shape="plaintext", margin="[^"]*", label="L"\]', dot)
     labels = net_graph["t"].data
     assert ("[" + ", ".join(str(int(v)) for v in labels) + "]", None) in cells
-
-
-def format_number_(x):
-    from chainrule.explain import format_number
-
-    return format_number(x)
 
 
 def test_sigmoid_and_other_layers_have_labels():
@@ -181,6 +175,11 @@ def test_sigmoid_and_other_layers_have_labels():
     assert 'label="sigmoid"' in dot and 'label="ReLU"' in dot
     # A tiny array is written out in full, gradient too.
     assert any(above.startswith("[-1, 0.5, 2]") for above, _ in value_cells(dot))
+
+
+def test_render_errors_live_in_chainrule_errors():
+    assert RendererNotFound is errors.RendererNotFound and RenderError is errors.RenderError
+    assert issubclass(RenderError, errors.ChainruleError)
 
 
 # ---------------------------------------------------------------------------------------

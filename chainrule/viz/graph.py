@@ -9,8 +9,9 @@ flowing right to left. Arrays show their shape and a short summary.
 
 :func:`render` writes the DOT text as ``.dot`` (text) or, through Graphviz's ``dot``
 program (or graphviz-pure's, a self-contained port installed by ``pip install
-graphviz-pure``), as ``.svg`` or ``.png``. Nothing here imports anything beyond the
-standard library and NumPy.
+graphviz-pure``), as ``.svg`` or ``.png``; its errors, :class:`RendererNotFound` and
+:class:`RenderError`, live in :mod:`chainrule.errors`. Nothing here imports anything beyond
+the standard library and NumPy.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ChainruleError
-from chainrule.explain import array_stats, format_number, format_shape, summarize
+from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
+from chainrule.formatting import array_stats, format_number, format_shape, summarize
 from chainrule.graph import Graph, Node, Value
 from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
 from chainrule.losses import SoftmaxWithLoss
@@ -55,14 +56,6 @@ _VALUE_FONT_SIZE = 14
 _SUMMARY_FONT_SIZE = 10
 _TITLE_FONT_SIZE = 14
 _SUMMARY_DIGITS = 2  # significant digits of an array's min, mean and max in a picture
-
-
-class RendererNotFound(ChainruleError, RuntimeError):
-    """No Graphviz program (``dot`` or ``graphviz-pure``) is installed to draw SVG or PNG."""
-
-
-class RenderError(ChainruleError, RuntimeError):
-    """The Graphviz program failed or did not finish in time."""
 
 
 # ---------------------------------------------------------------------------------------
