@@ -21,6 +21,7 @@ __all__ = [
     "format_number",
     "format_shape",
     "is_scalar",
+    "is_short",
     "summarize",
 ]
 
@@ -32,12 +33,21 @@ def is_scalar(x: Any) -> bool:
     return np.ndim(x) == 0
 
 
+def is_short(x: Any) -> bool:
+    """True for what :func:`summarize` writes out in full: a scalar or a tiny array."""
+    return np.size(x) <= TINY
+
+
 def format_number(x: Any, digits: int = 6) -> str:
-    """A scalar, compactly: ``220`` for 220.00000000000003, ``2.2``, ``1e-05``, ``7``."""
+    """A scalar, compactly: ``220`` for 220.00000000000003, ``2.2``, ``1e-05``, ``7``.
+
+    Booleans are written ``1`` and ``0``: here they are local derivatives (ReLU's
+    ``1[x > 0]``), which are numbers.
+    """
     if isinstance(x, np.ndarray):
         x = x.item()
     if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
+        return str(int(x))
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     try:
@@ -56,16 +66,18 @@ def format_shape(shape: Sequence[int]) -> str:
 def summarize(x: Any, digits: int = 3) -> str:
     """An array in a few characters: its entries if tiny, else min, mean and max.
 
-    ``[7, 2]`` for a 2-vector; ``min -0.0123  mean 0.000412  max 0.0456`` otherwise. A
-    scalar is :func:`format_number` of it.
+    ``[7, 2]`` for a 2-vector; ``min -0.0123  mean 0.000412  max 0.0456`` otherwise; for a
+    boolean array (a mask), how many entries are 1. A scalar is :func:`format_number` of it.
     """
     if is_scalar(x):
         return format_number(x)
     a = np.asarray(x)
     if a.size == 0:
         return "empty"
-    if a.size <= TINY:
+    if is_short(a):
         return "[" + ", ".join(format_number(v, digits) for v in a.ravel()) + "]"
+    if a.dtype == np.bool_:
+        return f"1 at {np.count_nonzero(a)} of {a.size} entries, 0 elsewhere"
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
         return f"{a.dtype} array"
     lo, mean, hi = array_stats(a)
@@ -90,7 +102,10 @@ def array_stats(x: Any) -> tuple[float, float, float]:
 
 
 def describe(x: Any) -> str:
-    """A scalar's value, or an array's shape and summary: ``(2×50) min …  mean …  max …``."""
-    if is_scalar(x):
-        return format_number(x)
+    """A scalar's value, or an array's shape and summary: ``(2×50) min …  mean …  max …``.
+
+    A tiny vector is its entries alone, ``[3, 7]``: they show its shape.
+    """
+    if is_scalar(x) or (np.ndim(x) == 1 and is_short(x)):
+        return summarize(x)
     return f"({format_shape(np.shape(x))}) {summarize(x)}"
