@@ -1,11 +1,13 @@
 """Draw a recorded graph as the book's figures do: values above the arrows, gradients below.
 
 :func:`to_dot` turns a :class:`~chainrule.graph.Graph` into Graphviz DOT text, laid out
-left to right. Each node (layer) is a circle or ellipse showing its operation (``×``,
-``+``, ``ReLU``, ``Affine`` with W's and b's shapes ...); each input is its name in plain
-text. Every value sits on its arrow: the forward value above the line in black and, after
-``backward``, its gradient below the line in red, the way chapter 5 draws backpropagation
-flowing right to left. Arrays show their shape and a short summary.
+left to right. Each node (layer) is drawn from what it says of itself (its ``symbol``, its
+parameters' shapes: the node protocol of :mod:`chainrule.layers`): a circle for an
+operator (``×``, ``+``), else an ellipse (``ReLU``; ``Affine1`` over W's and b's shapes);
+each input is its name in plain text. Every value sits on its arrow: the forward value
+above the line in black and, after ``backward``, its gradient below the line in red, the
+way chapter 5 draws backpropagation flowing right to left. Arrays show their shape and a
+short summary.
 
 :func:`render` writes the DOT text as ``.dot`` (text) or, through Graphviz's ``dot``
 program (or graphviz-pure's, a self-contained port installed by ``pip install
@@ -29,10 +31,8 @@ import numpy as np
 
 from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
-from chainrule.formatting import array_stats, format_number, format_shape, summarize
+from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
 from chainrule.graph import Graph, Node, Value
-from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
 
 __all__ = [
     "FORMATS",
@@ -83,9 +83,7 @@ def _value_lines(x: Any) -> tuple[str, list[str]]:
     Scalars: ``220`` alone. Tiny arrays: their entries. Others: the shape (``2×784``),
     then ``min … · max …`` and ``mean …`` (two short lines keep the arrows short).
     """
-    if np.ndim(x) == 0:
-        return format_number(x), []
-    if np.size(x) <= 4:
+    if is_short(x):
         return summarize(x), []
     a = np.asarray(x)
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
@@ -128,43 +126,35 @@ def _value_label(value: Value, show_grad: bool) -> str:
 
 
 def _node_attributes(node: Node) -> dict[str, str]:
-    """Shape and label of an operation's node: a circle for × and +, else an ellipse.
+    """Shape and label of an operation's node, from what the node says of itself.
 
-    Plain labels where they suffice: Graphviz centres them in SVG (text-anchor middle),
-    so they stay in place where a viewer substitutes a wider font; it anchors HTML-like
-    labels at their left end.
+    A one-character symbol (× and +) in a circle; else an ellipse with the symbol, or,
+    for a node with parameters, its name over each parameter's shape (``Affine1``,
+    ``W 784×50``, ``b 50``). Plain labels where they suffice: Graphviz centres them in
+    SVG (text-anchor middle), so they stay in place where a viewer substitutes a wider
+    font; it anchors HTML-like labels at their left end.
     """
-    layer = node.layer
-    if isinstance(layer, (MulLayer, AddLayer)):
-        symbol = "×" if isinstance(layer, MulLayer) else "+"
+    if len(node.symbol) == 1 and not node.param_shapes:
         return {
             "shape": "circle",
             "fixedsize": "true",
             "width": "0.5",
             "fontsize": "20",
-            "label": symbol,
+            "label": node.symbol,
         }
-    if isinstance(layer, Affine):
-        # In a network each Affine has its own name (Affine1, Affine2); show it.
-        title = layer.name if layer.name.startswith("Affine") else "Affine"
-        fan_in, fan_out = layer.W.shape
-        shapes = f"W {fan_in}×{fan_out}<BR/>b {fan_out}"
-        label: str = _Html(f'<B>{_esc(title)}</B><BR/><FONT POINT-SIZE="11">{shapes}</FONT>')
-    elif isinstance(layer, Relu):
-        label = "ReLU"
-    elif isinstance(layer, Sigmoid):
-        label = "sigmoid"
-    elif isinstance(layer, SoftmaxWithLoss):
-        label = "Softmax\nwith Loss"
-    else:
-        label = node.op
+    label: str = node.symbol
+    if node.param_shapes:
+        shapes = "<BR/>".join(
+            f"{_esc(param)} {format_shape(shape)}" for param, shape in node.param_shapes.items()
+        )
+        label = _Html(f'<B>{_esc(node.title)}</B><BR/><FONT POINT-SIZE="11">{shapes}</FONT>')
     return {"shape": "ellipse", "margin": "0.05", "label": label}
 
 
 def _end_name(value: Value, graph: Graph) -> str:
     """The text of the end marker after an output: ``L`` for a loss, else its name."""
     node = value.node
-    if node is not None and isinstance(node.layer, SoftmaxWithLoss):
+    if node is not None and node.is_loss:
         return "L"
     if node is not None and value.name == f"{node.op}{graph.nodes.index(node) + 1}":
         return "output"  # an automatic name such as MulLayer3 says nothing to a reader
