@@ -177,6 +177,15 @@ def test_sigmoid_and_other_layers_have_labels():
     assert any(above.startswith("[-1, 0.5, 2]") for above, _ in value_cells(dot))
 
 
+def test_each_value_line_reaches_a_point_past_its_port():
+    # dot ends an edge a point outside the port; the black line must reach that point.
+    end = '<TD WIDTH="1" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    port = '<TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    for show_grad in (True, False):
+        dot = to_dot(buy_apple_orange_graph(), show_grad=show_grad)
+        assert dot.count(f"<TR>{end}{port}{end}</TR>") == len(APPLE_ORANGE_VALUES)
+
+
 def test_render_errors_live_in_chainrule_errors():
     assert RendererNotFound is errors.RendererNotFound and RenderError is errors.RenderError
     assert issubclass(RenderError, errors.ChainruleError)
@@ -338,6 +347,50 @@ def test_svg_no_grad_has_no_red(renderer, tmp_path):
     assert GRAD_COLOR not in path.read_text(encoding="utf-8").lower()
     texts = svg_texts(path)
     assert "220" in texts and "2.2" not in texts and "110" not in texts
+
+
+def _numbers(text):
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text)]
+
+
+def line_ends_off_their_line(svg_path):
+    """Edge ends that are not at an end of the black line of the value they leave or reach:
+    a gap, or a spur of the line past the point where the edge turns away."""
+    root = ET.parse(svg_path).getroot()
+    groups = {
+        g.findtext("{*}title"): g for g in root.iter() if g.tag.endswith("g") and g.get("class")
+    }
+    lines = {}
+    for title, group in groups.items():
+        xs = [
+            x
+            for poly in group.iter()
+            if poly.tag.endswith("polygon") and poly.get("fill") == "black"
+            for x in _numbers(poly.get("points"))[::2]
+        ]
+        if re.fullmatch(r"v\d+", title or "") and xs:
+            lines[title] = (min(xs), max(xs))
+    misses = []
+    for title, group in groups.items():
+        tail, arrow, head = (title or "").partition("->")
+        path = next((p for p in group.iter() if p.tag.endswith("path")), None)
+        if not arrow or path is None:
+            continue
+        d = _numbers(path.get("d"))
+        for end, x in ((tail, d[0]), (head, d[-2])):
+            name = end.split(":")[0]
+            if name in lines and min(abs(x - end) for end in lines[name]) > 0.01:
+                misses.append((title, x, lines[name]))
+    return misses
+
+
+@pytest.mark.parametrize("show_grad", [True, False])
+def test_arrows_are_whole(renderer, tmp_path, show_grad):
+    # The values of one rank differ in width (2 beside 100; t beside a 2×10 array), and
+    # dot ends edges a point away from a port: each must still meet its line's end.
+    for graph in (buy_apple_orange_graph(), example_graph("two-layer-net")):
+        path = render(to_dot(graph, show_grad=show_grad), tmp_path / "g.svg")
+        assert line_ends_off_their_line(path) == []
 
 
 def png_size(data):

@@ -97,6 +97,7 @@ def _value_lines(x: Any) -> tuple[str, list[str]]:
 
 
 def _text_cell(x: Any, color: str | None) -> str:
+    """A row of a value's label: its text, in the middle column (the port's, below)."""
     main, details = _value_lines(x)
     cell = _esc(main)
     if details:
@@ -104,19 +105,26 @@ def _text_cell(x: Any, color: str | None) -> str:
         cell += f'<BR/><FONT POINT-SIZE="{_SUMMARY_FONT_SIZE}">{small}</FONT>'
     if color is not None:
         cell = f'<FONT COLOR="{color}">{cell}</FONT>'
-    return f"<TR><TD>{cell}</TD></TR>"
+    side = '<TD CELLPADDING="0"></TD>'  # no width: the side columns stay 1 point wide
+    return f"<TR>{side}<TD>{cell}</TD>{side}</TR>"
 
 
 def _value_label(value: Value, show_grad: bool) -> str:
     """The label that draws a value on its arrow.
 
     A three-row table: the forward value, a 1-point black line that carries the arrow
-    (edges attach to its ends, port ``p``), and the gradient in red. Edges cannot place
-    one label above and one below themselves reliably in every renderer; a node whose
-    middle row *is* the arrow can.
+    (edges attach to the ends of its middle cell, port ``p``), and the gradient in red.
+    Edges cannot place one label above and one below themselves reliably in every
+    renderer; a node whose middle row *is* the arrow can.
     """
-    rows = [_text_cell(value.data, None)]
-    rows.append('<TR><TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD></TR>')
+    # dot ends an edge 1 point outside a port's end unless that end lies on the edge of
+    # its rank (a value as wide as the widest of its rank); so a narrower value, the 2 of
+    # apple count beside the 100 of apple, had a gap at each end of its line. The line
+    # now reaches 1 point past the port on both sides, and no port end is on the rank's
+    # edge: every edge ends on the line's end.
+    end = '<TD WIDTH="1" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    port = '<TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    rows = [_text_cell(value.data, None), f"<TR>{end}{port}{end}</TR>"]
     if show_grad and value.grad is not None:
         rows.append(_text_cell(value.grad, GRAD_COLOR))
     table = "".join(rows)
