@@ -36,7 +36,9 @@ class Value:
     """One value in a graph: ``data`` from the forward pass, ``grad`` (dL/d value) after backward.
 
     ``node`` is the node that produced it, or None for an input. Arithmetic with ``*`` and
-    ``+`` and the methods ``relu``/``sigmoid`` record new nodes in the same graph.
+    ``+`` and the methods ``relu``/``sigmoid`` record new nodes in the same graph. Values
+    compare and hash by identity (``==`` records no node), so the trace and the pictures
+    key their tables by value.
     """
 
     __slots__ = ("data", "grad", "graph", "name", "node")

@@ -189,7 +189,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
     marker with its name (``L`` for a loss). Render it with :func:`render`.
     """
-    index = {id(v): i for i, v in enumerate(graph.values)}
+    index = {v: i for i, v in enumerate(graph.values)}
     has_grad = any(v.grad is not None for v in graph.values)
     # ordering=in keeps each node's inputs top to bottom in argument order (apple above
     # apple count, orange below them, as the book draws it); without it the crossing
@@ -216,7 +216,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     emitted: set[int] = set()
 
     def emit_value(value: Value) -> None:
-        i = index[id(value)]
+        i = index[value]
         emitted.add(i)
         tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
         attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
@@ -228,24 +228,24 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
             lines.append(f'  "i{i}" {_attrs(name)};')
             lines.append(f'  "i{i}" -> "v{i}":p:w [arrowhead=none];')
 
-    used = {id(v) for node in graph.nodes for v in node.inputs}
+    used = {v for node in graph.nodes for v in node.inputs}
     for k, node in enumerate(graph.nodes):
         # Inputs first, in the order the node takes them, so the first input is drawn on
         # top (apple above apple count, as in the book).
         for value in node.inputs:
-            if index[id(value)] not in emitted:
+            if index[value] not in emitted:
                 emit_value(value)
         attributes = _node_attributes(node)
         attributes["tooltip"] = node.name
         lines.append(f'  "n{k}" {_attrs(attributes)};')
         for value in node.inputs:
-            lines.append(f'  "v{index[id(value)]}":p:e -> "n{k}";')
+            lines.append(f'  "v{index[value]}":p:e -> "n{k}";')
         emit_value(node.output)
-        lines.append(f'  "n{k}" -> "v{index[id(node.output)]}":p:w [arrowhead=none];')
+        lines.append(f'  "n{k}" -> "v{index[node.output]}":p:w [arrowhead=none];')
     for i, value in enumerate(graph.values):
         if i not in emitted:
             emit_value(value)  # an input nothing used: drawn alone
-        if value.node is not None and id(value) not in used:
+        if value.node is not None and value not in used:
             end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value, graph)}
             lines.append(f'  "o{i}" {_attrs(end)};')
             lines.append(f'  "v{i}":p:e -> "o{i}";')
