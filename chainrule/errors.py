@@ -39,3 +39,11 @@ class DownloadError(ChainruleError, OSError):
 
 class TrainingError(ChainruleError, ArithmeticError):
     """Training diverged: the loss or a gradient stopped being finite."""
+
+
+class RendererNotFound(ChainruleError, RuntimeError):
+    """No Graphviz program (``dot`` or ``graphviz-pure``) is installed to draw SVG or PNG."""
+
+
+class RenderError(ChainruleError, RuntimeError):
+    """The Graphviz program failed or did not finish in time."""

@@ -1,19 +1,28 @@
-"""The backward pass of a recorded graph, told node by node with the numbers in it.
+"""The forward and backward pass of a recorded graph, told node by node with the numbers in it.
 
-:func:`explain` walks a :class:`~chainrule.graph.Graph` after ``backward`` in the order
-backward ran (the reverse of recording order) and writes, for each node, the gradient
-arriving at its output, the node's local derivative with its formula, and the product it
-passes to each input, exactly as chapter 5 of the book does by hand::
+:func:`explain` formats what a :class:`~chainrule.graph.Graph` recorded. First the forward
+pass, in recording order, each value from its inputs::
+
+    apple price = apple × apple count = 100 × 2 = 200
+    price = apple price × tax = 200 × 1.1 = 220
+
+then the backward pass, in the order it ran (the reverse), the way chapter 5 of the book
+works it by hand: for each node the gradient arriving at its output, its local
+derivatives, and the product it passes to each input::
 
     [1] price = apple price × tax                    MulLayer: z = x · y
         gradient arriving  dout = ∂price/∂price = 1
-        local derivatives  ∂z/∂x = y = 1.1            ∂z/∂y = x = 200
+        local derivatives  ∂z/∂x = y = 1.1    ∂z/∂y = x = 200
         to apple price     dx = dout · y = 1 · 1.1 = 1.1
         to tax             dy = dout · x = 1 · 200 = 200
 
-Scalars are written in full (``format(x, ".6g")``: 220, not 220.00000000000003); arrays
-by their shape and a short summary. The text is plain (``color=True`` adds ANSI colours
-for a terminal) and at most 100 columns wide for the book's examples and networks.
+Each node is written from its own description (``symbol``, ``formula``, ``local``,
+``param_rules``: the node protocol of :mod:`chainrule.layers`) and from what
+``graph.backward`` recorded on it; nothing is computed again, so a network that trains on
+after recording leaves the text as it was. Numbers are written by
+:mod:`chainrule.formatting`: scalars in full, arrays by their shape and a summary. The
+text is plain (``color=True`` adds ANSI colours for a terminal) and at most 100 columns
+wide for the book's examples and networks.
 
 :func:`example_graph` builds the graphs the command line names (``apple``,
 ``apple-orange``, ``two-layer-net``, ``multi-layer-net``), already backpropagated.
@@ -22,110 +31,40 @@ for a terminal) and at most 100 columns wide for the book's examples and network
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from chainrule.errors import StateError
+from chainrule.formatting import (
+    describe,
+    format_number,
+    format_shape,
+    is_scalar,
+    is_short,
+    summarize,
+)
 from chainrule.graph import Graph, Node, Value
-from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
 
 __all__ = [
     "EXAMPLE_NAMES",
-    "array_stats",
     "example_graph",
     "example_title",
     "explain",
     "explain_example",
-    "format_number",
-    "format_shape",
     "network_graph",
-    "summarize",
 ]
 
 EXAMPLE_NAMES: tuple[str, ...] = ("apple", "apple-orange", "two-layer-net", "multi-layer-net")
 
-_TINY = 4  # arrays of at most this many entries are written out in full
 _WIDTH = 100  # the widest line the book's examples and the networks produce
+_ROW_IN_FULL = 10  # a gradient of at most this many columns also shows its first row
 _RED, _BOLD, _RESET = "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
 
 # ---------------------------------------------------------------------------------------
-# How numbers, shapes and arrays are written (shared with chainrule.viz.graph)
-
-
-def format_number(x: Any, digits: int = 6) -> str:
-    """A scalar, compactly: ``220`` for 220.00000000000003, ``2.2``, ``1e-05``, ``7``."""
-    if isinstance(x, np.ndarray):
-        x = x.item()
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    try:
-        text = format(float(x), f".{digits}g")
-    except (TypeError, ValueError):
-        return str(x)
-    # -0.0 is a rounding artefact of the gradient, not something to teach.
-    return "0" if text == "-0" else text
-
-
-def format_shape(shape: Sequence[int]) -> str:
-    """A shape as the book writes it: ``2×784``; ``50`` for a vector; ``scalar`` for ()."""
-    return "×".join(str(n) for n in shape) if len(shape) else "scalar"
-
-
-def _is_scalar(x: Any) -> bool:
-    return np.ndim(x) == 0
-
-
-def summarize(x: Any, digits: int = 3) -> str:
-    """An array in a few characters: its entries if tiny, else min, mean and max.
-
-    ``[7, 2]`` for a 2-vector; ``min -0.0123  mean 0.000412  max 0.0456`` otherwise. A
-    scalar is :func:`format_number` of it.
-    """
-    if _is_scalar(x):
-        return format_number(x)
-    a = np.asarray(x)
-    if a.size == 0:
-        return "empty"
-    if a.size <= _TINY:
-        return "[" + ", ".join(format_number(v, digits) for v in a.ravel()) + "]"
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        return f"{a.dtype} array"
-    lo, mean, hi = array_stats(a)
-    return (
-        f"min {format_number(lo, digits)}  mean {format_number(mean, digits)}"
-        f"  max {format_number(hi, digits)}"
-    )
-
-
-def array_stats(x: Any) -> tuple[float, float, float]:
-    """``(min, mean, max)`` of a non-empty numeric array, as floats.
-
-    A mean that is only rounding noise (below 1e-12 of the largest magnitude, as for the
-    softmax gradient, whose rows sum to 0 exactly) is returned as 0.
-    """
-    # float64 for the mean: a float32 sum over many entries loses digits.
-    a = np.asarray(x, dtype=np.float64)
-    lo, hi, mean = float(a.min()), float(a.max()), float(a.mean())
-    if abs(mean) <= 1e-12 * max(abs(lo), abs(hi)):
-        mean = 0.0
-    return lo, mean, hi
-
-
-def _describe(x: Any) -> str:
-    """A scalar's value, or an array's shape and summary: ``(2×50) min …  mean …  max …``."""
-    if _is_scalar(x):
-        return format_number(x)
-    return f"({format_shape(np.shape(x))}) {summarize(x)}"
-
-
-# ---------------------------------------------------------------------------------------
-# The trace
+# Lines
 
 
 class _Style:
@@ -145,331 +84,322 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _INDENT = " " * 23  # where a row's text starts: 4 spaces, an 18-column label, a space
 
 
-def _row(label: str, text: str) -> str:
-    """One aligned row of a node's block: a label column, then the equation.
-
-    A row wider than 100 columns breaks before its last ``=`` (the result), which goes on
-    a continuation line under the equation.
-    """
-    line = f"    {label:<18} {text}"
-    if len(_ANSI.sub("", line)) <= _WIDTH or " = " not in text:
+def _wrapped(line: str, indent: str) -> str:
+    """``line``, or if wider than 100 columns, broken before its last ``=`` (the result)."""
+    if len(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
-    return f"{head}\n{_INDENT}  = {tail}"
+    return f"{head}\n{indent}= {tail}"
 
 
-def _equation(lhs: str, formula: str, operands: Sequence[Any], result: Any, style: _Style) -> str:
-    """``dx = dout · y = 1.1 · 2 = 2.2`` for scalars; shapes and a summary for arrays."""
-    if all(_is_scalar(v) for v in operands) and _is_scalar(result):
-        numbers = " · ".join(format_number(v) for v in operands)
-        return f"{lhs} = {formula} = {numbers} = {style.grad(format_number(result))}"
-    return f"{lhs} = {formula} = {style.grad(_describe(result))}"
+def _row(label: str, text: str) -> str:
+    """One aligned row of a node's block: a label column, then the equation."""
+    return _wrapped(f"    {label:<18} {text}", _INDENT + "  ")
 
 
-def _broadcast_note(grad: Any, value: Any) -> str:
-    return "" if np.shape(grad) == np.shape(value) else "   (summed back over broadcast axes)"
+def _shape_note(x: Any) -> str:
+    """`` (2×50)`` after the name of an array; nothing after a scalar's."""
+    return "" if x is None or is_scalar(x) else f" ({format_shape(np.shape(x))})"
 
 
-def _explain_mul(node: Node, dout: Any, grads: tuple, names: list[str], style: _Style) -> list[str]:
-    x, y = (v.data for v in node.inputs)
-    return [
-        _row("local derivatives", f"∂z/∂x = y = {_describe(y)}    ∂z/∂y = x = {_describe(x)}"),
-        _row(f"to {names[0]}", _equation("dx", "dout · y", [dout, y], grads[0], style))
-        + _broadcast_note(dout, x),
-        _row(f"to {names[1]}", _equation("dy", "dout · x", [dout, x], grads[1], style))
-        + _broadcast_note(dout, y),
-    ]
+def _expression(node: Node, args: Sequence[str]) -> str:
+    """The node applied to ``args``: ``a × b``, ``−a``, ``ReLU(a)``, ``SoftmaxWithLoss(a, t)``."""
+    symbol = node.symbol
+    if len(symbol) == 1:  # an operator
+        return f" {symbol} ".join(args) if len(args) > 1 else f"{symbol}{args[0]}"
+    function = node.op if any(c.isspace() for c in symbol) else symbol
+    return f"{function}({', '.join(args)})"
 
 
-def _explain_add(node: Node, dout: Any, grads: tuple, names: list[str], style: _Style) -> list[str]:
-    x, y = (v.data for v in node.inputs)
-    return [
-        _row("local derivatives", "∂z/∂x = 1    ∂z/∂y = 1   (the gradient passes through)"),
-        _row(f"to {names[0]}", _equation("dx", "dout · 1", [dout, 1], grads[0], style))
-        + _broadcast_note(dout, x),
-        _row(f"to {names[1]}", _equation("dy", "dout · 1", [dout, 1], grads[1], style))
-        + _broadcast_note(dout, y),
-    ]
+def _factor(formula: str) -> str:
+    """A formula as a factor of a product: ``(1 − y²)`` in parentheses, ``y(1 − y)`` as it is."""
+    depth = 0
+    for i, char in enumerate(formula):
+        depth += (char in "([") - (char in ")]")
+        if depth == 0 and formula[i - 1 : i + 2] in (" + ", " − ", " - "):
+            return f"({formula})"
+    return formula
 
 
-def _explain_relu(
-    node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
-) -> list[str]:
-    x = node.inputs[0].data
-    if _is_scalar(x):
-        local = 1 if float(x) > 0 else 0
-        why = f"x = {format_number(x)} {'>' if local else '≤'} 0, so {local}"
-        return [
-            _row("local derivative", f"∂y/∂x = 1 if x > 0 else 0:  {why}"),
-            _row(
-                f"to {names[0]}", _equation("dx", "dout · 1[x > 0]", [dout, local], grads[0], style)
-            ),
-        ]
-    mask = np.greater(x, 0)
-    passed = int(np.count_nonzero(mask))
-    return [
-        _row("local derivative", "∂y/∂x = 1 if x > 0 else 0, entry by entry"),
-        _row("", f"{passed} of {mask.size} entries have x > 0 and pass dout on; the rest get 0"),
-        _row(f"to {names[0]}", _equation("dx", "dout · 1[x > 0]", [dout, mask], grads[0], style)),
-    ]
-
-
-def _explain_sigmoid(
-    node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
-) -> list[str]:
-    y = node.output.data
-    local = y * (1.0 - y)
-    return [
-        _row("local derivative", f"∂y/∂x = y(1 − y) = {_describe(local)}   (y = {_describe(y)})"),
-        _row(f"to {names[0]}", _equation("dx", "dout · y(1 − y)", [dout, local], grads[0], style)),
-    ]
-
-
-def _explain_affine(
-    node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
-) -> list[str]:
-    layer: Affine = node.layer
-    fan_in, fan_out = layer.W.shape
-    n = layer.x.shape[0]
-    # The shapes written out, so the reader sees why dW = Xᵀ·dY (and not Wᵀ·dY) fits W.
-    X, dY = f"{n}×{fan_in}", f"{n}×{fan_out}"
-    Xt, Wt, W = f"{fan_in}×{n}", f"{fan_out}×{fan_in}", f"{fan_in}×{fan_out}"
-    return [
-        _row("local derivatives", f"∂Y/∂X = Wᵀ, ∂Y/∂W = Xᵀ, ∂Y/∂b = 1;  X {X}, W {W}, b {fan_out}"),
-        _row(
-            f"to {names[0]}",
-            f"dX ({X}) = dY ({dY}) · Wᵀ ({Wt}) = {style.grad(summarize(grads[0]))}",
-        ),
-        _row("to W", f"dW ({W}) = Xᵀ ({Xt}) · dY ({dY}) = {style.grad(summarize(layer.dW))}"),
-        _row("to b", f"db ({fan_out}) = Σ_rows dY ({dY}) = {style.grad(summarize(layer.db))}"),
-    ]
-
-
-def _explain_softmax(
-    node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
-) -> list[str]:
-    layer: SoftmaxWithLoss = node.layer
-    n, classes = layer.y.shape
-    lines = [
-        _row(
-            "local derivative", f"dx = dout · (y − t) / N,  y = softmax(x) ({n}×{classes}), N = {n}"
-        ),
-        _row(
-            f"to {names[0]}",
-            f"dx ({format_shape(np.shape(grads[0]))}) = {format_number(dout)} · (y − t) / {n}"
-            f" = {style.grad(summarize(grads[0]))}",
-        ),
-    ]
-    if classes <= 10:
-        # One row in full: the gradient is the softmax output minus the one-hot label.
-        t0 = np.asarray(layer.t[0])
-        if t0.ndim == 0:
-            label = format_number(t0)
-        elif np.count_nonzero(t0) == 1 and t0.max() == 1:
-            label = f"{int(t0.argmax())} (one-hot)"
-        else:
-            label = summarize(t0)
-        row = np.asarray(grads[0]).reshape(n, classes)[0]
-        y_row = ", ".join(f"{v:.2f}" for v in layer.y[0])
-        dx_row = ", ".join(format_number(v, 2) for v in row)
-        lines += [
-            _row("sample 0", f"t = {label},  y = [{y_row}]"),
-            _row("", f"dx = [{dx_row}]"),
-        ]
-    if len(grads) < len(node.inputs):
-        lines.append(_row(f"to {names[1]}", "no gradient: the labels are data, not learned"))
-    return lines
-
-
-def _explain_other(
-    node: Node, dout: Any, grads: tuple, names: list[str], style: _Style
-) -> list[str]:
-    return [
-        _row("local derivative", f"as computed by {node.op}.backward"),
-        *(_row(f"to {name}", style.grad(_describe(g))) for name, g in zip(names, grads)),
-    ]
-
-
-_Explainer = Callable[[Node, Any, tuple, list[str], _Style], list[str]]
-_EXPLAINERS: list[tuple[type, str, _Explainer]] = [
-    (MulLayer, "z = x · y", _explain_mul),
-    (AddLayer, "z = x + y", _explain_add),
-    (Relu, "y = max(x, 0)", _explain_relu),
-    (Sigmoid, "y = 1 / (1 + exp(−x))", _explain_sigmoid),
-    (Affine, "Y = X·W + b", _explain_affine),
-    (SoftmaxWithLoss, "L = cross-entropy(softmax(x), t)", _explain_softmax),
-]
-
-
-def _output_symbol(value: Value) -> str:
-    """How the value backpropagated from is written in ``∂?/∂v``: ``L`` for a loss."""
-    if value.node is not None and isinstance(value.node.layer, SoftmaxWithLoss):
-        return "L"
-    return value.name
-
-
-def _seeds(graph: Graph) -> list[Value]:
-    """The values backward started from: a gradient, but no consumer that passed one back."""
-    fed = {id(v) for node in graph.nodes if node.output.grad is not None for v in node.inputs}
-    return [v for v in graph.values if v.grad is not None and id(v) not in fed]
-
-
-def _sum_text(parts: list[Any], total: Any, style: _Style) -> str:
+def _sum_text(parts: Sequence[Any], total: Any, style: _Style) -> str:
     """``1.1 + 2.2 = 3.3`` for scalars; the count and the total's summary for arrays."""
-    if all(_is_scalar(p) for p in parts):
+    if all(is_scalar(p) for p in parts):
         numbers = " + ".join(format_number(p) for p in parts)
         return f"{numbers} = {style.grad(format_number(total))}"
-    return f"sum of {len(parts)} gradients = {style.grad(_describe(total))}"
+    return f"sum of {len(parts)} gradients = {style.grad(describe(total))}"
 
 
-def _node_heading(step: int, node: Node, formula: str, symbol: Callable[[Value], str]) -> str:
-    """``[1] price = apple price × tax        MulLayer: z = x · y``."""
-    args = [symbol(v) for v in node.inputs]
-    out = symbol(node.output)
-    if isinstance(node.layer, MulLayer):
-        expr = f"{out} = {args[0]} × {args[1]}"
-    elif isinstance(node.layer, AddLayer):
-        expr = f"{out} = {args[0]} + {args[1]}"
-    elif node.name.startswith(node.op) or node.name.startswith(getattr(node.layer, "name", "-")):
-        # A network's node is named after its layer (Affine1, Relu1): "Affine1(x)" says all.
-        expr = f"{node.name}({', '.join(args)})"
-    else:
-        expr = f"{out} = {node.op}({', '.join(args)})"
-    expr = f"[{step}] {expr}"
-    right = f"{node.op}: {formula}" if formula else node.op
-    line = expr + " " * max(3, 52 - len(expr)) + right
-    return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
+def _summed_over_broadcast(dout: Any, local: Any, grad: Any) -> bool:
+    """True where an element-wise ``dout · local`` was summed back to a smaller input."""
+    try:
+        product = np.broadcast_shapes(np.shape(dout), np.shape(local))
+    except ValueError:  # not element-wise (Affine's dout · Wᵀ is a matrix product)
+        return False
+    return np.shape(grad) != product
 
 
-def _total(parts: list[Any]) -> Any:
-    # Added in the order graph.backward added them, so the sum is the same to the bit.
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
+def _named_shapes(node: Node) -> dict[str, tuple[int, ...]]:
+    """The shapes a parameter rule can name: the inputs and the output by their letters,
+    the parameters, and ``dout``, the gradient that arrived."""
+    shapes = {letter: np.shape(v.data) for letter, v in zip(node.input_letters, node.inputs)}
+    shapes[node.output_letter] = np.shape(node.output.data)
+    shapes.update(node.param_shapes)
+    shapes["dout"] = np.shape(node.output.grad)
+    return shapes
 
 
-def _same(a: Any, b: Any) -> bool:
-    return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, rtol=1e-6, atol=0.0))
+def _with_shape(token: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    """A rule's token with the shape of what it names: ``Xᵀ (784×2)``, ``dout (2×50)``.
 
-
-def _stale_message(node: Node) -> str:
-    return (
-        f"explain: the layer of node {node.name!r} has run on other data since this graph's "
-        "backward (a network's layers keep only their last forward); record the graph and "
-        "call backward again, then explain it"
-    )
-
-
-def explain(graph: Graph, *, color: bool = False) -> str:
-    """The backward pass of ``graph`` (after ``backward``) as text, node by node.
-
-    Nodes come in the order backward ran them. For each: the gradient arriving at its
-    output (the sum of several, where the output feeds several nodes), the local
-    derivative with its formula, and the gradient passed to each input with the numbers
-    multiplied. The inputs' gradients (and an Affine layer's dW and db) end it.
-    ``color=True`` marks gradients red and headings bold with ANSI codes, for a terminal.
-
-    Raises:
-        StateError: ``graph.backward`` has not run (no value has a gradient), or a node's
-            layer has run forward on other data since (a network's layers are shared).
+    ``ᵀ`` transposes; tokens that name no array (``·``, ``Σ_rows``, a scalar) stay as
+    they are.
     """
-    style = _Style(color)
-    seeds = _seeds(graph)
-    if not seeds:
-        raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
-    top = seeds[-1]
-    out = _output_symbol(top)
+    name = token.removesuffix("ᵀ")
+    shape = shapes.get(name, ())
+    if not shape:
+        return token
+    return f"{token} ({format_shape(shape[::-1] if name != token else shape)})"
 
-    def symbol(value: Value) -> str:
-        return out if value is top else value.name
 
-    ran = [node for node in reversed(graph.nodes) if node.output.grad is not None]
-    plural = "s" if len(ran) != 1 else ""
-    lines = [
-        style.head(f"Backward pass through {len(ran)} node{plural}, from {out} back to the inputs"),
-        "Each node multiplies the gradient arriving at its output (dout) by its local",
-        "derivative and passes the product to each input; a value used by several nodes",
-        "gets the sum of their gradients.",
-        "",
-    ]
-    lines += [f"Start: ∂{out}/∂{symbol(v)} = {style.grad(_describe(v.grad))}" for v in seeds]
+def _first_row(lhs: str, grad: Any) -> list[str]:
+    """``row 0 of dx  [0.05, …, -0.45, …]`` for a batch of a few columns (a loss's y − t)."""
+    if np.ndim(grad) != 2 or np.shape(grad)[1] > _ROW_IN_FULL or is_short(grad):
+        return []
+    first = ", ".join(format_number(v, 2) for v in np.asarray(grad)[0])
+    return [_row(f"  row 0 of {lhs}", f"[{first}]")]
 
-    uses: dict[int, int] = {}
-    for node in graph.nodes:
-        for v in node.inputs:
-            uses[id(v)] = uses.get(id(v), 0) + 1
-    received: dict[int, list[Any]] = {}  # id(value) -> the gradients passed to it so far
-    for step, node in enumerate(ran, start=1):
-        dout = node.output.grad
-        # Run this node's backward again: the same layer, the same saved forward inputs and
-        # the same dout give the very numbers graph.backward added up, node by node.
-        try:
-            grads = node.layer.backward(dout)
-        except ValueError as error:  # ShapeError: the layer ran on other data since
-            raise StateError(_stale_message(node)) from error
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        formula, explainer = next(
-            ((f, fn) for cls, f, fn in _EXPLAINERS if isinstance(node.layer, cls)),
-            ("", _explain_other),
-        )
-        lines += ["", style.head(_node_heading(step, node, formula, symbol))]
-        parts = received.get(id(node.output), [])
-        arriving = f"dout = ∂{out}/∂{symbol(node.output)} = "
+
+# ---------------------------------------------------------------------------------------
+# The trace
+
+
+class _Trace:
+    """The text of one backpropagated graph, built from what the graph recorded."""
+
+    def __init__(self, graph: Graph, style: _Style) -> None:
+        if graph.seed is None:
+            raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
+        self.graph, self.style, self.top = graph, style, graph.seed
+        loss = self.top.node is not None and self.top.node.is_loss
+        self.out = "L" if loss else self.top.name
+        self.ran = [node for node in reversed(graph.nodes) if node.grads is not None]
+        # The gradients passed to each value, in the order backward added them up.
+        self.parts: dict[Value, list[tuple[Node, Any]]] = {}
+        for node in self.ran:
+            for value, grad in zip(node.inputs, node.grads):
+                self.parts.setdefault(value, []).append((node, grad))
+
+    def name(self, value: Value) -> str:
+        """How a value is written: its name, or ``L`` for the loss backward started from."""
+        return self.out if value is self.top else value.name
+
+    def grads_of(self, value: Value) -> list[Any]:
+        """The parts of ``value``'s gradient, one per use, in the order backward added them."""
+        return [grad for _, grad in self.parts.get(value, [])]
+
+    # -- forward -------------------------------------------------------------------------
+
+    def forward(self) -> list[str]:
+        """Each value in recording order: an input's data, a node's result from its inputs."""
+        nodes = len(self.graph.nodes)
+        lines = [
+            self.style.head(
+                f"Forward pass through {nodes} node{'s' if nodes != 1 else ''}, in recording order"
+            ),
+            "Each node computes its value from its inputs.",
+            "",
+        ]
+        for value in self.graph.values:
+            if value.node is None:
+                text = f"{self.name(value)} = {describe(value.data)}"
+            else:
+                text = self._computed(value.node)
+            lines.append(_wrapped(f"    {text}", " " * 8))
+        return lines
+
+    def _computed(self, node: Node) -> str:
+        """``price = apple price × tax = 200 × 1.1 = 220``; arrays by shape and summary."""
+        names = [self.name(v) for v in node.inputs]
+        text = f"{self.name(node.output)} = {_expression(node, names)}"
+        if all(is_short(v.data) for v in node.inputs):
+            text += f" = {_expression(node, [summarize(v.data) for v in node.inputs])}"
+        return f"{text} = {describe(node.output.data)}"
+
+    # -- backward ------------------------------------------------------------------------
+
+    def backward(self) -> list[str]:
+        """Each node in the order backward ran, then the inputs' and parameters' gradients."""
+        plural = "s" if len(self.ran) != 1 else ""
+        lines = [
+            self.style.head(
+                f"Backward pass through {len(self.ran)} node{plural}, "
+                f"from {self.out} back to the inputs"
+            ),
+            "Each node multiplies the gradient arriving at its output (dout) by its local",
+            "derivative and passes the product to each input; a value used by several nodes",
+            "gets the sum of their gradients.",
+            "",
+            f"Start: ∂{self.out}/∂{self.out} = {self.style.grad(describe(self.top.grad))}",
+        ]
+        for step, node in enumerate(self.ran, start=1):
+            lines += ["", self.style.head(self._heading(step, node))]
+            lines.append(_row("gradient arriving", self._arriving(node)))
+            lines += self._local_rows(node)
+            lines += self._input_rows(node)
+            lines += self._param_rows(node)
+            lines += self._fan_out_notes(node)
+        skipped = len(self.graph.nodes) - len(self.ran)
+        if skipped:
+            verb = "nodes do" if skipped != 1 else "node does"
+            lines += ["", f"({skipped} {verb} not lead to {self.top.name} and got no gradient)"]
+        return lines + self._input_gradients() + self._param_gradients()
+
+    def _heading(self, step: int, node: Node) -> str:
+        """``[1] price = apple price × tax        MulLayer: z = x · y``."""
+        args = [self.name(v) for v in node.inputs]
+        expr = f"[{step}] {self.name(node.output)} = {_expression(node, args)}"
+        right = f"{node.op}: {node.formula}" if node.formula else node.op
+        line = expr + " " * max(3, 52 - len(expr)) + right
+        return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
+
+    def _arriving(self, node: Node) -> str:
+        """``dout = ∂price/∂all price = 1.1``, or the sum where the output feeds several nodes."""
+        text = f"dout = ∂{self.out}/∂{self.name(node.output)} = "
+        parts = self.grads_of(node.output)
         if len(parts) > 1:
-            arriving += _sum_text(parts, dout, style) + f"   (the sum: used {len(parts)} times)"
-        else:
-            arriving += style.grad(_describe(dout))
-        lines.append(_row("gradient arriving", arriving))
-        lines += explainer(node, dout, grads, [symbol(v) for v in node.inputs], style)
-        parts_here: dict[int, list[int]] = {}
-        for value, grad in zip(node.inputs, grads):
-            received.setdefault(id(value), []).append(grad)
-            parts_here.setdefault(id(value), []).append(len(received[id(value)]))
-        for value in {id(v): v for v in node.inputs}.values():
-            if uses[id(value)] > 1 and id(value) in parts_here:
-                numbers = " and ".join(str(k) for k in parts_here[id(value)])
-                noun = "parts" if len(parts_here[id(value)]) > 1 else "part"
-                lines.append(
+            total = _sum_text(parts, node.output.grad, self.style)
+            return text + total + f"   (the sum: used {len(parts)} times)"
+        return text + self.style.grad(describe(node.output.grad))
+
+    def _local_rows(self, node: Node) -> list[str]:
+        """``∂z/∂x = y = 1.1    ∂z/∂y = x = 200``: each local derivative, with its value."""
+        values = node.local_values or (None,) * len(node.local)
+        terms = []
+        for letter, formula, value in zip(node.input_letters, node.local, values):
+            term = f"∂{node.output_letter}/∂{letter} = {formula}"
+            if value is not None and describe(value) != formula:
+                term += f" = {describe(value)}"
+            terms.append(term)
+        if not terms:
+            return []
+        label = "local derivative" if len(terms) == 1 else "local derivatives"
+        if all(formula == "1" for formula in node.local):
+            terms[-1] += "   (the gradient passes through)"
+        one_row = _row(label, "    ".join(terms))
+        if "\n" not in one_row:
+            return [one_row]
+        return [_row(label if i == 0 else "", term) for i, term in enumerate(terms)]
+
+    def _input_rows(self, node: Node) -> list[str]:
+        """``to tax  dy = dout · x = 1 · 200 = 200``: the gradient passed to each input."""
+        rows = []
+        dout, local = node.output.grad, node.local
+        values = node.local_values or ()
+        for i, (value, letter) in enumerate(zip(node.inputs, node.input_letters)):
+            label = f"to {self.name(value)}"
+            if i >= len(node.grads):
+                rows.append(_row(label, "no gradient: backward passes none to this input"))
+                continue
+            grad, lhs = node.grads[i], f"d{letter}"
+            formula = local[i] if i < len(local) else None
+            local_value = values[i] if i < len(values) else None
+            text = self._product(lhs, formula, dout, local_value, grad)
+            if local_value is not None and _summed_over_broadcast(dout, local_value, grad):
+                text += "   (summed back over broadcast axes)"
+            rows.append(_row(label, text))
+            rows += _first_row(lhs, grad)
+        return rows
+
+    def _product(self, lhs: str, formula: str | None, dout: Any, local: Any, grad: Any) -> str:
+        """``dx = dout · y = 1.1 · 2 = 2.2``; for arrays, each factor's shape and a summary."""
+        result = self.style.grad(summarize(grad))
+        if formula is None:
+            return f"{lhs}{_shape_note(grad)} = {result}"
+        factor = _factor(formula)
+        if local is not None and all(is_scalar(x) for x in (dout, local, grad)):
+            numbers = f"{format_number(dout)} · {format_number(local)}"
+            return f"{lhs} = dout · {factor} = {numbers} = {result}"
+        factors = f"dout{_shape_note(dout)} · {factor}{_shape_note(local)}"
+        return f"{lhs}{_shape_note(grad)} = {factors} = {result}"
+
+    def _param_rows(self, node: Node) -> list[str]:
+        """``to W  dW (784×50) = Xᵀ (784×2) · dout (2×50) = …``, from the node's param_rules."""
+        rows = []
+        shapes = _named_shapes(node)
+        for attribute, rule in node.param_rules:
+            grad = node.param_grads.get(attribute)
+            rule_with_shapes = " ".join(_with_shape(token, shapes) for token in rule.split())
+            text = f"{attribute}{_shape_note(grad)} = {rule_with_shapes}"
+            rows.append(_row(f"to {attribute[1:]}", f"{text} = {self.style.grad(summarize(grad))}"))
+        return rows
+
+    def _fan_out_notes(self, node: Node) -> list[str]:
+        """Where an input is used several times: which parts of its gradient this node passed."""
+        notes = []
+        for value in dict.fromkeys(node.inputs):
+            parts = self.parts.get(value, [])
+            here = [k for k, (sender, _) in enumerate(parts, start=1) if sender is node]
+            if len(parts) > 1 and here:
+                numbers = " and ".join(str(k) for k in here)
+                noun = "parts" if len(here) > 1 else "part"
+                notes.append(
                     _row(
                         "",
-                        f"({value.name} is used {uses[id(value)]} times: {noun} {numbers} "
+                        f"({value.name} is used {len(parts)} times: {noun} {numbers} "
                         "of its gradient, which is their sum)",
                     )
                 )
+        return notes
 
-    for value in graph.values:
-        parts = received.get(id(value))
-        if parts and not _same(_total(parts), value.grad):
-            raise StateError(_stale_message(value.node or ran[-1]))
-
-    skipped = len(graph.nodes) - len(ran)
-    if skipped:
-        verb = "nodes do" if skipped != 1 else "node does"
-        lines += ["", f"({skipped} {verb} not lead to {top.name} and got no gradient)"]
-    leaves = [v for v in graph.values if v.node is None and v.grad is not None]
-    if leaves:
-        lines += ["", style.head(f"Gradients of {out} with respect to the inputs")]
+    def _input_gradients(self) -> list[str]:
+        """The closing section: the gradient of each input, with its sum where it fans out."""
+        leaves = [v for v in self.graph.values if v.node is None and v.grad is not None]
+        if not leaves:
+            return []
+        lines = ["", self.style.head(f"Gradients of {self.out} with respect to the inputs")]
         width = max(len(v.name) for v in leaves)
-        for v in leaves:
-            parts = received.get(id(v), [])
+        for value in leaves:
+            parts = self.grads_of(value)
             if len(parts) > 1:
-                text = _sum_text(parts, v.grad, style)
+                text = _sum_text(parts, value.grad, self.style)
             else:
-                text = style.grad(_describe(v.grad))
-            lines.append(f"    ∂{out}/∂{v.name:<{width}}  {text}")
-    affines = [n for n in ran if isinstance(n.layer, Affine) and n.layer.dW is not None]
-    if affines:
-        lines += ["", style.head("Gradients of the parameters (what an optimiser uses)")]
-        rows = []
-        for node in reversed(affines):  # in recording order: Affine1 first
-            layer = node.layer
-            rows.append((f"{node.name}.dW ({format_shape(layer.dW.shape)})", layer.dW))
-            rows.append((f"{node.name}.db ({format_shape(layer.db.shape)})", layer.db))
+                text = self.style.grad(describe(value.grad))
+            lines.append(f"    ∂{self.out}/∂{value.name:<{width}}  {text}")
+        return lines
+
+    def _param_gradients(self) -> list[str]:
+        """The closing section: each parameter's gradient (what an optimiser uses)."""
+        rows = [
+            (f"{node.name}.{attribute}{_shape_note(grad)}", grad)
+            for node in self.graph.nodes  # in recording order: Affine1 first
+            for attribute, grad in node.param_grads.items()
+        ]
+        if not rows:
+            return []
         width = max(len(label) for label, _ in rows)
-        lines += [f"    {label:<{width}}  {style.grad(summarize(g))}" for label, g in rows]
-    return "\n".join(lines) + "\n"
+        return [
+            "",
+            self.style.head("Gradients of the parameters (what an optimiser uses)"),
+            *(f"    {label:<{width}}  {self.style.grad(summarize(g))}" for label, g in rows),
+        ]
+
+
+def explain(graph: Graph, *, color: bool = False) -> str:
+    """The forward and backward pass of ``graph`` (after ``backward``) as text.
+
+    The forward pass lists each value in recording order, a node's from its inputs. The
+    backward pass takes the nodes in the order backward ran them: for each, the gradient
+    arriving at its output (the sum of several, where the output feeds several nodes),
+    its local derivatives, and the gradient passed to each input and parameter, with the
+    numbers multiplied. The inputs' and the parameters' gradients end it. Everything
+    comes from what ``graph.backward`` recorded. ``color=True`` marks gradients red and
+    headings bold with ANSI codes, for a terminal.
+
+    Raises:
+        StateError: ``graph.backward`` has not run.
+    """
+    trace = _Trace(graph, _Style(color))
+    return "\n".join([*trace.forward(), "", *trace.backward()]) + "\n"
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,7 +410,8 @@ def network_graph(net: Any, x: Any, t: Any) -> Graph:
     """Record ``net`` (a MultiLayerNet or TwoLayerNet) on ``(x, t)`` and backpropagate it.
 
     One node per layer (Affine1, Relu1, ..., SoftmaxWithLoss); after this every value
-    holds its gradient and each Affine node's layer its ``dW`` and ``db``.
+    holds its gradient and every node its record of the backward pass (an Affine node's
+    ``param_grads`` its ``dW`` and ``db``).
     """
     graph, loss = net.record(x, t)
     graph.backward(loss)

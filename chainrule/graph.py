@@ -11,14 +11,17 @@ recursion, so a 10,000-node chain is fine) and adds up gradients where a value f
     price = (apple * count) * tax          # records two MulLayer nodes
     g.backward(price)                      # price.grad = 1, apple.grad = 2.2, ...
 
-The layers are the same objects one calls by hand; after ``backward`` every value keeps its
-``data`` and ``grad`` and every node its layer (with e.g. ``Affine.dW``), for drawing and
-tracing.
+The layers are the same objects one calls by hand. The graph is also the record that the
+trace (:mod:`chainrule.explain`) and the pictures (:mod:`chainrule.viz.graph`) format:
+every value keeps its ``data`` and ``grad``, and ``backward`` keeps on every node what
+it passed back (see :class:`Node`), so a network that goes on training after recording
+(its layers run again, its weights change in place) leaves the record as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,9 @@ class Value:
     """One value in a graph: ``data`` from the forward pass, ``grad`` (dL/d value) after backward.
 
     ``node`` is the node that produced it, or None for an input. Arithmetic with ``*`` and
-    ``+`` and the methods ``relu``/``sigmoid`` record new nodes in the same graph.
+    ``+`` and the methods ``relu``/``sigmoid`` record new nodes in the same graph. Values
+    compare and hash by identity (``==`` records no node), so the trace and the pictures
+    key their tables by value.
     """
 
     __slots__ = ("data", "grad", "graph", "name", "node")
@@ -73,22 +78,133 @@ class Value:
 
 
 class Node:
-    """One layer applied to ``inputs`` (values), producing ``output``, a value of the same name."""
+    """One layer applied to ``inputs`` (values), producing ``output``, a value of the same name.
 
-    __slots__ = ("inputs", "layer", "name", "output")
+    A node records what the trace and the pictures show, so they never ask the layer,
+    whose saved state the next forward replaces:
+
+    - ``param_shapes``: from recording, the shape of each parameter the layer's
+      ``param_rules`` name (``{"W": (784, 50), "b": (50,)}`` for ``dW`` and ``db``);
+    - from the last :meth:`Graph.backward` that reached the node (else None or empty):
+      ``grads``, the gradients it passed to its inputs, in input order (a loss passes none
+      to its labels, so it may be shorter than ``inputs``); ``local_values``, the layer's
+      ``local_values()`` then; ``param_grads``, each gradient ``param_rules`` names
+      (``{"dW": ..., "db": ...}``). Arrays are copies: training cannot change them.
+
+    The properties read the layer's description of itself (the node protocol of
+    :mod:`chainrule.layers`), with a default for each part a layer leaves out.
+    """
+
+    __slots__ = (
+        "grads",
+        "inputs",
+        "layer",
+        "local_values",
+        "name",
+        "output",
+        "param_grads",
+        "param_shapes",
+    )
 
     def __init__(self, layer: Any, inputs: list[Value], name: str) -> None:
         self.layer, self.inputs, self.name = layer, inputs, name
         self.output: Value
+        self.param_shapes = {
+            param: np.shape(getattr(layer, param)) for param in _param_names(self.param_rules)
+        }
+        self.forget_backward()
 
     @property
     def op(self) -> str:
         """The layer's class name, e.g. ``"MulLayer"``."""
         return type(self.layer).__name__
 
+    @property
+    def symbol(self) -> str:
+        """Its mark: an operator of one character (``×``), else a name (``ReLU``)."""
+        return getattr(self.layer, "symbol", self.op)
+
+    @property
+    def title(self) -> str:
+        """What a picture calls the node: the layer's ``name`` (``Affine1``), else its symbol."""
+        return getattr(self.layer, "name", self.symbol)
+
+    @property
+    def formula(self) -> str:
+        """Its forward rule, ``z = x · y``; empty if the layer gives none."""
+        return getattr(self.layer, "formula", "")
+
+    @property
+    def output_letter(self) -> str:
+        """The formula's left side (``z``; ``L`` for a loss), else ``out``."""
+        left, equals, _ = self.formula.partition("=")
+        return left.strip() if equals and left.strip() else "out"
+
+    @property
+    def is_loss(self) -> bool:
+        """True for a loss: a node whose formula computes ``L``."""
+        return self.output_letter == "L"
+
+    @property
+    def input_letters(self) -> tuple[str, ...]:
+        """Each input's letter: the layer's ``input_letters``, else forward's argument names."""
+        letters = getattr(self.layer, "input_letters", None) or _argument_names(self.layer.forward)
+        return tuple(
+            letters[i] if i < len(letters) else f"x{i + 1}" for i in range(len(self.inputs))
+        )
+
+    @property
+    def local(self) -> tuple[str, ...]:
+        """Each input's local derivative as a formula (``("y", "x")``); empty if not given."""
+        return tuple(getattr(self.layer, "local", ()))
+
+    @property
+    def param_rules(self) -> tuple[tuple[str, str], ...]:
+        """``(gradient attribute, rule)`` of each parameter, ``(("dW", "Xᵀ · dout"), ...)``."""
+        return tuple(getattr(self.layer, "param_rules", ()))
+
+    def forget_backward(self) -> None:
+        """Clear what a backward recorded: the node has passed no gradient back."""
+        self.grads: tuple[Any, ...] | None = None
+        self.local_values: tuple[Any, ...] | None = None
+        self.param_grads: dict[str, Any] = {}
+
+    def record_backward(self, grads: tuple[Any, ...]) -> None:
+        """Keep ``grads`` (what the layer's backward returned) and the layer's derivatives."""
+        self.grads = grads
+        local_values: Callable[[], tuple[Any, ...]] | None = getattr(
+            self.layer, "local_values", None
+        )
+        self.local_values = None if local_values is None else _snapshot(local_values())
+        self.param_grads = {
+            name: _snapshot(getattr(self.layer, name)) for name, _ in self.param_rules
+        }
+
     def __repr__(self) -> str:
         args = ", ".join(v.name for v in self.inputs)
         return f"Node({self.name!r}: {self.op}({args}) -> {self.output.name!r})"
+
+
+def _param_names(param_rules: tuple[tuple[str, str], ...]) -> list[str]:
+    """The parameters whose gradients ``param_rules`` names: ``W`` for ``dW``, as the book."""
+    return [gradient[1:] for gradient, _ in param_rules]
+
+
+def _argument_names(function: Callable[..., Any]) -> list[str]:
+    """The names of ``function``'s positional parameters: ``["x", "y"]`` for MulLayer's forward."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in positional]
+
+
+def _snapshot(x: Any) -> Any:
+    """A copy of each array in ``x`` (an array, a tuple of them, or numbers)."""
+    if isinstance(x, tuple):
+        return tuple(_snapshot(item) for item in x)
+    return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
 
 
 class Graph:
@@ -97,6 +213,7 @@ class Graph:
     def __init__(self) -> None:
         self.values: list[Value] = []
         self.nodes: list[Node] = []
+        self.seed: Value | None = None  # the value the last backward started from
         self._layer_ids: set[int] = set()
 
     def input(self, data: Any, name: str | None = None) -> Value:
@@ -130,22 +247,27 @@ class Graph:
 
         ``dout`` is the gradient arriving at ``output`` (1 by default). Nodes run in reverse
         recording order; a value used by several nodes gets the sum of their gradients.
-        Gradients of values ``output`` does not depend on stay None. Calling it again
-        starts afresh.
+        Gradients of values ``output`` does not depend on stay None. Each node that runs
+        records what it passed back (:class:`Node`); ``seed`` becomes ``output``. Calling
+        it again starts afresh.
         """
         if output.graph is not self:
             raise StateError(f"value {output.name!r} belongs to another graph")
         for value in self.values:
             value.grad = None
+        for node in self.nodes:
+            node.forget_backward()
         if dout is None:
             dout = 1.0 if np.ndim(output.data) == 0 else np.ones_like(output.data)
         output.grad = dout
+        self.seed = output
         for node in reversed(self.nodes):
             if node.output.grad is None:
                 continue
             grads = node.layer.backward(node.output.grad)
             if not isinstance(grads, tuple):
                 grads = (grads,)
+            node.record_backward(grads)
             # zip stops at the shorter: a loss returns no gradient for its labels.
             for value, grad in zip(node.inputs, grads):
                 # Out of place on purpose: the same array may be the grad of another value.

@@ -12,13 +12,28 @@ Every node keeps one contract:
   by several nodes (an Add node passes the same array to both of its inputs).
 
 Every node also says how it is shown, for the chain-rule trace (:mod:`chainrule.explain`)
-and the pictures (:mod:`chainrule.viz`), which ask the node and never test its type:
+and the pictures (:mod:`chainrule.viz`), which ask the node and never test its type
+(:class:`chainrule.graph.Node` reads these, with a default for each optional one):
 
-- ``symbol``: its mark in a picture and its operator in a trace (``×``, ``ReLU``);
-- ``formula``: its forward rule in its own letters (``z = x · y``);
-- ``local``: for each input, its local derivative ∂out/∂input (``("y", "x")`` for Mul);
-- ``local_values()``: the same derivatives as numbers, from what forward saved;
-- ``param_rules`` (nodes with parameters): ``(attribute, rule)`` of each parameter gradient.
+- ``symbol``: its mark. One character (``×``, ``+``) is an operator: the trace writes it
+  between the inputs (before a single one), a picture draws it in a circle. Else a name
+  (``ReLU``): the trace writes ``ReLU(x)`` (the class name where the symbol has spaces,
+  as the two-line ``Softmax with Loss``), a picture draws it in an ellipse.
+- ``formula``: its forward rule in its own letters (``z = x · y``). The left side is the
+  output's letter; ``L`` marks a loss, which the trace writes ``∂L/∂…`` and a picture
+  ends in an ``L``.
+- ``local``: for each input, its local derivative ∂out/∂input (``("y", "x")`` for Mul).
+- ``local_values()`` (optional): the same derivatives as numbers, from what forward saved.
+- ``param_rules`` (nodes with parameters): ``(attribute, rule)`` of each parameter
+  gradient. The gradient of parameter ``P`` is ``dP``, as the book names them (``dW``,
+  ``db``; ``dgamma``, ``dbeta``); a picture shows the shape of each ``P`` under the name.
+  A rule's words, between spaces, name the formula's letters, the parameters and
+  ``dout`` (``ᵀ`` transposes), and the trace writes each one's shape after it.
+- ``input_letters`` (optional): the inputs' letters in the formula, where they are not
+  forward's argument names (Affine's ``X``).
+- ``name`` (optional): what errors and the pictures call the node (``Affine1``).
+
+A new kind of node needs nothing else: the trace and the pictures format it from these.
 
 The training loop does not run these classes: :mod:`chainrule.fast` computes the same
 numbers with reused buffers, and the tests hold the two equal.
@@ -177,6 +192,7 @@ class Affine:
     """
 
     symbol, formula, local = "Affine", "Y = X·W + b", ("Wᵀ",)
+    input_letters = ("X",)  # forward's x, as the formula writes it
     param_rules = (("dW", "Xᵀ · dout"), ("db", "Σ_rows dout"))
 
     def __init__(self, W: Any, b: Any, *, name: str = "Affine") -> None:

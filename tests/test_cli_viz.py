@@ -54,14 +54,31 @@ def test_explain_apple_orange_shows_each_local_derivative(capsys):
     assert main(["explain", "apple-orange"]) == 0
     out = capsys.readouterr().out
     assert "∂z/∂x = y" in out and "dout · y = 1 · 1.1 = 1.1" in out
-    assert out.index("price = all price × tax") < out.index("all price = apple price + orange")
+    backward = out.split("Backward pass", 1)[1]  # runs from the output back
+    assert backward.index("price = all price × tax") < backward.index("all price = apple price +")
+
+
+@pytest.mark.parametrize(
+    ("name", "last_line"),
+    [
+        # The book's examples of chapter 5: 100 × 2 × 1.1 = 220, (100 × 2 + 150 × 3) × 1.1 = 715.
+        ("apple", "price = apple price × tax = 200 × 1.1 = 220"),
+        ("apple-orange", "price = all price × tax = 650 × 1.1 = 715"),
+    ],
+)
+def test_explain_shows_the_forward_pass_first(capsys, name, last_line):
+    assert main(["explain", name]) == 0
+    forward, backward = capsys.readouterr().out.split("Backward pass", 1)
+    assert forward.startswith("Forward pass")
+    assert forward.rstrip().splitlines()[-1] == "    " + last_line
+    assert "Start: ∂price/∂price = 1" in backward
 
 
 def test_explain_two_layer_net_shows_affine_shapes(capsys):
     assert main(["explain", "two-layer-net", "--samples", "3", "--hidden", "7"]) == 0
     out = capsys.readouterr().out
-    assert "dW (784×7) = Xᵀ (784×3) · dY (3×7)" in out
-    assert "dX (3×7) = dY (3×10) · Wᵀ (10×7)" in out
+    assert "dW (784×7) = Xᵀ (784×3) · dout (3×7)" in out
+    assert "dX (3×7) = dout (3×10) · Wᵀ (10×7)" in out
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The backward trace: node order, the book's numbers, formulas, shapes, fan-out sums.
+"""The trace: the forward pass, then the backward pass in node order, with the book's
+numbers, formulas, shapes and fan-out sums, all from what the graph recorded.
 
 The book's numbers are those of the apple and apple-orange examples in chapter 5 of
 "Deep Learning from Scratch".
@@ -11,18 +12,12 @@ import pytest
 
 from chainrule.errors import StateError
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
-from chainrule.explain import (
-    EXAMPLE_NAMES,
-    array_stats,
-    example_graph,
-    explain,
-    explain_example,
-    format_number,
-    format_shape,
-    summarize,
-)
+from chainrule.explain import EXAMPLE_NAMES, example_graph, explain, explain_example
+from chainrule.formatting import array_stats, format_number, format_shape, summarize
 from chainrule.graph import Graph
 from chainrule.layers import Affine
+from chainrule.networks import TwoLayerNet
+from chainrule.optim import SGD
 
 HEADING = re.compile(r"^\[(\d+)\] (.*?)(?:\s{3,}|$)")
 
@@ -120,7 +115,7 @@ def test_relu_and_sigmoid_formulas():
     y = x.sigmoid()
     y.relu().backward()
     text = explain(g)
-    assert "∂y/∂x = 1 if x > 0 else 0" in text
+    assert "∂y/∂x = 1[x > 0] = 1" in text and "dx = dout · 1[x > 0] = 1 · 1 = " in text
     assert "∂y/∂x = y(1 − y)" in text
     s = float(y.data)
     assert f"= {format_number(s * (1 - s))}" in text
@@ -129,7 +124,7 @@ def test_relu_and_sigmoid_formulas():
     g = Graph()
     v = g.input(np.array([-1.0, 2.0, 3.0, -4.0, 5.0]), "v")
     v.relu().backward(np.ones(5))
-    assert "3 of 5 entries have x > 0" in explain(g)
+    assert "∂y/∂x = 1[x > 0] = (5) 1 at 3 of 5 entries, 0 elsewhere" in explain(g)
 
 
 @pytest.fixture(scope="module")
@@ -148,23 +143,25 @@ def test_affine_trace_shapes_match_the_arrays(net_graph):
         fan_out = layer.W.shape[1]
         assert layer.dW.shape == layer.W.shape == (fan_in, fan_out)
         assert np.shape(node.inputs[0].grad) == (n, fan_in)
-        assert f"dX ({n}×{fan_in}) = dY ({n}×{fan_out}) · Wᵀ ({fan_out}×{fan_in})" in flat
-        assert f"dW ({fan_in}×{fan_out}) = Xᵀ ({fan_in}×{n}) · dY ({n}×{fan_out})" in flat
-        assert f"db ({fan_out}) = Σ_rows dY ({n}×{fan_out})" in flat
+        assert f"dX ({n}×{fan_in}) = dout ({n}×{fan_out}) · Wᵀ ({fan_out}×{fan_in})" in flat
+        assert f"dW ({fan_in}×{fan_out}) = Xᵀ ({fan_in}×{n}) · dout ({n}×{fan_out})" in flat
+        assert f"db ({fan_out}) = Σ_rows dout ({n}×{fan_out})" in flat
         dw_row = rf"{node.name}\.dW \({fan_in}×{fan_out}\)\s+{re.escape(summarize(layer.dW))}\n"
         assert re.search(dw_row, text)
         assert f"{node.name}.db ({fan_out})" in text
-    assert "dx = dout · (y − t) / N" in text and "N = 2" in text
+    assert "∂L/∂x = (y − t) / N" in text and "dx (2×10) = dout · (y − t) / N = " in text
+    assert "to t               no gradient: backward passes none to this input" in text
 
 
 def test_softmax_trace_shows_a_row_of_y_minus_t(net_graph):
     text = explain(net_graph)
-    loss_node = net_graph.nodes[-1]
-    label = int(loss_node.layer.t[0])
-    assert f"t = {label},  y = [" in text
-    row = loss_node.inputs[0].grad[0]
-    assert "dx = [" + ", ".join(format_number(v, 2) for v in row) + "]" in text
-    assert row[label] < 0 and np.all(np.delete(row, label) > 0)
+    labels = net_graph["t"].data
+    assert f"    t = [{labels[0]}, {labels[1]}]\n" in text  # the forward pass shows them
+    row = net_graph.nodes[-1].grads[0][0]
+    assert re.search(
+        r"row 0 of dx +\[" + re.escape(", ".join(format_number(v, 2) for v in row)), text
+    )
+    assert row[labels[0]] < 0 and np.all(np.delete(row, labels[0]) > 0)
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
@@ -224,12 +221,52 @@ def test_number_and_array_formats():
 
 @pytest.mark.parametrize("batch", [2, 3])
 def test_training_steps_after_recording_leave_the_trace_as_it_was(batch):
-    from chainrule.networks import TwoLayerNet
-
     net = TwoLayerNet(784, 10, 10, dtype=np.float64, seed=0)
     rng = np.random.default_rng(0)
     graph, loss = net.record(rng.random((2, 784)), np.array([1, 2]))
     graph.backward(loss)
     before = explain(graph)
-    net.gradient(rng.random((batch, 784)), rng.integers(0, 10, batch))  # the fast step
+    optimizer = SGD(lr=0.5)
+    for _ in range(3):  # the fast step, the layers' own pass, and weights changed in place
+        optimizer.update(
+            net.params, net.gradient(rng.random((batch, 784)), rng.integers(0, 10, batch))
+        )
+        net.loss_and_gradient_by_layers(rng.random((batch, 784)), rng.integers(0, 10, batch))
     assert explain(graph) == before
+
+
+def test_explain_formats_the_record_and_runs_no_layer(monkeypatch):
+    g = buy_apple_orange_graph()
+    before = explain(g)
+    for node in g.nodes:
+        monkeypatch.setattr(node.layer, "backward", None)  # calling it would raise
+        monkeypatch.setattr(node.layer, "local_values", None)
+    assert explain(g) == before
+
+
+def forward_part(text):
+    return text.split("Backward pass", 1)[0]
+
+
+def test_forward_pass_comes_first_with_the_books_numbers():
+    apple = forward_part(explain(buy_apple_graph()))
+    assert apple.startswith("Forward pass through 2 nodes, in recording order")
+    assert "    apple price = apple × apple count = 100 × 2 = 200\n" in apple
+    assert "    price = apple price × tax = 200 × 1.1 = 220\n" in apple
+    assert "    apple = 100\n" in apple and "    tax = 1.1\n" in apple
+    both = forward_part(explain(buy_apple_orange_graph()))
+    assert "    all price = apple price + orange price = 200 + 450 = 650\n" in both
+    assert both.rstrip().endswith("price = all price × tax = 650 × 1.1 = 715")
+
+
+def test_forward_pass_writes_functions_and_arrays(net_graph):
+    g = Graph()
+    x = g.input(0.5, "x")
+    x.relu().backward()
+    assert "    Relu1 = ReLU(x) = ReLU(0.5) = 0.5\n" in forward_part(explain(g))
+    forward = forward_part(explain(net_graph))
+    assert f"    x = (2×784) {summarize(net_graph['x'].data)}\n" in forward
+    relu = net_graph["Relu1"].data
+    assert f"    Relu1 = ReLU(Affine1) = (2×50) {summarize(relu)}\n" in forward
+    loss = format_number(net_graph["SoftmaxWithLoss"].data)
+    assert f"    L = SoftmaxWithLoss(Affine2, t) = {loss}\n" in forward

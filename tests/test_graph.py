@@ -157,3 +157,68 @@ def test_sigmoid_node_in_a_graph():
     y.backward()
     s = 1 / (1 + math.exp(-0.5))
     assert x.grad == pytest.approx(s * (1 - s), rel=1e-14)
+
+
+def test_backward_records_on_each_node_what_it_passed_back():
+    g = buy_apple_graph()
+    apple_price, price = g.nodes
+    assert g.seed is g["price"]
+    assert price.grads == (1.1, 200) and price.local_values == (1.1, 200)
+    assert apple_price.grads == pytest.approx((2.2, 110))
+    assert apple_price.local_values == (2, 100)
+    assert price.param_grads == {} and price.param_shapes == {}
+
+
+def test_the_record_is_a_copy_that_training_cannot_change():
+    rng = np.random.default_rng(0)
+    g = Graph()
+    affine = Affine(rng.standard_normal((3, 2)), np.zeros(2))
+    loss = g.apply(
+        SoftmaxWithLoss(), g.apply(affine, g.input(rng.random((4, 3)), "x")), [0, 1, 1, 0]
+    )
+    loss.backward()
+    node = g.nodes[0]
+    assert node.param_shapes == {"W": (3, 2), "b": (2,)}
+    np.testing.assert_array_equal(node.local_values[0], affine.W.T)
+    np.testing.assert_array_equal(node.param_grads["dW"], affine.dW)
+    kept = {"W.T": affine.W.T.copy(), "dW": affine.dW.copy(), "db": affine.db.copy()}
+    affine.W -= 1.0  # an optimiser's step, in place
+    affine.dW += 1.0
+    affine.db += 1.0
+    np.testing.assert_array_equal(node.local_values[0], kept["W.T"])
+    np.testing.assert_array_equal(node.param_grads["dW"], kept["dW"])
+    np.testing.assert_array_equal(node.param_grads["db"], kept["db"])
+    assert g.nodes[1].grads[0].shape == (4, 2) and len(g.nodes[1].grads) == 1  # no label grad
+
+
+def test_a_second_backward_forgets_the_first_record():
+    g = Graph()
+    a, b = g.input(2.0, "a"), g.input(3.0, "b")
+    first, second = a * b, a + b
+    first.backward()
+    assert first.node.grads == (3.0, 2.0) and second.node.grads is None
+    second.backward()
+    assert g.seed is second
+    assert first.node.grads is None and first.node.local_values is None
+    assert second.node.grads == (1.0, 1.0)
+
+
+def test_nodes_read_the_layer_protocol_with_defaults():
+    class Square:  # forward and backward only: no symbol, formula or local
+        def forward(self, u):
+            self.u = u
+            return u * u
+
+        def backward(self, dout):
+            return 2 * self.u * dout
+
+    g = Graph()
+    node = g.apply(Square(), g.input(3.0, "a")).node
+    assert (node.symbol, node.formula, node.local, node.param_rules) == ("Square", "", (), ())
+    assert node.input_letters == ("u",) and node.output_letter == "out" and not node.is_loss
+    mul = (g["a"] * 2.0).node
+    assert mul.input_letters == ("x", "y") and mul.output_letter == "z" and mul.symbol == "×"
+    loss = g.apply(SoftmaxWithLoss(), g.input(np.zeros(3)), 1).node
+    assert loss.is_loss and loss.input_letters == ("x", "t")
+    affine = g.apply(Affine(np.ones((3, 2)), np.zeros(2), name="Affine7"), g.input(np.ones(3)))
+    assert affine.node.input_letters == ("X",) and affine.node.title == "Affine7"

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from chainrule.examples import buy_apple_graph
+from chainrule.explain import explain
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -36,3 +39,12 @@ def test_python_example_runs(index):
             namespace["count"].grad,
             namespace["tax"].grad,
         ) == pytest.approx((2.2, 110, 200))
+
+
+def test_the_trace_excerpt_is_what_explain_prints():
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## See the chain rule", 1)[1].split("\n## ", 1)[0]
+    (excerpt,) = re.findall(r"```text\n(.*?)```", section, re.S)
+    trace = explain(buy_apple_graph())
+    for block in excerpt.split("\n\n"):  # the forward pass, then one node of the backward
+        assert block.strip("\n") + "\n" in trace, block

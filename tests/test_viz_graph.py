@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import chainrule.viz.graph as viz
+from chainrule import errors
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
 from chainrule.explain import example_graph
+from chainrule.formatting import format_number
 from chainrule.graph import Graph
 from chainrule.viz.graph import (
     GRAD_COLOR,
@@ -84,8 +86,6 @@ def test_apple_orange_dot_holds_the_books_numbers():
 def test_every_value_of_a_graph_is_drawn_with_its_gradient():
     g = buy_apple_orange_graph()
     cells = value_cells(to_dot(g))
-    from chainrule.explain import format_number
-
     expected = sorted((format_number(v.data), format_number(v.grad)) for v in g.values)
     assert sorted(cells) == expected
 
@@ -161,16 +161,10 @@ def test_layer_graph_shows_layers_parameter_and_signal_shapes(net_graph):
         assert shapes[shape].split()[0] == shape
     assert any(above.startswith("2×784 min 0") for above, _ in cells)
     loss = net_graph.values[-1]
-    assert (format_number_(loss.data), "1") in cells
+    assert (format_number(loss.data), "1") in cells
     assert re.search(r'"o\d+" \[shape="plaintext", margin="[^"]*", label="L"\]', dot)
     labels = net_graph["t"].data
     assert ("[" + ", ".join(str(int(v)) for v in labels) + "]", None) in cells
-
-
-def format_number_(x):
-    from chainrule.explain import format_number
-
-    return format_number(x)
 
 
 def test_sigmoid_and_other_layers_have_labels():
@@ -181,6 +175,20 @@ def test_sigmoid_and_other_layers_have_labels():
     assert 'label="sigmoid"' in dot and 'label="ReLU"' in dot
     # A tiny array is written out in full, gradient too.
     assert any(above.startswith("[-1, 0.5, 2]") for above, _ in value_cells(dot))
+
+
+def test_each_value_line_reaches_a_point_past_its_port():
+    # dot ends an edge a point outside the port; the black line must reach that point.
+    end = '<TD WIDTH="1" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    port = '<TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    for show_grad in (True, False):
+        dot = to_dot(buy_apple_orange_graph(), show_grad=show_grad)
+        assert dot.count(f"<TR>{end}{port}{end}</TR>") == len(APPLE_ORANGE_VALUES)
+
+
+def test_render_errors_live_in_chainrule_errors():
+    assert RendererNotFound is errors.RendererNotFound and RenderError is errors.RenderError
+    assert issubclass(RenderError, errors.ChainruleError)
 
 
 # ---------------------------------------------------------------------------------------
@@ -339,6 +347,50 @@ def test_svg_no_grad_has_no_red(renderer, tmp_path):
     assert GRAD_COLOR not in path.read_text(encoding="utf-8").lower()
     texts = svg_texts(path)
     assert "220" in texts and "2.2" not in texts and "110" not in texts
+
+
+def _numbers(text):
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text)]
+
+
+def line_ends_off_their_line(svg_path):
+    """Edge ends that are not at an end of the black line of the value they leave or reach:
+    a gap, or a spur of the line past the point where the edge turns away."""
+    root = ET.parse(svg_path).getroot()
+    groups = {
+        g.findtext("{*}title"): g for g in root.iter() if g.tag.endswith("g") and g.get("class")
+    }
+    lines = {}
+    for title, group in groups.items():
+        xs = [
+            x
+            for poly in group.iter()
+            if poly.tag.endswith("polygon") and poly.get("fill") == "black"
+            for x in _numbers(poly.get("points"))[::2]
+        ]
+        if re.fullmatch(r"v\d+", title or "") and xs:
+            lines[title] = (min(xs), max(xs))
+    misses = []
+    for title, group in groups.items():
+        tail, arrow, head = (title or "").partition("->")
+        path = next((p for p in group.iter() if p.tag.endswith("path")), None)
+        if not arrow or path is None:
+            continue
+        d = _numbers(path.get("d"))
+        for end, x in ((tail, d[0]), (head, d[-2])):
+            name = end.split(":")[0]
+            if name in lines and min(abs(x - end) for end in lines[name]) > 0.01:
+                misses.append((title, x, lines[name]))
+    return misses
+
+
+@pytest.mark.parametrize("show_grad", [True, False])
+def test_arrows_are_whole(renderer, tmp_path, show_grad):
+    # The values of one rank differ in width (2 beside 100; t beside a 2×10 array), and
+    # dot ends edges a point away from a port: each must still meet its line's end.
+    for graph in (buy_apple_orange_graph(), example_graph("two-layer-net")):
+        path = render(to_dot(graph, show_grad=show_grad), tmp_path / "g.svg")
+        assert line_ends_off_their_line(path) == []
 
 
 def png_size(data):

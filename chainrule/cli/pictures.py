@@ -100,7 +100,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.viz.weights import FORMATS as WEIGHTS_FORMATS
 
     graph_help = "draw a worked example's graph: values above the arrows, gradients below"
-    explain_help = "trace a worked example's backward pass node by node, with its numbers"
+    explain_help = "trace a worked example's forward and backward pass node by node, with numbers"
     for command, run, help_text in (
         ("graph", cmd_graph, graph_help),
         ("explain", cmd_explain, explain_help),

@@ -1,16 +1,19 @@
 """Draw a recorded graph as the book's figures do: values above the arrows, gradients below.
 
 :func:`to_dot` turns a :class:`~chainrule.graph.Graph` into Graphviz DOT text, laid out
-left to right. Each node (layer) is a circle or ellipse showing its operation (``×``,
-``+``, ``ReLU``, ``Affine`` with W's and b's shapes ...); each input is its name in plain
-text. Every value sits on its arrow: the forward value above the line in black and, after
-``backward``, its gradient below the line in red, the way chapter 5 draws backpropagation
-flowing right to left. Arrays show their shape and a short summary.
+left to right. Each node (layer) is drawn from what it says of itself (its ``symbol``, its
+parameters' shapes: the node protocol of :mod:`chainrule.layers`): a circle for an
+operator (``×``, ``+``), else an ellipse (``ReLU``; ``Affine1`` over W's and b's shapes);
+each input is its name in plain text. Every value sits on its arrow: the forward value
+above the line in black and, after ``backward``, its gradient below the line in red, the
+way chapter 5 draws backpropagation flowing right to left. Arrays show their shape and a
+short summary.
 
 :func:`render` writes the DOT text as ``.dot`` (text) or, through Graphviz's ``dot``
 program (or graphviz-pure's, a self-contained port installed by ``pip install
-graphviz-pure``), as ``.svg`` or ``.png``. Nothing here imports anything beyond the
-standard library and NumPy.
+graphviz-pure``), as ``.svg`` or ``.png``; its errors, :class:`RendererNotFound` and
+:class:`RenderError`, live in :mod:`chainrule.errors`. Nothing here imports anything beyond
+the standard library and NumPy.
 """
 
 from __future__ import annotations
@@ -26,12 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ChainruleError
-from chainrule.explain import array_stats, format_number, format_shape, summarize
+from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
+from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
 from chainrule.graph import Graph, Node, Value
-from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
 
 __all__ = [
     "FORMATS",
@@ -55,14 +56,6 @@ _VALUE_FONT_SIZE = 14
 _SUMMARY_FONT_SIZE = 10
 _TITLE_FONT_SIZE = 14
 _SUMMARY_DIGITS = 2  # significant digits of an array's min, mean and max in a picture
-
-
-class RendererNotFound(ChainruleError, RuntimeError):
-    """No Graphviz program (``dot`` or ``graphviz-pure``) is installed to draw SVG or PNG."""
-
-
-class RenderError(ChainruleError, RuntimeError):
-    """The Graphviz program failed or did not finish in time."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,9 +83,7 @@ def _value_lines(x: Any) -> tuple[str, list[str]]:
     Scalars: ``220`` alone. Tiny arrays: their entries. Others: the shape (``2×784``),
     then ``min … · max …`` and ``mean …`` (two short lines keep the arrows short).
     """
-    if np.ndim(x) == 0:
-        return format_number(x), []
-    if np.size(x) <= 4:
+    if is_short(x):
         return summarize(x), []
     a = np.asarray(x)
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
@@ -106,6 +97,7 @@ def _value_lines(x: Any) -> tuple[str, list[str]]:
 
 
 def _text_cell(x: Any, color: str | None) -> str:
+    """A row of a value's label: its text, in the middle column (the port's, below)."""
     main, details = _value_lines(x)
     cell = _esc(main)
     if details:
@@ -113,19 +105,26 @@ def _text_cell(x: Any, color: str | None) -> str:
         cell += f'<BR/><FONT POINT-SIZE="{_SUMMARY_FONT_SIZE}">{small}</FONT>'
     if color is not None:
         cell = f'<FONT COLOR="{color}">{cell}</FONT>'
-    return f"<TR><TD>{cell}</TD></TR>"
+    side = '<TD CELLPADDING="0"></TD>'  # no width: the side columns stay 1 point wide
+    return f"<TR>{side}<TD>{cell}</TD>{side}</TR>"
 
 
 def _value_label(value: Value, show_grad: bool) -> str:
     """The label that draws a value on its arrow.
 
     A three-row table: the forward value, a 1-point black line that carries the arrow
-    (edges attach to its ends, port ``p``), and the gradient in red. Edges cannot place
-    one label above and one below themselves reliably in every renderer; a node whose
-    middle row *is* the arrow can.
+    (edges attach to the ends of its middle cell, port ``p``), and the gradient in red.
+    Edges cannot place one label above and one below themselves reliably in every
+    renderer; a node whose middle row *is* the arrow can.
     """
-    rows = [_text_cell(value.data, None)]
-    rows.append('<TR><TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD></TR>')
+    # dot ends an edge 1 point outside a port's end unless that end lies on the edge of
+    # its rank (a value as wide as the widest of its rank); so a narrower value, the 2 of
+    # apple count beside the 100 of apple, had a gap at each end of its line. The line
+    # now reaches 1 point past the port on both sides, and no port end is on the rank's
+    # edge: every edge ends on the line's end.
+    end = '<TD WIDTH="1" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    port = '<TD PORT="p" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD>'
+    rows = [_text_cell(value.data, None), f"<TR>{end}{port}{end}</TR>"]
     if show_grad and value.grad is not None:
         rows.append(_text_cell(value.grad, GRAD_COLOR))
     table = "".join(rows)
@@ -135,43 +134,35 @@ def _value_label(value: Value, show_grad: bool) -> str:
 
 
 def _node_attributes(node: Node) -> dict[str, str]:
-    """Shape and label of an operation's node: a circle for × and +, else an ellipse.
+    """Shape and label of an operation's node, from what the node says of itself.
 
-    Plain labels where they suffice: Graphviz centres them in SVG (text-anchor middle),
-    so they stay in place where a viewer substitutes a wider font; it anchors HTML-like
-    labels at their left end.
+    A one-character symbol (× and +) in a circle; else an ellipse with the symbol, or,
+    for a node with parameters, its name over each parameter's shape (``Affine1``,
+    ``W 784×50``, ``b 50``). Plain labels where they suffice: Graphviz centres them in
+    SVG (text-anchor middle), so they stay in place where a viewer substitutes a wider
+    font; it anchors HTML-like labels at their left end.
     """
-    layer = node.layer
-    if isinstance(layer, (MulLayer, AddLayer)):
-        symbol = "×" if isinstance(layer, MulLayer) else "+"
+    if len(node.symbol) == 1 and not node.param_shapes:
         return {
             "shape": "circle",
             "fixedsize": "true",
             "width": "0.5",
             "fontsize": "20",
-            "label": symbol,
+            "label": node.symbol,
         }
-    if isinstance(layer, Affine):
-        # In a network each Affine has its own name (Affine1, Affine2); show it.
-        title = layer.name if layer.name.startswith("Affine") else "Affine"
-        fan_in, fan_out = layer.W.shape
-        shapes = f"W {fan_in}×{fan_out}<BR/>b {fan_out}"
-        label: str = _Html(f'<B>{_esc(title)}</B><BR/><FONT POINT-SIZE="11">{shapes}</FONT>')
-    elif isinstance(layer, Relu):
-        label = "ReLU"
-    elif isinstance(layer, Sigmoid):
-        label = "sigmoid"
-    elif isinstance(layer, SoftmaxWithLoss):
-        label = "Softmax\nwith Loss"
-    else:
-        label = node.op
+    label: str = node.symbol
+    if node.param_shapes:
+        shapes = "<BR/>".join(
+            f"{_esc(param)} {format_shape(shape)}" for param, shape in node.param_shapes.items()
+        )
+        label = _Html(f'<B>{_esc(node.title)}</B><BR/><FONT POINT-SIZE="11">{shapes}</FONT>')
     return {"shape": "ellipse", "margin": "0.05", "label": label}
 
 
 def _end_name(value: Value, graph: Graph) -> str:
     """The text of the end marker after an output: ``L`` for a loss, else its name."""
     node = value.node
-    if node is not None and isinstance(node.layer, SoftmaxWithLoss):
+    if node is not None and node.is_loss:
         return "L"
     if node is not None and value.name == f"{node.op}{graph.nodes.index(node) + 1}":
         return "output"  # an automatic name such as MulLayer3 says nothing to a reader
@@ -198,7 +189,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
     marker with its name (``L`` for a loss). Render it with :func:`render`.
     """
-    index = {id(v): i for i, v in enumerate(graph.values)}
+    index = {v: i for i, v in enumerate(graph.values)}
     has_grad = any(v.grad is not None for v in graph.values)
     # ordering=in keeps each node's inputs top to bottom in argument order (apple above
     # apple count, orange below them, as the book draws it); without it the crossing
@@ -225,7 +216,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     emitted: set[int] = set()
 
     def emit_value(value: Value) -> None:
-        i = index[id(value)]
+        i = index[value]
         emitted.add(i)
         tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
         attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
@@ -237,24 +228,24 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
             lines.append(f'  "i{i}" {_attrs(name)};')
             lines.append(f'  "i{i}" -> "v{i}":p:w [arrowhead=none];')
 
-    used = {id(v) for node in graph.nodes for v in node.inputs}
+    used = {v for node in graph.nodes for v in node.inputs}
     for k, node in enumerate(graph.nodes):
         # Inputs first, in the order the node takes them, so the first input is drawn on
         # top (apple above apple count, as in the book).
         for value in node.inputs:
-            if index[id(value)] not in emitted:
+            if index[value] not in emitted:
                 emit_value(value)
         attributes = _node_attributes(node)
         attributes["tooltip"] = node.name
         lines.append(f'  "n{k}" {_attrs(attributes)};')
         for value in node.inputs:
-            lines.append(f'  "v{index[id(value)]}":p:e -> "n{k}";')
+            lines.append(f'  "v{index[value]}":p:e -> "n{k}";')
         emit_value(node.output)
-        lines.append(f'  "n{k}" -> "v{index[id(node.output)]}":p:w [arrowhead=none];')
+        lines.append(f'  "n{k}" -> "v{index[node.output]}":p:w [arrowhead=none];')
     for i, value in enumerate(graph.values):
         if i not in emitted:
             emit_value(value)  # an input nothing used: drawn alone
-        if value.node is not None and id(value) not in used:
+        if value.node is not None and value not in used:
             end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value, graph)}
             lines.append(f'  "o{i}" {_attrs(end)};')
             lines.append(f'  "v{i}":p:e -> "o{i}";')
