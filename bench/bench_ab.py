@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,24 +62,9 @@ def old_loops(old: Any) -> dict[str, Any]:
         return net
 
     def old_fit(params: dict, w: Any, data: Any) -> Any:
-        net, optimizer = net_of(params, w), optim.SGD(bench_train.LR)
-
-        def run(steps: int) -> tuple[list[float], list[float]]:
-            stamps: list[float] = []
-            history = train.fit(
-                net,
-                optimizer,
-                data.x,
-                data.t,
-                batch_size=w.batch,
-                iters=steps,
-                seed=bench_train.SEED,
-                evaluate_sample_num=w.batch,
-                on_step=lambda step, loss: stamps.append(time.perf_counter()),
-            )
-            return stamps, history.losses
-
-        return run
+        return bench_train.fit_loop(
+            train.fit, net_of(params, w), optim.SGD(bench_train.LR), w, data
+        )
 
     def old_book_loop(params: dict, w: Any, data: Any) -> Any:
         return bench_train._book_loop(net_of(params, w), optim.SGD(bench_train.LR), data)

@@ -92,9 +92,7 @@ def run_pytorch(data: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
         epoch, position = divmod(step, steps_per_epoch)
         if position == 0:
             batches = torch.from_numpy(
-                epoch_batches(
-                    len(x_train), BATCH, steps_per_epoch, seed, epoch, "with-replacement"
-                )
+                epoch_batches(len(x_train), BATCH, steps_per_epoch, seed, epoch, "with-replacement")
             )
         index = batches[position]
         optimizer.zero_grad()

@@ -78,23 +78,7 @@ def pinned_fit(params: dict, w: Any, data: Any, bench_train: Any) -> Any:
 
     threads = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
     net, optimizer = bench_train._chainrule_net(params, w), SGD(bench_train.LR)
-
-    def run(steps: int) -> tuple[list[float], list[float]]:
-        stamps: list[float] = []
-        history = fit(
-            net,
-            optimizer,
-            data.x,
-            data.t,
-            batch_size=w.batch,
-            iters=steps,
-            evaluate_sample_num=w.batch,
-            blas_threads=threads,
-            on_step=lambda step, loss: stamps.append(time.perf_counter()),
-        )
-        return stamps, history.losses
-
-    return run
+    return bench_train.fit_loop(fit, net, optimizer, w, data, blas_threads=threads)
 
 
 # --------------------------------------------------------------------------------------

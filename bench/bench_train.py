@@ -207,12 +207,15 @@ def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> MultiLayerNet:
     return net
 
 
-def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
-    net, optimizer = _chainrule_net(params, w), SGD(LR)
+def fit_loop(
+    fit_function: Callable, net: Any, optimizer: Any, w: Workload, data: Data, **options: Any
+) -> Callable:
+    """A loop that trains with ``fit_function`` (chainrule's ``fit``, or another version's),
+    timed from its ``on_step`` callback."""
 
     def run(steps: int) -> tuple[list[float], list[float]]:
         stamps: list[float] = []
-        history = fit(
+        history = fit_function(
             net,
             optimizer,
             data.x,
@@ -222,10 +225,15 @@ def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Cal
             seed=SEED,
             evaluate_sample_num=w.batch,  # the one evaluation, after the last step, is cheap
             on_step=lambda step, loss: stamps.append(time.perf_counter()),
+            **options,
         )
         return stamps, history.losses
 
     return run
+
+
+def chainrule_fit(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
+    return fit_loop(fit, _chainrule_net(params, w), SGD(LR), w, data)
 
 
 def _book_loop(net: Any, optimizer: Any, data: Data) -> Callable:

@@ -91,12 +91,8 @@ def test_explain_two_layer_net_shows_affine_shapes(capsys):
     ],
     ids=["apple-hidden", "apple-orange-seed", "two-layer-net-sigmoid", "two-layer-net-sizes"],
 )
-def test_network_flags_an_example_has_no_use_for_are_refused(capsys, args, answer):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and answer in lines[0]
+def test_network_flags_an_example_has_no_use_for_are_refused(usage_error, args, answer):
+    assert answer in usage_error(args)
 
 
 def test_layers_alone_shapes_the_multi_layer_example(capsys):
@@ -115,8 +111,5 @@ def test_show_weights(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args", [["graph", "banana"], ["explain"], ["show-weights", "x.npz"]])
-def test_bad_arguments_exit_two(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+def test_bad_arguments_exit_two(args, usage_error):
+    assert usage_error(args).startswith("chainrule ")
