@@ -176,18 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         "| workload | loop | alone ms/step | beside a busy process | two at once, worst (median) |",
         "|---|---|---:|---:|---:|",
     ]
-    for workload in args.workloads:
+    print("\n".join(lines), flush=True)
+    for workload in args.workloads:  # each workload's rows as soon as they are measured
         times = measure(loops, workload, args.pairs, args.seconds)
         report["workloads"][workload] = times
         for loop in loops:
             r = ratios(times[loop])
-            lines.append(
+            print(
                 f"| ({workload}) | {loop} | {r['alone_ms']:.3f} | {r['busy']:.2f}× | "
-                f"{r['pair_worst']:.2f}× ({r['pair_median']:.2f}×) |"
+                f"{r['pair_worst']:.2f}× ({r['pair_median']:.2f}×) |",
+                flush=True,
             )
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
     return 0
 
 

@@ -31,7 +31,7 @@ _FIRST_PROBE_S = 0.2  # the first trial of more threads comes this soon into tra
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
 _FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
 _CLEARLY_FASTER = 0.85  # more threads must take at most this share of one thread's time
-_HOPELESS = 2.0  # a warm-up step this many times slower ends the trial at once
+_HOPELESS = 2.0  # the first timed step this many times slower ends the trial at once
 
 _controllers: list[Any] | None = None
 
@@ -110,8 +110,9 @@ class ThreadTuner:
             return
         self._trial.append(seconds)
         usual = statistics.median(self._times)
-        if len(self._trial) == 1 and seconds > _HOPELESS * usual:
-            self._end_trial(switch=False)  # warm-up this slow: the cores are busy
+        # The warm-up step may wait for a sleeping thread to wake: only the next one tells.
+        if len(self._trial) == 2 and seconds > _HOPELESS * usual:
+            self._end_trial(switch=False)  # this slow after the warm-up: the cores are busy
         elif len(self._trial) > _PROBE_STEPS:
             tried = statistics.median(self._trial[1:])  # the warm-up step not counted
             if self.on_trial > self.current:

@@ -1,6 +1,5 @@
 """The BLAS thread tuner: its decisions, on step times given by the test, and its settings."""
 
-from itertools import pairwise
 
 import pytest
 
@@ -57,11 +56,22 @@ def test_keeps_one_thread_when_two_are_not_clearly_faster(monkeypatch, clock):
     assert tuner.current == 1  # ... and left
 
 
-def test_a_hopeless_trial_ends_after_one_step(monkeypatch, clock):
+def test_a_hopeless_trial_ends_after_two_steps(monkeypatch, clock):
     tuner, _ = tuner_with(monkeypatch)
     used = run_steps(tuner, clock, {1: 1.0, 2: 30.0}, 12)  # spinning threads, busy cores
     assert 2 in used and tuner.current == 1
-    assert (2, 2) not in pairwise(used)  # each trial of two threads lasted one step
+    assert (2, 2, 2) not in zip(used, used[1:], used[2:])  # a warm-up and one timed step
+
+
+def test_a_slow_warm_up_alone_does_not_end_the_trial(monkeypatch, clock):
+    tuner, _ = tuner_with(monkeypatch)
+    run_steps(tuner, clock, {1: 1.0}, 3)
+    clock[0] += 1.0  # a trial is due
+    with tuner.threads() as count:
+        assert count == 2
+    tuner.record(30.0)  # the warm-up: a thread woke up late
+    used = run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 6)
+    assert used[:5] == [2] * 5 and tuner.current == 2
 
 
 def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch, clock):
@@ -69,7 +79,7 @@ def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch, clock):
     run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 20)
     assert tuner.current == 2
     # A busy neighbour arrives: two threads now crawl. The first slow step starts a trial
-    # of one thread; six steps later (a warm-up and five timed) the tuner is back on one.
+    # of one thread, which wins after its warm-up and five timed steps.
     used = run_steps(tuner, clock, {1: 1.0, 2: 20.0}, 8)
     assert used[:2] == [2, 1] and tuner.current == 1
 
