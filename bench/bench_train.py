@@ -348,6 +348,20 @@ def gemm_rate(n: int = 2048) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def torch_gemm_rate(n: int = 2048) -> float | None:
+    """The same for torch.mm (MKL on x86), or None without PyTorch: where the BLAS decides
+    (the large networks), this ratio is the one to compare the loops' ratios with."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    best = min(_time(lambda: torch.mm(a, b, out=out)) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
 def _time(f: Callable[[], Any]) -> float:
     start = time.perf_counter()
     f()
@@ -424,6 +438,7 @@ class Result:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     step_medians: dict[str, list[float]] = field(default_factory=dict)
     gemm: list[float] = field(default_factory=list)  # GFLOP/s, once per round
+    torch_gemm: list[float] = field(default_factory=list)  # the same for torch.mm
     check: dict[str, list[float]] = field(default_factory=dict)  # losses of the first steps
 
 
@@ -449,6 +464,9 @@ def bench(w: Workload, loops: list[str], rounds: int, steps: int, settle: float)
             result.step_medians[name].append(float(np.median(durations)))
         time.sleep(settle)
         result.gemm.append(gemm_rate())
+        if "PyTorch" in loops:
+            time.sleep(settle)
+            result.torch_gemm.append(torch_gemm_rate())
     return result
 
 
@@ -532,11 +550,17 @@ def markdown(results: list[Result], env: dict[str, Any], rounds: int, steps: str
         w = result.workload
         gemm = result.gemm
         agreement = ", ".join(f"{k} {v:.1e}" for k, v in loss_agreement(result).items())
+        torch_gemm = (
+            f" (torch.mm {max(result.torch_gemm):.0f} best, "
+            f"{statistics.median(result.torch_gemm):.0f} median)"
+            if result.torch_gemm
+            else ""
+        )
         lines.append(
             f"- {w.label}: {w.flops / 1e6:.1f} MFLOP/step nominal; float32 GEMM "
             f"(2048³ np.matmul) {max(gemm):.0f} GFLOP/s best, {statistics.median(gemm):.0f} "
-            f"median; losses of the first {CHECK_STEPS} steps from the same weights, max "
-            f"relative difference from {reference_loop(result)}'s: {agreement}"
+            f"median{torch_gemm}; losses of the first {CHECK_STEPS} steps from the same "
+            f"weights, max relative difference from {reference_loop(result)}'s: {agreement}"
         )
     lines.append(f"- environment: {json.dumps(env)}")
     return "\n".join(lines)
@@ -610,6 +634,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                         r.workload.key: r.step_medians for r in results
                     },
                     "gemm_gflops": {r.workload.key: r.gemm for r in results},
+                    "torch_gemm_gflops": {r.workload.key: r.torch_gemm for r in results},
                 },
                 f,
                 indent=1,
