@@ -30,7 +30,7 @@ from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import normal_weight
 from chainrule.layers import Affine, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
+from chainrule.losses import SoftmaxWithLoss, class_indices
 
 __all__ = ["ACTIVATIONS", "MultiLayerNet", "TwoLayerNet"]
 
@@ -144,8 +144,8 @@ class MultiLayerNet:
     def accuracy(self, x: Any, t: Any) -> float:
         """Fraction of samples whose highest score is the label; ``t`` integer or one-hot."""
         t = np.asarray(t)
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        predicted = self.predict(x).argmax(axis=1)
+        scores = self.predict(x)
+        labels, predicted = class_indices(t, scores.shape[-1]), scores.argmax(axis=1)
         if labels.shape != predicted.shape:
             raise ShapeError(
                 f"accuracy: labels of shape {t.shape} do not match {len(predicted)} samples"

@@ -21,7 +21,7 @@ import numpy as np
 
 from chainrule.checks import check_real
 from chainrule.errors import DataError, ShapeError, TrainingError
-from chainrule.losses import SoftmaxWithLoss
+from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.networks import MultiLayerNet
 from chainrule.optim import SGD, make_optimizer
 
@@ -92,7 +92,7 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         scores = network.predict(x[start : start + chunk])
         labels = t[start : start + chunk]
         total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
-        label_ids = labels.argmax(axis=1) if labels.ndim == 2 else labels
+        label_ids = class_indices(labels, scores.shape[1])
         correct += int(np.count_nonzero(scores.argmax(axis=1) == label_ids))
     return total_loss / len(x), correct / len(x)
 
