@@ -84,9 +84,9 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     loss_layer = SoftmaxWithLoss()
     total_loss, correct = 0.0, 0
     chunk = _EVAL_CHUNK
-    sizes = getattr(network, "sizes", None)  # a MultiLayerNet's layer widths
-    if sizes is not None:
-        row_bytes = np.dtype(getattr(network, "dtype", np.float64)).itemsize * max(sizes[1:])
+    widest = getattr(network, "widest_layer", None)  # values per sample of its largest array
+    if widest is not None:
+        row_bytes = np.dtype(getattr(network, "dtype", np.float64)).itemsize * widest
         chunk = max(1, min(chunk, _EVAL_LAYER_BYTES // row_bytes))
     for start in range(0, len(x), chunk):
         scores = network.predict(x[start : start + chunk])
