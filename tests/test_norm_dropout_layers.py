@@ -37,25 +37,27 @@ def test_dropout_gradient_matches_numerical_with_its_mask_held(shape):
     assert 0 < layer.mask.mean() < 1
 
 
-def test_dropout_is_inverted_training_scales_inference_is_the_identity():
+def test_dropout_is_the_books_training_masks_inference_scales():
     layer = Dropout(0.2, seed=0)
-    x = np.ones((400, 250))
+    x = np.full((400, 250), 3.0)
     out = layer.forward(x)
     kept = layer.mask
     assert kept.dtype == bool and kept.mean() == pytest.approx(0.8, abs=0.01)
-    np.testing.assert_array_equal(out, np.where(kept, 1 / 0.8, 0.0))
-    assert out.mean() == pytest.approx(1.0, abs=0.01)  # the expected value is kept
+    np.testing.assert_array_equal(out, np.where(kept, 3.0, 0.0))
     dout = np.full(x.shape, 2.0)
-    np.testing.assert_array_equal(layer.backward(dout), np.where(kept, 2 / 0.8, 0.0))
-    assert layer.forward(x, train_flg=False) is not None
-    np.testing.assert_array_equal(layer.forward(x, train_flg=False), x)
+    np.testing.assert_array_equal(layer.backward(dout), np.where(kept, 2.0, 0.0))
+    # inference passes every input, scaled to the mean it has while training
+    inference = layer.forward(x, train_flg=False)
+    np.testing.assert_array_equal(inference, np.full(x.shape, 3.0 * 0.8))
+    assert out.mean() == pytest.approx(inference.mean(), rel=0.01)
 
 
 def test_dropout_float32_stays_float32_and_ratio_zero_keeps_everything():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    out = Dropout(0.5, seed=0).forward(x)
-    assert out.dtype == np.float32
+    assert Dropout(0.5, seed=0).forward(x).dtype == np.float32
+    assert Dropout(0.5, seed=0).forward(x, train_flg=False).dtype == np.float32
     np.testing.assert_array_equal(Dropout(0.0, seed=0).forward(x), x)
+    np.testing.assert_array_equal(Dropout(0.0).forward(x, train_flg=False), x)
 
 
 def test_dropout_masks_are_reproducible_by_seed():
