@@ -1,5 +1,6 @@
-"""Convolution and Pooling (chapter 7), and im2col/col2im: central differences in float64,
-values from a plain loop, the documented ties, and one-line errors for bad input."""
+"""Convolution and Pooling (chapter 7), and chainrule.util (im2col/col2im and the book's
+other helpers): central differences in float64, values from a plain loop, the documented
+ties, and one-line errors for bad input."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from chainrule.errors import DTypeError, ShapeError, StateError
 from chainrule.gradcheck import check_layer
 from chainrule.layers import Convolution, Pooling
-from chainrule.util import col2im, conv_output_size, im2col
+from chainrule.util import col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve
 
 
 def convolve_by_loops(x, W, b, stride, pad):
@@ -67,6 +68,31 @@ def test_conv_output_size_is_an_integer():
     assert conv_output_size(28, 5) == 24
     assert conv_output_size(7, 3, stride=2, pad=1) == 4
     assert conv_output_size(8, 2, stride=3) == 3  # the position past the edge is not taken
+
+
+def test_smooth_curve_is_a_kaiser_weighted_average_mirrored_at_the_ends():
+    x = np.random.default_rng(9).standard_normal(40)
+    weights = np.kaiser(11, 2)
+    weights /= weights.sum()
+    smoothed = smooth_curve(x)
+    assert smoothed.shape == x.shape
+    for i in (5, 17, 34):  # where the 11 points lie inside the curve
+        assert smoothed[i] == pytest.approx(np.dot(weights, x[i - 5 : i + 6]), rel=1e-12)
+    # At the ends the curve continues as its mirror image: x[1], x[2], … before x[0] and
+    # x[-1], x[-2], … after x[-1], as the book's.
+    before, after = x[5:0:-1], x[-1:-6:-1]
+    assert smoothed[0] == pytest.approx(np.dot(weights, np.r_[before, x[:6]]), rel=1e-12)
+    assert smoothed[-1] == pytest.approx(np.dot(weights, np.r_[x[-6:], after][:11]), rel=1e-12)
+    np.testing.assert_allclose(smooth_curve(np.full(30, 2.5)), 2.5, rtol=1e-14)
+    np.testing.assert_array_equal(smooth_curve([1.0, 2.0, 3.0]), [1.0, 2.0, 3.0])
+
+
+def test_shuffle_dataset_keeps_each_label_with_its_sample():
+    x, t = np.arange(20).reshape(10, 2), np.arange(10)
+    xs, ts = shuffle_dataset(x, t, seed=0)
+    np.testing.assert_array_equal(xs[:, 0] // 2, ts)
+    assert sorted(ts) == list(range(10)) and not np.array_equal(ts, t)
+    np.testing.assert_array_equal(shuffle_dataset(x, t, seed=0)[1], ts)
 
 
 # --------------------------------------------------------------------------- Convolution
