@@ -1,4 +1,5 @@
-"""The nodes of a computational graph, as chapter 5 of "Deep Learning from Scratch" writes them.
+"""The nodes of a computational graph, as "Deep Learning from Scratch" writes them: chapter
+5's, chapter 6's Dropout and BatchNormalization, chapter 7's Convolution and Pooling.
 
 Every node keeps one contract:
 
@@ -10,6 +11,8 @@ Every node keeps one contract:
   (``Affine.dW``, ``Affine.db``).
 - No ``backward`` writes into ``dout`` or into what it saved: one gradient may be shared
   by several nodes (an Add node passes the same array to both of its inputs).
+- Dropout's and BatchNormalization's ``forward(x, train_flg=True)`` also take the book's
+  flag, True while training; ``backward`` differentiates the last forward with it True.
 
 Every node also says how it is shown, for the chain-rule trace (:mod:`chainrule.explain`)
 and the pictures (:mod:`chainrule.viz`), which ask the node and never test its type:
