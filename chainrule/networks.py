@@ -433,9 +433,10 @@ class MultiLayerNetExtend(MultiLayerNet):
             affine = self.layers[f"Affine{i}"]
             grads[f"W{i}"] = affine.dW + (dout * self.weight_decay_lambda) * affine.W
             grads[f"b{i}"] = affine.db
-        for i in range(1, len(self.sizes) - 1) if self.use_batchnorm else ():
-            norm = self.layers[f"BatchNorm{i}"]
-            grads[f"gamma{i}"], grads[f"beta{i}"] = norm.dgamma, norm.dbeta
+        for i in range(1, len(self.sizes) - 1):
+            if self.use_batchnorm:
+                norm = self.layers[f"BatchNorm{i}"]
+                grads[f"gamma{i}"], grads[f"beta{i}"] = norm.dgamma, norm.dbeta
         return loss, grads
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
