@@ -316,7 +316,7 @@ class BatchNormalization:
     """
 
     symbol, formula = "BatchNorm", "y = γ · (x − μ) / √(σ² + ε) + β"
-    local = ("γ / √(σ² + ε) · (I − 1/N − x̂ x̂ᵀ / N), per feature",)
+    local = ("γ / √(σ² + ε) · (I − 1/N − x̂ x̂ᵀ / N)",)  # an N×N matrix for each feature
     param_rules = (("dgamma", "Σ_rows dout · x̂"), ("dbeta", "Σ_rows dout"))
 
     def __init__(
@@ -400,7 +400,7 @@ class Convolution:
     not (N, C, H, W), or of other than the filters' C channels, is a ShapeError.
     """
 
-    symbol, formula, local = "Conv", "y = im2col(x) · W + b", ("Wᵀ, added back by col2im",)
+    symbol, formula, local = "Conv", "y = im2col(x) · W + b", ("Wᵀ via col2im",)
     param_rules = (("dW", "colᵀ · dout"), ("db", "Σ_(N,h,w) dout"))
 
     def __init__(
@@ -460,7 +460,7 @@ class Pooling:
     """
 
     symbol, formula = "Max pool", "y = max of x over each window"
-    local = ("1 at the first maximum of each window, else 0",)
+    local = ("1[x is the first maximum of its window]",)
 
     def __init__(
         self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0, *, name: str = "Pooling"
