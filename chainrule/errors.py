@@ -14,7 +14,8 @@ class ShapeError(ChainruleError, ValueError):
 
 
 class DTypeError(ChainruleError, TypeError):
-    """An array holds something other than real numbers (strings, objects, complex)."""
+    """An array holds something other than real numbers (strings, objects, complex), or a
+    flag such as ``train_flg`` is not True or False."""
 
 
 class LabelError(ChainruleError, ValueError):

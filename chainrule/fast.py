@@ -17,8 +17,8 @@ the loss of a batch and the gradient of every parameter, for ``Affine → ReLU/S
 - the BLAS thread count is chosen by timing (:mod:`chainrule.blas`).
 
 Where the network is not the standard one (a layer of another class put into
-``net.layers``, weights of another dtype, a single 1-d sample) the step hands over to the
-layers, so it never computes anything else.
+``net.layers``, weights of another dtype, a single 1-d sample, labels as a column (N, 1))
+the step hands over to the layers, so it never computes anything else.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ class FastStep:
             return False
         rows = batch_rows(weights[0][2], x, weights[0][0].shape)  # Affine1's own checks
         _, _, self._one_hot = as_batch(np.empty((len(x), net.output_size), net.dtype), t)
+        if t.ndim == 2 and not self._one_hot:
+            return False  # a column (N, 1) of class indices: the layers take it
         relu = isinstance(layers[1], Relu) if len(layers) > 2 else True
         self._buffers = _Buffers(len(rows), net.sizes, net.dtype, relu)
         self._weights = [(W, b) for W, b, _ in weights]

@@ -1,4 +1,5 @@
-"""The nodes of a computational graph, as chapter 5 of "Deep Learning from Scratch" writes them.
+"""The nodes of a computational graph, as "Deep Learning from Scratch" writes them: chapter
+5's, chapter 6's Dropout and BatchNormalization, chapter 7's Convolution and Pooling.
 
 Every node keeps one contract:
 
@@ -10,6 +11,8 @@ Every node keeps one contract:
   (``Affine.dW``, ``Affine.db``).
 - No ``backward`` writes into ``dout`` or into what it saved: one gradient may be shared
   by several nodes (an Add node passes the same array to both of its inputs).
+- Dropout's and BatchNormalization's ``forward(x, train_flg=True)`` also take the book's
+  flag, True while training; ``backward`` differentiates the last forward with it True.
 
 Every node also says how it is shown, for the chain-rule trace (:mod:`chainrule.explain`)
 and the pictures (:mod:`chainrule.viz`), which ask the node and never test its type
@@ -41,14 +44,45 @@ numbers with reused buffers, and the tests hold the two equal.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-from chainrule.checks import affine_params, batch_rows, broadcast_shape, check_dout, check_real
+from chainrule.checks import (
+    affine_params,
+    batch_rows,
+    batchnorm_params,
+    broadcast_shape,
+    check_dout,
+    check_flag,
+    check_real,
+    check_trained,
+    conv_params,
+    feature_rows,
+    image_batch,
+    window_count,
+    window_output,
+)
+from chainrule.errors import ShapeError
 from chainrule.losses import SoftmaxWithLoss
+from chainrule.util import col2im, im2col
 
-__all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss", "sigmoid"]
+__all__ = [
+    "AddLayer",
+    "Affine",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
+    "MulLayer",
+    "Pooling",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "col2im",
+    "im2col",
+    "sigmoid",
+]
 
 
 def sum_to_shape(grad: Any, shape: tuple[int, ...]) -> Any:
@@ -221,3 +255,265 @@ class Affine:
 
     def local_values(self) -> tuple[np.ndarray]:
         return (self.W.T,)
+
+
+class Dropout:
+    """Dropout node (chapter 6): while training, each input is kept with probability
+    ``1 − dropout_ratio`` and zeroed otherwise, by a new random ``mask`` at each forward
+    (the book's boolean array of kept inputs); backward lets ``dout`` through the same
+    mask. At inference (``train_flg=False``) every input passes, times ``1 − dropout_ratio``,
+    so each output has the value it has on average while training.
+
+    This is the book's form, kept on purpose. PyTorch's ``nn.Dropout`` is *inverted*: it
+    scales the kept inputs by ``1 / (1 − dropout_ratio)`` while training, so that inference
+    is the identity. The expected values are the same, but the learning differs: in the
+    book's form each Dropout layer also shrinks the training signal and its gradient by
+    ``1 − dropout_ratio``, and the book's chapter 6 results (its overfit_dropout.py: train
+    accuracy well short of 100%, close to the test accuracy) come out only with it; the
+    inverted form fits the 300 training images almost as fast as no dropout at all.
+
+    ``seed`` (beyond the book's signature) is anything ``np.random.default_rng`` takes: an
+    int for a reproducible sequence of masks, or a Generator to share (a network gives all
+    its Dropout layers one); the book's draws from NumPy's global generator. ``backward``
+    after an inference forward is a StateError: the book's would reuse a stale mask.
+    """
+
+    symbol, formula, local = "Dropout", "y = x · mask", ("mask",)
+
+    def __init__(self, dropout_ratio: float = 0.5, *, seed: Any = None, name: str = "Dropout"):
+        if not (isinstance(dropout_ratio, numbers.Real) and 0 <= dropout_ratio < 1):
+            raise ValueError(f"{name}: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+        self.dropout_ratio, self.name = float(dropout_ratio), name
+        self.rng = np.random.default_rng(seed)
+        self.mask = None
+
+    def forward(self, x: Any, train_flg: bool = True) -> Any:
+        check_flag(self, "train_flg", train_flg)
+        check_real(self, "input", x)
+        if not train_flg:
+            self.mask = None  # inference is not differentiated
+            return x * (1.0 - self.dropout_ratio)
+        self.mask = self.rng.random(np.shape(x)) >= self.dropout_ratio
+        return x * self.mask
+
+    def backward(self, dout: Any) -> Any:
+        check_trained(self, self.mask)
+        check_dout(self, dout, self.mask)
+        return dout * self.mask
+
+    def local_values(self) -> tuple[Any]:
+        return (self.mask,)
+
+
+class BatchNormalization:
+    """Batch normalisation node (chapter 6): each feature is normalised over the batch,
+    ``x̂ = (x − μ) / √(σ² + ε)``, then scaled and shifted, ``y = γ·x̂ + β``, with ``gamma``
+    and ``beta`` (D,) learned. Input (N, D), or (N, C, H, W) whose C·H·W values per sample
+    are the D features, as in the book (not one feature per channel, as PyTorch's
+    BatchNorm2d).
+
+    ``forward(x, train_flg=True)`` normalises with the batch's mean μ and variance σ²
+    (biased, as the book's) and moves the running statistics towards them,
+    ``running = momentum·running + (1 − momentum)·batch``; ``train_flg=False`` (inference)
+    normalises with the running statistics. Backward sets ``dgamma = Σ_rows dout·x̂``,
+    ``dbeta = Σ_rows dout`` and returns ``dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε)``,
+    ``dx̂ = γ·dout``, means over the batch: the book's chain through xc, std, var and mu in
+    one line. It differs from the book's where noted:
+
+    - ε is the book's ``10e-7``, which is 1e-6 (not 1e-7), kept so the numbers are the
+      book's; ``eps=`` (beyond the book's signature) changes it; PyTorch's is 1e-5.
+    - Running statistics not given are made at the first forward as mean 0 and variance 1
+      (PyTorch's start). The book's starts the variance at 0, so an untrained network's
+      inference divides by √ε: its outputs come out a thousand times too large.
+    - The running variance follows the biased batch variance, as the book's (PyTorch's
+      follows the unbiased one, N/(N − 1) times as large).
+    - ``backward`` after an inference forward is a StateError (the book's differentiates
+      the last training batch instead).
+    """
+
+    symbol, formula = "BatchNorm", "y = γ · (x − μ) / √(σ² + ε) + β"
+    local = ("γ / √(σ² + ε) · (I − 1/N − x̂ x̂ᵀ / N)",)  # an N×N matrix for each feature
+    param_rules = (("dgamma", "Σ_rows dout · x̂"), ("dbeta", "Σ_rows dout"))
+
+    def __init__(
+        self,
+        gamma: Any,
+        beta: Any,
+        momentum: float = 0.9,
+        running_mean: Any = None,
+        running_var: Any = None,
+        *,
+        eps: float = 1e-6,
+        name: str = "BatchNormalization",
+    ) -> None:
+        self.gamma, self.beta = batchnorm_params(name, gamma, beta)
+        for what, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if stat is not None and np.shape(stat) != self.gamma.shape:
+                raise ShapeError(f"{name}: {what} must have gamma's shape {self.gamma.shape}")
+        if not (isinstance(momentum, numbers.Real) and 0 <= momentum <= 1 and eps > 0):
+            raise ValueError(f"{name}: momentum must be in [0, 1] and eps > 0")
+        self.momentum, self.eps, self.name = float(momentum), float(eps), name
+        self.running_mean, self.running_var = running_mean, running_var
+        self.input_shape = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+
+    def forward(self, x: Any, train_flg: bool = True) -> np.ndarray:
+        check_flag(self, "train_flg", train_flg)
+        rows = feature_rows(self, x, len(self.gamma))
+        dtype = np.result_type(self.gamma.dtype, np.float32)
+        if self.running_mean is None:  # made at the first forward, as the book's
+            self.running_mean = np.zeros(len(self.gamma), dtype)
+        if self.running_var is None:
+            self.running_var = np.ones(len(self.gamma), dtype)
+        if train_flg:
+            mu = rows.mean(axis=0)
+            xc = rows - mu
+            var = np.mean(xc**2, axis=0)
+            self.std = np.sqrt(var + self.eps)
+            self.xn = xn = xc / self.std
+            self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+            self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var
+        else:
+            xn = (rows - self.running_mean) / np.sqrt(self.running_var + self.eps)
+            self.xn = self.std = None  # inference is not differentiated
+        self.input_shape = np.shape(x)
+        return (self.gamma * xn + self.beta).reshape(self.input_shape)
+
+    def backward(self, dout: Any) -> np.ndarray:
+        check_trained(self, self.xn)
+        check_dout(self, dout, self.input_shape)
+        dout = np.reshape(dout, self.xn.shape)
+        self.dbeta = dout.sum(axis=0)
+        self.dgamma = np.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        # μ and σ² depend on every sample of the batch: hence the two means.
+        dx = (dxn - dxn.mean(axis=0) - self.xn * np.mean(dxn * self.xn, axis=0)) / self.std
+        return dx.reshape(self.input_shape)
+
+    def local_values(self) -> tuple[np.ndarray]:
+        """∂y[i, d] / ∂x[j, d] for every feature d: (N, N, D)."""
+        n = len(self.xn)
+        outer = self.xn[:, None, :] * self.xn[None, :, :]
+        return (self.gamma / self.std * (np.eye(n)[:, :, None] - (1 + outer) / n),)
+
+
+class Convolution:
+    """Convolution node (chapter 7): ``FN`` filters W (FN, C, FH, FW) slide over images x
+    (N, C, H, W) padded with ``pad`` zeros on every side, ``stride`` apart; each output is
+    a filter's dot product with the window under it, plus the filter's bias b (FN,). Output
+    (N, FN, out_h, out_w), ``out_h = (H + 2·pad − FH) // stride + 1``, likewise out_w.
+
+    As in the book, im2col lays each window out as a row of ``col`` (N·out_h·out_w,
+    C·FH·FW) and the filters as the columns of ``col_W`` (C·FH·FW, FN), so forward is one
+    product ``col · col_W + b``, and backward is Affine's on those matrices:
+    ``dW = colᵀ · dout`` (in W's shape), ``db = Σ dout`` over samples and positions, and
+    ``dx = col2im(dout · col_Wᵀ)``, col2im adding each window's gradient back onto the
+    pixels it came from. The numbers are the book's; im2col takes all windows at once as
+    a strided view, where the book's loops over the positions in a filter. Input that is
+    not (N, C, H, W), or of other than the filters' C channels, is a ShapeError.
+    """
+
+    symbol, formula, local = "Conv", "y = im2col(x) · W + b", ("Wᵀ via col2im",)
+    param_rules = (("dW", "colᵀ · dout"), ("db", "Σ_(N,h,w) dout"))
+
+    def __init__(
+        self, W: Any, b: Any, stride: int = 1, pad: int = 0, *, name: str = "Convolution"
+    ) -> None:
+        self.W, self.b = conv_params(name, W, b)
+        self.stride = window_count(name, "stride", stride, 1)
+        self.pad = window_count(name, "pad", pad, 0)
+        self.name = name
+        self.x = None
+        self.col = None
+        self.col_W = None
+        self.out_shape = None
+        self.dW = None
+        self.db = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        FN, C, FH, FW = self.W.shape
+        x = image_batch(self, x, C)
+        out_h, out_w = window_output(self, x.shape[2:], (FH, FW), self.stride, self.pad, "filter")
+        col = im2col(x, FH, FW, self.stride, self.pad)
+        col_W = self.W.reshape(FN, -1).T
+        out = np.dot(col, col_W) + self.b
+        self.x, self.col, self.col_W = x, col, col_W
+        self.out_shape = (len(x), FN, out_h, out_w)
+        return out.reshape(len(x), out_h, out_w, FN).transpose(0, 3, 1, 2)
+
+    def backward(self, dout: Any) -> np.ndarray:
+        check_dout(self, dout, self.out_shape)
+        FN, _, FH, FW = self.W.shape
+        dout = np.transpose(dout, (0, 2, 3, 1)).reshape(-1, FN)  # one row per row of col
+        self.db = np.sum(dout, axis=0)
+        self.dW = np.dot(self.col.T, dout).T.reshape(self.W.shape)
+        dcol = np.dot(dout, self.col_W.T)
+        return col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+
+    def local_values(self) -> tuple[np.ndarray]:
+        return (self.col_W.T,)
+
+
+class Pooling:
+    """Max pooling node (chapter 7): the largest value in each ``pool_h``×``pool_w`` window
+    of each channel, windows ``stride`` apart. Input (N, C, H, W), output (N, C, out_h,
+    out_w), sized as Convolution's.
+
+    As in the book, im2col gives one row per window and channel; ``arg_max`` keeps where
+    each maximum was, and backward sends each window's gradient there alone (col2im adds
+    them up where windows overlap). Ties: where several entries of a window share its
+    maximum, the whole gradient goes to the first of them, in row-major order within the
+    window (NumPy's argmax, as the book's; PyTorch's max_pool2d on the CPU chooses the
+    same); the others get 0.
+
+    Differs from the book's: the padding is −inf, which is never a maximum (the book's
+    pads with 0, which beats a window of negative values); the output size counts the
+    padding (the book's leaves it out, and fails for pad > 0); and ``pad`` may be at most
+    half the window, as PyTorch's, so that no window holds only padding.
+    """
+
+    symbol, formula = "Max pool", "y = max of x over each window"
+    local = ("1[x is the first maximum of its window]",)
+
+    def __init__(
+        self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0, *, name: str = "Pooling"
+    ) -> None:
+        self.pool_h = window_count(name, "pool_h", pool_h, 1)
+        self.pool_w = window_count(name, "pool_w", pool_w, 1)
+        self.stride = window_count(name, "stride", stride, 1)
+        self.pad = window_count(name, "pad", pad, 0)
+        if 2 * self.pad > min(self.pool_h, self.pool_w):
+            raise ShapeError(f"{name}: pad {pad} is more than half the {pool_h}×{pool_w} window")
+        self.name = name
+        self.x = None
+        self.arg_max = None
+        self.out_shape = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = image_batch(self, x)
+        x = x if x.dtype.kind == "f" else x.astype(np.float64)  # −inf padding needs floats
+        N, C, H, W = x.shape
+        window = (self.pool_h, self.pool_w)
+        out_h, out_w = window_output(self, (H, W), window, self.stride, self.pad, "pool window")
+        col = im2col(x, *window, self.stride, self.pad, pad_value=-np.inf)
+        col = col.reshape(-1, self.pool_h * self.pool_w)  # one row per window and channel
+        arg_max = np.argmax(col, axis=1)  # the first maximum where several tie
+        out = col[np.arange(len(col)), arg_max]
+        self.x, self.arg_max, self.out_shape = x, arg_max, (N, C, out_h, out_w)
+        return out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+
+    def backward(self, dout: Any) -> np.ndarray:
+        check_dout(self, dout, self.out_shape)
+        dout = np.transpose(dout, (0, 2, 3, 1))  # (N, h, w, C): the order of col's rows
+        dtype = np.result_type(dout.dtype, self.x.dtype)
+        dmax = np.zeros((dout.size, self.pool_h * self.pool_w), dtype)
+        dmax[np.arange(dout.size), self.arg_max] = dout.ravel()
+        dcol = dmax.reshape(-1, self.out_shape[1] * self.pool_h * self.pool_w)
+        return col2im(dcol, self.x.shape, self.pool_h, self.pool_w, self.stride, self.pad)
+
+    def local_values(self) -> tuple[np.ndarray]:
+        """For each input, the number of windows whose maximum it is."""
+        return (self.backward(np.ones(self.out_shape)),)

@@ -1,7 +1,8 @@
 """Softmax and cross-entropy, fused into one numerically stable node.
 
 Shapes: logits ``x`` are (N, C), or (C,) for one sample; labels ``t`` are integer class
-indices (N,) (or a single int), or one-hot / probability rows (N, C) (or (C,)).
+indices (N,) (or a single int, or a column (N, 1) of them, as the book's chapter 7 gradient
+check passes one label), or one-hot / probability rows (N, C) (or (C,)).
 The loss is the mean over the batch of ``-Σ_c t_c · log softmax(x)_c``.
 """
 
@@ -18,6 +19,7 @@ __all__ = [
     "SoftmaxWithLoss",
     "as_batch",
     "check_label_range",
+    "class_indices",
     "cross_entropy_error",
     "log_softmax",
     "softmax",
@@ -57,7 +59,7 @@ def as_batch(
         if not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating):
             raise LabelError(f"{node}: one-hot labels must be numeric, got dtype {t.dtype}")
         return x2, t.reshape(batch_size, num_classes).astype(x2.dtype, copy=False), True
-    if t.shape == (batch_size,) or (x.ndim == 1 and t.ndim == 0):
+    if t.shape in ((batch_size,), (batch_size, 1)) or (x.ndim == 1 and t.ndim == 0):
         if t.dtype.kind not in "iu":  # signed or unsigned integers; not bool
             raise LabelError(
                 f"{node}: class labels must be integers, got dtype {t.dtype} "
@@ -70,6 +72,13 @@ def as_batch(
         f"{node}: labels of shape {t.shape} do not match {what} of shape {x.shape}; "
         f"expected ({batch_size},) class indices or ({batch_size}, {num_classes}) one-hot rows"
     )
+
+
+def class_indices(t: Any, num_classes: int) -> np.ndarray:
+    """Labels as class indices (N,): one-hot rows (N, C) by their largest entry, a column
+    (N, 1) of indices flattened, indices (N,) as they are."""
+    t = np.asarray(t)
+    return t.argmax(axis=1) if t.ndim == 2 and t.shape[1] == num_classes else t.reshape(-1)
 
 
 def check_label_range(labels: np.ndarray, num_classes: int, node: str = "SoftmaxWithLoss") -> None:

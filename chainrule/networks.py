@@ -1,9 +1,11 @@
-"""The book's fully connected networks, built from the layers of chapter 5.
+"""The book's networks, built from its layers.
 
 ``MultiLayerNet`` is ``(Affine → activation) × hidden layers → Affine → SoftmaxWithLoss``;
 ``TwoLayerNet`` is the one-hidden-layer ReLU case with the book's 0.01 initial scale.
-``params`` holds the very arrays the Affine layers use, so an optimiser that updates them
-in place trains the network.
+Chapter 6's ``MultiLayerNetExtend`` adds batch normalisation and dropout to it, and
+chapter 7's ``SimpleConvNet`` is ``Conv → ReLU → Pool → Affine → ReLU → Affine``.
+``params`` holds the very arrays the layers use, so an optimiser that updates them in
+place trains the network.
 
 Shapes: ``x`` is (N, input_size) or any (N, ...) with input_size values per sample;
 ``t`` is (N,) integer labels or (N, output_size) one-hot rows.
@@ -19,20 +21,35 @@ runs the layers and returns arrays of its own.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from itertools import pairwise
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from chainrule.checkpoint import check_params_match, load_checkpoint, save_checkpoint
+from chainrule.checks import check_flag
 from chainrule.errors import ShapeError
 from chainrule.fast import FastStep
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
-from chainrule.init import normal_weight
-from chainrule.layers import Affine, Relu, Sigmoid
-from chainrule.losses import SoftmaxWithLoss
+from chainrule.init import init_std, normal_weight
+from chainrule.layers import (
+    Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
+    Pooling,
+    Relu,
+    Sigmoid,
+)
+from chainrule.losses import SoftmaxWithLoss, class_indices
+from chainrule.util import conv_output_size
 
-__all__ = ["ACTIVATIONS", "MultiLayerNet", "TwoLayerNet"]
+__all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "TwoLayerNet"]
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -117,6 +134,11 @@ class MultiLayerNet:
     def output_size(self) -> int:
         return self.sizes[-1]
 
+    @property
+    def widest_layer(self) -> int:
+        """Values per sample of the widest layer's output (bounds evaluation's chunks)."""
+        return max(self.sizes[1:])
+
     def _as_input(self, x: Any) -> np.ndarray:
         # Compute in the network's dtype: float64 data meeting float32 weights would
         # silently run the whole network in float64, at half the speed.
@@ -144,8 +166,8 @@ class MultiLayerNet:
     def accuracy(self, x: Any, t: Any) -> float:
         """Fraction of samples whose highest score is the label; ``t`` integer or one-hot."""
         t = np.asarray(t)
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        predicted = self.predict(x).argmax(axis=1)
+        scores = self.predict(x)
+        labels, predicted = class_indices(t, scores.shape[-1]), scores.argmax(axis=1)
         if labels.shape != predicted.shape:
             raise ShapeError(
                 f"accuracy: labels of shape {t.shape} do not match {len(predicted)} samples"
@@ -234,7 +256,19 @@ class MultiLayerNet:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MultiLayerNet:
         """Build a network (with fresh weights) from :meth:`config`'s output: a
-        TwoLayerNet for a TwoLayerNet's config, else a MultiLayerNet."""
+        TwoLayerNet or MultiLayerNetExtend for theirs, else a MultiLayerNet."""
+        if config.get("network") == "MultiLayerNetExtend":
+            return MultiLayerNetExtend(
+                config["input_size"],
+                config["hidden_size_list"],
+                config["output_size"],
+                activation=config.get("activation", "relu"),
+                weight_decay_lambda=config.get("weight_decay_lambda", 0.0),
+                use_dropout=config.get("use_dropout", False),
+                dropout_ration=config.get("dropout_ration", 0.5),
+                use_batchnorm=config.get("use_batchnorm", False),
+                dtype=config.get("dtype", "float64"),
+            )
         if config.get("network") == "TwoLayerNet":
             return TwoLayerNet(
                 config["input_size"],
@@ -295,4 +329,329 @@ class TwoLayerNet(MultiLayerNet):
             weight_init_std=weight_init_std,
             dtype=dtype,
             seed=seed,
+        )
+
+
+class MultiLayerNetExtend(MultiLayerNet):
+    """The book's ``MultiLayerNetExtend`` (chapter 6): a MultiLayerNet whose hidden layers
+    are ``Affine → [BatchNormalization] → activation → [Dropout]``, batch normalisation
+    with ``use_batchnorm``, dropout with ``use_dropout`` at ``dropout_ration`` (sic: the
+    book's name). Then ``Affine → SoftmaxWithLoss``.
+
+    ``params`` holds ``W1, b1, …`` and, with batch normalisation, ``gamma1, beta1, …``
+    ((hidden,), ones and zeros), and ``gradient`` returns all of them, as the book's.
+    ``predict(x, train_flg=False)`` and ``loss(x, t, train_flg=False)`` run inference by
+    default (no dropout; batch normalisation by its running statistics); ``gradient``
+    differentiates a training forward (``train_flg=True``), as the book's, and so does
+    ``numerical_gradient``, which draws, at every loss it evaluates, the dropout masks of
+    the last training forward (that of the last ``gradient``; the book's draws new ones
+    each time, so its check fails with dropout on) and leaves the running statistics as
+    it found them (the book's moves them at every evaluation).
+
+    Where it differs from MultiLayerNet: float64 by default, as the book computes (its
+    gradient check of this network, ch06/batch_norm_gradient_check.py, needs it; float32
+    trains faster). ``seed`` draws the weights and, from a stream of its own, the dropout
+    masks; without it both are random. The running statistics are not parameters:
+    ``load_params`` and checkpoints carry ``params`` only.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size_list: list[int] | tuple[int, ...],
+        output_size: int,
+        activation: str = "relu",
+        weight_init_std: float | str = "relu",
+        weight_decay_lambda: float = 0,
+        use_dropout: bool = False,
+        dropout_ration: float = 0.5,
+        use_batchnorm: bool = False,
+        *,
+        dtype: Any = np.float64,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size_list,
+            output_size,
+            activation,
+            weight_init_std,
+            weight_decay_lambda,
+            dtype=dtype,
+            seed=seed,
+        )
+        self.use_dropout, self.use_batchnorm = bool(use_dropout), bool(use_batchnorm)
+        self.dropout_ration = dropout_ration
+        masks = np.random.default_rng(None if seed is None else [seed, 1])  # for every Dropout
+        plain, self.layers = self.layers, {}
+        for i, width in enumerate(self.hidden_size_list, start=1):
+            self.layers[f"Affine{i}"] = plain[f"Affine{i}"]
+            if self.use_batchnorm:
+                gamma, beta = np.ones(width, self.dtype), np.zeros(width, self.dtype)
+                self.params[f"gamma{i}"], self.params[f"beta{i}"] = gamma, beta
+                self.layers[f"BatchNorm{i}"] = BatchNormalization(gamma, beta, name=f"BatchNorm{i}")
+            activation_name = f"{ACTIVATIONS[activation].__name__}{i}"
+            self.layers[activation_name] = plain[activation_name]
+            if self.use_dropout:
+                self.layers[f"Dropout{i}"] = Dropout(dropout_ration, seed=masks, name=f"Dropout{i}")
+        last = len(self.sizes) - 1
+        self.layers[f"Affine{last}"] = plain[f"Affine{last}"]
+        self._masks_drawn_from: list[dict[str, Any]] = []  # the last training forward's
+
+    def _mask_generators(self) -> list[np.random.Generator]:
+        """The generators the Dropout layers draw from (one, unless layers were replaced)."""
+        layers = self.layers.values()
+        return list({id(x.rng): x.rng for x in layers if isinstance(x, Dropout)}.values())
+
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
+        """Scores (N, output_size); ``train_flg=True`` runs dropout and batch statistics."""
+        check_flag(type(self).__name__, "train_flg", train_flg)
+        if train_flg:
+            self._masks_drawn_from = [g.bit_generator.state for g in self._mask_generators()]
+        x = self._as_input(x)
+        for layer in self.layers.values():
+            if isinstance(layer, (BatchNormalization, Dropout)):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
+        """Mean cross-entropy over the batch, plus the weight-decay penalty."""
+        return self.last_layer.forward(self.predict(x, train_flg), t) + self.weight_decay_loss()
+
+    def loss_and_gradient_by_layers(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """As MultiLayerNet's, from a training forward, with ``gamma`` and ``beta``'s too."""
+        loss = self.loss(x, t, train_flg=True)
+        grad = self.last_layer.backward(dout)
+        for layer in reversed(self.layers.values()):
+            grad = layer.backward(grad)
+        grads = {}
+        for i in range(1, len(self.sizes)):
+            affine = self.layers[f"Affine{i}"]
+            grads[f"W{i}"] = affine.dW + (dout * self.weight_decay_lambda) * affine.W
+            grads[f"b{i}"] = affine.db
+        for i in range(1, len(self.sizes) - 1):
+            if self.use_batchnorm:
+                norm = self.layers[f"BatchNorm{i}"]
+                grads[f"gamma{i}"], grads[f"beta{i}"] = norm.dgamma, norm.dbeta
+        return loss, grads
+
+    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients of ``loss(x, t, train_flg=True)`` by central differences (slow; for
+        checking): the same dropout masks at every evaluation, those of the last training
+        forward; the running statistics are left as they were."""
+        generators = self._mask_generators()
+        states = self._masks_drawn_from or [g.bit_generator.state for g in generators]
+        norms = [layer for layer in self.layers.values() if isinstance(layer, BatchNormalization)]
+        running = [(norm.running_mean, norm.running_var) for norm in norms]
+
+        def training_loss() -> Any:
+            for generator, state in zip(generators, states):
+                generator.bit_generator.state = state  # the same masks every time
+            return self.loss(x, t, train_flg=True)
+
+        grads = {key: numerical_gradient(training_loss, p, h) for key, p in self.params.items()}
+        for norm, (mean, var) in zip(norms, running):
+            norm.running_mean, norm.running_var = mean, var
+        return grads
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "use_dropout": self.use_dropout,
+            "dropout_ration": self.dropout_ration,
+            "use_batchnorm": self.use_batchnorm,
+        }
+
+
+_BOOK_CONV_PARAM = MappingProxyType({"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1})
+
+
+class SimpleConvNet:
+    """The book's convolutional network (chapter 7): ``Conv1 → Relu1 → Pool1 → Affine1 →
+    Relu2 → Affine2 → SoftmaxWithLoss``, the pooling 2×2 with stride 2.
+
+    Args:
+        input_dim: one image's (C, H, W): (1, 28, 28) for ``load_mnist(flatten=False)``.
+        conv_param: ``filter_num``, ``filter_size`` (square filters), ``pad`` and
+            ``stride``; a key left out takes the book's value (30, 5, 0, 1).
+        hidden_size: the width of the hidden Affine layer.
+        output_size: the number of classes.
+        weight_init_std: the initial weights' standard deviation (the book's 0.01), or a
+            name as MultiLayerNet takes (``"he"``: each layer by its fan-in, C·FH·FW for
+            the filters).
+        dtype: float64 by default, as the book computes (its gradient check,
+            ch07/gradient_check.py, needs it); float32 trains faster.
+        seed: seed for the initial weights; the same seed gives the same network.
+
+    ``params`` are ``W1`` (filter_num, C, FH, FW), ``b1``, ``W2`` (filter_num·h·w after
+    pooling, hidden_size), ``b2``, ``W3`` (hidden_size, output_size), ``b3``. Images are
+    (N, C, H, W); labels (N,) integers, (N, 1) or one-hot rows.
+
+    Differs from the book's: the size after pooling is computed for height and width
+    apart, rounding down (the book's assumes square images and an even convolution
+    output, and builds a W2 that does not fit otherwise); ``accuracy`` counts every sample
+    (the book's leaves out the last ``len(x) % batch_size``); and ``save_params`` and
+    ``load_params`` write and read chainrule's checkpoint format, an ``.npz`` of plain
+    arrays read without pickle, at the path given: the book's default name ``params.pkl``
+    is kept, but the file is no pickle (and a pickle is refused). ``load_params`` copies
+    into the network's own arrays, so its layers and an optimiser keep them.
+    """
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (1, 28, 28),
+        conv_param: Mapping[str, int] = _BOOK_CONV_PARAM,
+        hidden_size: int = 100,
+        output_size: int = 10,
+        weight_init_std: float | str = 0.01,
+        *,
+        dtype: Any = np.float64,
+        seed: int | None = None,
+    ) -> None:
+        unknown = sorted(set(conv_param) - set(_BOOK_CONV_PARAM))
+        if unknown:
+            raise ValueError(
+                f"conv_param: unknown {unknown}; it takes {', '.join(_BOOK_CONV_PARAM)}"
+            )
+        conv_param = {**_BOOK_CONV_PARAM, **conv_param}
+        if len(input_dim) != 3:
+            raise ValueError(f"input_dim must be one image's (C, H, W), got {input_dim!r}")
+        channels, height, width = (_positive_int("input_dim", d) for d in input_dim)
+        filters = _positive_int("filter_num", conv_param["filter_num"])
+        size = _positive_int("filter_size", conv_param["filter_size"])
+        hidden_size = _positive_int("hidden_size", hidden_size)
+        output_size = _positive_int("output_size", output_size)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+
+        rng = np.random.default_rng(seed)
+        shape = (filters, channels, size, size)
+        W1 = rng.standard_normal(shape, dtype=self.dtype.type)
+        W1 *= init_std(weight_init_std, channels * size * size)
+        b1 = np.zeros(filters, self.dtype)
+        conv = Convolution(W1, b1, conv_param["stride"], conv_param["pad"], name="Conv1")
+        conv_h = conv_output_size(height, size, conv.stride, conv.pad)
+        conv_w = conv_output_size(width, size, conv.stride, conv.pad)
+        if min(conv_h, conv_w) < 2:
+            raise ShapeError(
+                f"SimpleConvNet: {size}×{size} filters (pad {conv.pad}, stride {conv.stride}) "
+                f"on {height}×{width} images leave {conv_h}×{conv_w}, too small for its 2×2 "
+                "pooling"
+            )
+        pooled = filters * (conv_h // 2) * (conv_w // 2)
+        self.params = {
+            "W1": W1,
+            "b1": b1,
+            "W2": normal_weight(rng, pooled, hidden_size, weight_init_std, self.dtype),
+            "b2": np.zeros(hidden_size, self.dtype),
+            "W3": normal_weight(rng, hidden_size, output_size, weight_init_std, self.dtype),
+            "b3": np.zeros(output_size, self.dtype),
+        }
+        self.layers = {
+            "Conv1": conv,
+            "Relu1": Relu(),
+            "Pool1": Pooling(2, 2, stride=2, name="Pool1"),
+            "Affine1": Affine(self.params["W2"], self.params["b2"], name="Affine1"),
+            "Relu2": Relu(),
+            "Affine2": Affine(self.params["W3"], self.params["b3"], name="Affine2"),
+        }
+        self.last_layer = SoftmaxWithLoss()
+        self.input_dim, self.conv_param = (channels, height, width), conv_param
+        self.hidden_size, self.output_size = hidden_size, output_size
+        # Values per sample of the largest array a forward makes: im2col's, or the
+        # convolution's output (bounds evaluation's chunks)
+        self.widest_layer = max(channels * size * size, filters) * conv_h * conv_w
+
+    def _as_input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Scores (logits) before softmax, (N, output_size), of images (N, C, H, W)."""
+        x = self._as_input(x)
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x: Any, t: Any) -> Any:
+        """Mean cross-entropy over the batch."""
+        return self.last_layer.forward(self.predict(x), t)
+
+    def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
+        """Fraction of images whose highest score is the label, ``batch_size`` at a time."""
+        t = np.asarray(t)
+        if len(x) != len(t) or len(x) == 0:
+            raise ShapeError(f"accuracy: {len(x)} images and {len(t)} labels")
+        correct = 0
+        for start in range(0, len(x), _positive_int("batch_size", batch_size)):
+            scores = self.predict(x[start : start + batch_size])
+            labels = class_indices(t[start : start + batch_size], scores.shape[1])
+            correct += int(np.count_nonzero(scores.argmax(axis=1) == labels))
+        return correct / len(x)
+
+    def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
+        layers, as the book's ``gradient``; the arrays are new on every call."""
+        loss = self.loss(x, t)
+        grad = self.last_layer.backward(dout)
+        for layer in reversed(self.layers.values()):
+            grad = layer.backward(grad)
+        conv, hidden, last = self.layers["Conv1"], self.layers["Affine1"], self.layers["Affine2"]
+        grads = {"W1": conv.dW, "b1": conv.db, "W2": hidden.dW, "b2": hidden.db}
+        return loss, {**grads, "W3": last.dW, "b3": last.db}
+
+    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` by backpropagation, with the keys of ``params``."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` by central differences (slow; for checking)."""
+        return {
+            key: numerical_gradient(lambda: self.loss(x, t), param, h)
+            for key, param in self.params.items()
+        }
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
+        return {
+            "network": type(self).__name__,
+            "input_dim": list(self.input_dim),
+            "conv_param": dict(self.conv_param),
+            "hidden_size": self.hidden_size,
+            "output_size": self.output_size,
+            "dtype": self.dtype.name,
+        }
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
+        """Write ``params`` to ``file_name`` as a chainrule checkpoint (an ``.npz``, not a
+        pickle, whatever the name), atomically; return the path."""
+        return save_checkpoint(file_name, self.params, meta=self.config())
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Read the parameters :meth:`save_params` wrote into this network's arrays.
+
+        Raises CheckpointError for a file that is no checkpoint (a pickle included) or
+        whose parameters do not fit this network (each mismatch listed); nothing changes.
+        """
+        saved = load_checkpoint(file_name).params
+        saved = {
+            k: v.astype(self.params[k].dtype) if k in self.params else v for k, v in saved.items()
+        }
+        check_params_match(self.params, saved, file_name)
+        for key, param in self.params.items():
+            param[...] = saved[key]
+
+    def __repr__(self) -> str:
+        c = self.conv_param
+        return (
+            f"SimpleConvNet({'×'.join(map(str, self.input_dim))}, {c['filter_num']} filters "
+            f"{c['filter_size']}×{c['filter_size']}, {self.hidden_size}, {self.output_size}, "
+            f"{self.dtype.name})"
         )

@@ -8,7 +8,9 @@ Every optimiser follows the interface of the book's ``common/optimizer.py``::
 ``params`` and ``grads`` map a parameter name (``"W1"``, ``"b1"`` ...) to an
 array; ``grads[key]`` must have the shape of ``params[key]``.  The arrays in
 ``params`` are the very arrays the network's layers hold, so ``update`` changes
-them *in place* and never rebinds a dictionary entry.
+them *in place* and never rebinds a dictionary entry holding an array.  A plain
+number (``{'x': -7.0, 'y': 2.0}``, the book's chapter 6 toy problem) cannot change
+in place: its entry is rebound to the updated number, as the book's optimisers do.
 
 Speed: ``update`` runs once per training step, so it allocates nothing per step.
 Each optimiser keeps, per parameter, its state buffers (velocity, squared-gradient
@@ -77,6 +79,18 @@ def _unit_interval(name: str, value: Any) -> float:
     return out
 
 
+def _is_real_number(value: Any) -> bool:
+    """A Python or NumPy int or float (not a bool, which is a mistake, not 1.0)."""
+    return isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_parameter(value: Any) -> np.ndarray:
+    """A parameter as an array: an array as it is, a number as a new 0-d float array."""
+    if isinstance(value, np.ndarray) or not _is_real_number(value):
+        return value  # _validate says what is wrong with anything else
+    return np.array(value, dtype=value.dtype if isinstance(value, np.floating) else np.float64)
+
+
 # --------------------------------------------------------------------------- base class
 
 
@@ -114,22 +128,35 @@ class Optimizer:
         """The hyperparameters as ``{name: value}`` (JSON-ready, e.g. for checkpoint meta)."""
         return {h: float(getattr(self, h)) for h in self._hyper}
 
-    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Apply one step to every array in ``params``, in place.
+    def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+        """Apply one step to every parameter in ``params``.
 
         Args:
-            params: name -> float array; each array is modified in place.
-            grads: name -> array of the same shape as ``params[name]``
-                (same keys as ``params``).
+            params: name -> float array, modified in place; or name -> a real number
+                (a Python or NumPy float or int), whose entry is rebound to the updated
+                number (a Python float for a Python number, else the NumPy scalar type).
+                0-d arrays are arrays: updated in place.
+            grads: name -> array of the same shape as ``params[name]``, or a real
+                number for a number or 0-d array (same keys as ``params``).
 
         Raises:
             ShapeError: the key sets differ, or a gradient's (or a loaded state
                 buffer's) shape differs from its parameter's.  Nothing is modified.
-            TypeError: a parameter is not a writeable floating-point ndarray.
+            TypeError: a parameter is neither a writeable floating-point ndarray nor
+                a real number.
         """
-        self._validate(params, grads)
+        if all(isinstance(p, np.ndarray) for p in params.values()):
+            arrays = params
+        else:  # numbers as 0-d arrays, to be updated like the rest
+            arrays = {key: _as_parameter(p) for key, p in params.items()}
+        self._validate(arrays, grads)
         self.t += 1
-        self._apply(params, grads)
+        self._apply(arrays, grads)
+        if arrays is not params:  # a number cannot change in place: its entry is rebound
+            for key, p in params.items():
+                if not isinstance(p, np.ndarray):
+                    new = arrays[key]
+                    params[key] = new[()] if isinstance(p, np.generic) else new.item()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to resume, as flat plain numeric arrays (copies).
@@ -258,15 +285,20 @@ class Optimizer:
         for key, p in params.items():
             if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
                 what = f"ndarray of {p.dtype}" if isinstance(p, np.ndarray) else type(p).__name__
-                raise TypeError(f"params[{key!r}] must be a floating-point numpy array, got {what}")
+                raise TypeError(
+                    f"params[{key!r}] must be a floating-point numpy array or a number, got {what}"
+                )
             if not p.flags.writeable:
                 raise TypeError(f"params[{key!r}] is read-only; the update is done in place")
             g = grads[key]
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"grads[{key!r}] must be a numpy array, got {type(g).__name__}")
-            if g.shape != p.shape:
+            if not isinstance(g, np.ndarray) and not _is_real_number(g):
+                raise TypeError(
+                    f"grads[{key!r}] must be a numpy array or a number, got {type(g).__name__}"
+                )
+            if np.shape(g) != p.shape:
                 raise ShapeError(
-                    f"grads[{key!r}] has shape {g.shape} but params[{key!r}] has shape {p.shape}"
+                    f"grads[{key!r}] has shape {np.shape(g)} but params[{key!r}] has shape "
+                    f"{p.shape}"
                 )
             for buf in self._buffers:
                 store = getattr(self, buf)

@@ -137,12 +137,12 @@ def test_softmax_with_loss(x_shape, t_shape, t_like_x, x_dtype, t_dtype):
 
 def valid_logits_and_labels(x_shape, t, t_dtype):
     """Logits (N, C) or (C,), non-empty; labels one-hot rows of their shape (numbers, not
-    bool or complex) or class indices (N,) (a 0-d one for 1-d logits) in 0..C-1."""
+    bool or complex) or class indices (N,) or (N, 1) (a 0-d one for 1-d logits) in 0..C-1."""
     if len(x_shape) not in (1, 2) or math.prod(x_shape) == 0:
         return False
     n, c = (1, x_shape[0]) if len(x_shape) == 1 else x_shape
     if t.shape == x_shape:
         return t_dtype in {"float32", "float64", "int64", "uint8"}
-    if t.shape == (n,) or (len(x_shape) == 1 and t.shape == ()):
+    if t.shape in ((n,), (n, 1)) or (len(x_shape) == 1 and t.shape == ()):
         return t_dtype in {"int64", "uint8"} and all(0 <= label < c for label in t.flat)
     return False

@@ -95,9 +95,7 @@ def test_cross_entropy_error_takes_probabilities_as_the_books_does():
     x, labels = np.array([[0.0, 1.0], [2.0, -1.0]]), np.array([1, 0])
     expected = reference_loss(x, labels)
     assert cross_entropy_error(softmax(x), labels) == pytest.approx(expected, rel=1e-12)
-    assert cross_entropy_error(softmax(x), np.eye(2)[labels]) == pytest.approx(
-        expected, rel=1e-12
-    )
+    assert cross_entropy_error(softmax(x), np.eye(2)[labels]) == pytest.approx(expected, rel=1e-12)
     # The book's example (chapter 4): y = 0.6 for the right class gives -log 0.6.
     y = np.array([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
     assert cross_entropy_error(y, np.int64(2)) == pytest.approx(-np.log(0.6), rel=1e-12)
@@ -135,3 +133,21 @@ def test_backward_does_not_change_saved_softmax():
     y = layer.y.copy()
     layer.backward()
     np.testing.assert_array_equal(layer.y, y)
+
+
+def test_a_column_of_class_indices_is_taken_as_the_indices():
+    # The book's chapter 7 gradient check labels its one sample T = np.array([1]).reshape((1, 1)).
+    from chainrule.losses import class_indices
+
+    rng = np.random.default_rng(11)
+    x, labels = rng.standard_normal((4, 3)), np.array([2, 0, 1, 2])
+    flat, column = SoftmaxWithLoss(), SoftmaxWithLoss()
+    assert column.forward(x, labels.reshape(4, 1)) == flat.forward(x, labels)
+    np.testing.assert_array_equal(column.backward(), flat.backward())
+    with pytest.raises(LabelError, match="label 3 at index 1"):
+        SoftmaxWithLoss().forward(x, np.array([[0], [3], [1], [1]]))
+    # (N, 1) with one class is one-hot
+    assert SoftmaxWithLoss().forward(np.zeros((2, 1)), np.ones((2, 1))) == 0.0
+    np.testing.assert_array_equal(class_indices(labels.reshape(4, 1), 3), labels)
+    np.testing.assert_array_equal(class_indices(np.eye(3)[labels], 3), labels)
+    np.testing.assert_array_equal(class_indices(labels, 3), labels)

@@ -160,3 +160,19 @@ def test_bad_constructor_arguments(kwargs):
     args = dict(input_size=3, hidden_size_list=[2], output_size=2) | kwargs
     with pytest.raises(ValueError):
         MultiLayerNet(**args)
+
+
+def test_labels_as_a_column_give_the_same_loss_gradient_and_accuracy():
+    from chainrule.train import evaluate
+
+    rng = np.random.default_rng(12)
+    net = MultiLayerNet(6, [5], 3, dtype=np.float64, seed=0)
+    x, t = batch(rng, d=6)
+    loss, grads = net.loss_and_gradient(x, t)
+    grads = {k: g.copy() for k, g in grads.items()}
+    column_loss, column_grads = net.loss_and_gradient(x, t.reshape(-1, 1))  # by the layers
+    assert column_loss == pytest.approx(loss, rel=1e-12)
+    for key, g in grads.items():
+        np.testing.assert_allclose(column_grads[key], g, rtol=1e-10, atol=1e-14)
+    assert net.accuracy(x, t.reshape(-1, 1)) == net.accuracy(x, t)
+    assert evaluate(net, x, t.reshape(-1, 1)) == pytest.approx(evaluate(net, x, t))

@@ -642,3 +642,79 @@ def test_make_optimizer_errors():
         make_optimizer("momentum", momentum=2.0)
     with pytest.raises(TypeError, match="str"):
         make_optimizer(None)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- numbers as params
+# The book's chapter 6 toy problem keeps plain floats in its params dict.
+
+ALL_OPTIMIZERS = [
+    lambda: SGD(lr=0.95),
+    lambda: Momentum(lr=0.1),
+    lambda: Nesterov(lr=0.1),
+    lambda: AdaGrad(lr=1.5),
+    lambda: RMSprop(lr=0.1),
+    lambda: Adam(lr=0.3),
+]
+
+
+def toy_gradient(x, y):
+    """∇(x²/20 + y²), as Python floats when x and y are."""
+    return x / 10.0, 2.0 * y
+
+
+@pytest.mark.parametrize("make", ALL_OPTIMIZERS)
+def test_python_floats_are_updated_as_one_element_arrays_are(make):
+    params = {"x": -7.0, "y": 2.0}
+    arrays = {"x": np.array([-7.0]), "y": np.array([2.0])}
+    on_floats, on_arrays = make(), make()
+    for _ in range(30):
+        grads = dict(zip("xy", toy_gradient(params["x"], params["y"])))
+        on_floats.update(params, grads)
+        on_arrays.update(arrays, dict(zip("xy", toy_gradient(arrays["x"], arrays["y"]))))
+        assert type(params["x"]) is float and type(params["y"]) is float  # rebound, not boxed
+    assert params == {"x": arrays["x"][0], "y": arrays["y"][0]}  # the same numbers, bit for bit
+
+
+def test_zero_d_arrays_are_updated_in_place_and_numpy_scalars_keep_their_type():
+    x = np.array(-7.0)
+    params = {"x": x, "y": np.float32(2.0), "z": 3, "W": np.ones(2)}
+    W = params["W"]
+    Momentum(lr=0.5).update(params, {"x": 1.0, "y": np.float32(1.0), "z": 1, "W": np.ones(2)})
+    assert params["x"] is x and x == -7.5
+    assert type(params["y"]) is np.float32 and params["y"] == 1.5
+    assert type(params["z"]) is float and params["z"] == 2.5  # an int parameter becomes a float
+    assert params["W"] is W and W.tolist() == [0.5, 0.5]
+
+
+def test_numbers_keep_optimizer_state_and_resume():
+    def run(opt, params, steps):
+        for _ in range(steps):
+            opt.update(params, dict(zip("xy", toy_gradient(params["x"], params["y"]))))
+
+    straight, params = Adam(lr=0.3), {"x": -7.0, "y": 2.0}
+    run(straight, params, 20)
+    first, resumed = Adam(lr=0.3), {"x": -7.0, "y": 2.0}
+    run(first, resumed, 8)
+    state = first.state_dict()
+    assert state["m/x"].shape == () and state["v/y"].dtype == np.float64
+    second = Adam()
+    second.load_state_dict(state)
+    run(second, resumed, 12)
+    assert resumed == params
+
+
+def test_numbers_that_are_not_real_are_refused_and_nothing_changes():
+    params = {"x": -7.0, "y": "2.0"}
+    with pytest.raises(TypeError, match=r"params\['y'\] must be a floating-point numpy array or "
+                       "a number, got str"):  # fmt: skip
+        SGD().update(params, {"x": 1.0, "y": 1.0})
+    assert params == {"x": -7.0, "y": "2.0"}
+    with pytest.raises(TypeError, match=r"params\['x'\] .* got bool"):
+        SGD().update({"x": True}, {"x": 1.0})
+    with pytest.raises(TypeError, match=r"grads\['x'\] must be a numpy array or a number, got str"):
+        SGD().update({"x": 1.0}, {"x": "1"})
+    with pytest.raises(ShapeError, match=r"grads\['W'\] has shape \(\) but params\['W'\] has "
+                       r"shape \(2,\)"):  # fmt: skip
+        SGD().update({"W": np.zeros(2)}, {"W": 1.0})
+    with pytest.raises(ShapeError, match=r"grads\['x'\] has shape \(2,\)"):
+        SGD().update({"x": 1.0}, {"x": np.ones(2)})

@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from chainrule import MultiLayerNet
-from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from chainrule.layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Convolution,
+    MulLayer,
+    Pooling,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -132,3 +142,95 @@ def test_whole_multilayer_net_gradient(activation):
     close(loss, tloss)
     for key, tensor in tparams.items():
         close(grads[key], tensor.grad)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "pad"),
+    [
+        ((2, 3, 8, 7), (4, 3, 3, 3), 1, 0),
+        ((2, 3, 8, 7), (4, 3, 3, 2), 2, 1),
+        ((1, 2, 9, 9), (5, 2, 4, 4), 3, 2),
+        ((3, 1, 28, 28), (6, 1, 5, 5), 1, 0),
+    ],
+)
+def test_convolution_is_conv2d(x_shape, w_shape, stride, pad):
+    rng = np.random.default_rng(5)
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    layer = Convolution(W, b, stride=stride, pad=pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    tx, tW, tb = leaf(x), leaf(W), leaf(b)
+    tout = F.conv2d(tx, tW, tb, stride=stride, padding=pad)
+    tout.backward(torch.tensor(dout))
+    close(out, tout)
+    close(dx, tx.grad)
+    close(layer.dW, tW.grad)
+    close(layer.db, tb.grad)
+
+
+@pytest.mark.parametrize(
+    ("pool", "stride", "pad"), [((2, 2), 2, 0), ((3, 3), 2, 1), ((2, 3), 1, 1), ((3, 2), 3, 0)]
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_pooling_is_max_pool2d(pool, stride, pad, ties):
+    # With ties (small integers) both send a window's gradient to its first maximum.
+    rng = np.random.default_rng(6)
+    shape = (2, 3, 7, 8)
+    x = rng.integers(-2, 2, shape).astype(float) if ties else rng.standard_normal(shape)
+    layer = Pooling(*pool, stride=stride, pad=pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    tx = leaf(x)
+    tout = F.max_pool2d(tx, pool, stride=stride, padding=pad)
+    tout.backward(torch.tensor(dout))
+    close(out, tout)
+    close(dx, tx.grad)
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (4, 2, 3, 3)])
+def test_batch_normalization_in_training_mode_is_batch_norm(shape):
+    # On images the book's layer takes each of the C·H·W values as a feature: torch's
+    # batch_norm of the (N, C·H·W) rows.
+    rng = np.random.default_rng(7)
+    n, features = shape[0], int(np.prod(shape[1:]))
+    x = rng.standard_normal(shape) * 2 + 1
+    gamma, beta = rng.standard_normal(features), rng.standard_normal(features)
+    start_mean, start_var = rng.standard_normal(features), rng.random(features) + 0.5
+    eps = 1e-5
+    layer = BatchNormalization(
+        gamma, beta, momentum=0.9, running_mean=start_mean, running_var=start_var, eps=eps
+    )
+    out = layer.forward(x)
+    dout = rng.standard_normal(shape)
+    dx = layer.backward(dout)
+    tx, tgamma, tbeta = leaf(x), leaf(gamma), leaf(beta)
+    running_mean, running_var = torch.tensor(start_mean), torch.tensor(start_var)
+    tout = F.batch_norm(
+        tx.reshape(n, features), running_mean, running_var, tgamma, tbeta,
+        training=True, momentum=0.1, eps=eps,
+    ).reshape(shape)  # fmt: skip
+    tout.backward(torch.tensor(dout))
+    close(out, tout)
+    close(dx, tx.grad)
+    close(layer.dgamma, tgamma.grad)
+    close(layer.dbeta, tbeta.grad)
+    close(layer.running_mean, running_mean)
+    # torch moves towards the unbiased variance, the book's layer towards the biased one
+    biased = 0.9 * start_var + (running_var.numpy() - 0.9 * start_var) * (n - 1) / n
+    np.testing.assert_allclose(layer.running_var, biased, rtol=RTOL)
+
+
+def test_batch_normalization_inference_uses_the_running_statistics():
+    rng = np.random.default_rng(8)
+    x, gamma, beta = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    mean, var = rng.standard_normal(4), rng.random(4) + 0.5
+    layer = BatchNormalization(gamma, beta, running_mean=mean, running_var=var)
+    out = layer.forward(x, train_flg=False)
+    tout = F.batch_norm(
+        torch.tensor(x), torch.tensor(mean), torch.tensor(var), torch.tensor(gamma),
+        torch.tensor(beta), training=False, eps=1e-6,
+    )  # fmt: skip
+    close(out, tout)

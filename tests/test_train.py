@@ -243,6 +243,45 @@ def test_trainer_passes_callbacks_and_book_sampling():
     assert len(records) == 2
 
 
+def test_verbose_trainer_prints_as_the_books_does(capsys):
+    x, t = blobs(n=200)
+    xt, tt = blobs(n=400, seed=1)
+    seen = []
+    trainer = Trainer(
+        MultiLayerNet(8, [10], 3, seed=0), x, t, xt, tt, epochs=3, mini_batch_size=50,
+        optimizer="adam", optimizer_param={"lr": 0.01}, evaluate_sample_num_per_epoch=100,
+        on_evaluate=seen.append,
+    )  # fmt: skip
+    trainer.train()
+    out = capsys.readouterr().out.splitlines()
+    # A line per epoch with the accuracies of the first 100 training and test samples
+    # (the book's evaluate_sample_num_per_epoch), then the accuracy on all 400 test samples.
+    assert len(out) == 5
+    for epoch, (line, train_acc, test_acc) in enumerate(
+        zip(out, trainer.train_acc_list, trainer.test_acc_list), start=1
+    ):
+        assert line == f"=== epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc} ==="
+        assert train_acc * 100 == round(train_acc * 100) and test_acc * 100 == round(test_acc * 100)
+    assert out[3] == "=============== Final Test Accuracy ==============="
+    final = float(re.fullmatch(r"test acc:(\S+)", out[4]).group(1))
+    assert final == evaluate(trainer.network, xt, tt)[1]
+    assert len(seen) == 3  # the caller's callbacks still run
+
+
+def test_quiet_trainer_and_fit_print_nothing(capsys):
+    x, t = blobs(n=100)
+    Trainer(TwoLayerNet(8, 4, 3), x, t, x, t, epochs=2, verbose=False).train()
+    fit(TwoLayerNet(8, 4, 3), SGD(), x, t, x, t, epochs=2)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("name", ["sgd", "SGD", "Adam", "ADAM", "adagrad", "RMSprop", "Nesterov"])
+def test_trainer_takes_optimizer_names_in_any_case(name):
+    x, t = blobs(n=60)
+    trainer = Trainer(TwoLayerNet(8, 4, 3), x, t, x, t, epochs=1, optimizer=name, verbose=False)
+    assert trainer.optimizer.name == name.lower()
+
+
 def test_nan_or_inf_in_the_data_is_found_before_training():
     from chainrule.errors import DataError
 
