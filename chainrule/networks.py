@@ -194,6 +194,11 @@ class MultiLayerNet:
         """
         return self.fast_step.loss_and_gradient(x, t, dout=dout)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The fast step (buffers, a thread tuner holding library handles) is remade on
+        # first use: a copy of the network (copy.deepcopy) starts without it.
+        return {**self.__dict__, "_fast_step": None}
+
     @property
     def fast_step(self) -> FastStep:
         """The training step's :class:`~chainrule.fast.FastStep`, made on first use."""

@@ -6,6 +6,8 @@ own arithmetic in reused buffers. Agreement of the two, over every kind of netwo
 batch they handle, is the check on both; each sabotage test breaks one and sees it caught.
 """
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -249,3 +251,14 @@ def test_labels_out_of_range_are_caught_for_every_integer_dtype(dtype):
     good = np.array([0, 3, 2]).astype(dtype)
     assert SoftmaxWithLoss().forward(x, good) == pytest.approx(np.log(4))
     assert_fast_equals_layers(net, np.ones((3, 4)), good)
+
+
+def test_a_network_that_has_trained_can_be_deep_copied():
+    net = TwoLayerNet(4, 3, 2, dtype=np.float64, seed=10)
+    x, t = np.ones((2, 4)), np.array([0, 1])
+    net.gradient(x, t)
+    clone = copy.deepcopy(net)
+    assert clone.fast_step is not net.fast_step
+    assert_fast_equals_layers(clone, x, t)
+    clone.params["W1"] += 1.0  # the copy's own arrays
+    assert not np.array_equal(clone.params["W1"], net.params["W1"])
