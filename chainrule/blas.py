@@ -9,7 +9,8 @@ large network, and slower for a small one. No fixed number is right, so
 most the library allows, and keeps whichever was faster, preferring one thread unless
 more are clearly better (fewer threads also leave the neighbours' cores alone).
 
-The thread count is set around each step and restored after it, through threadpoolctl
+The thread count is set around each step and restored after it (or once around a
+training loop), through threadpoolctl
 (a small, well-kept library for exactly this); without threadpoolctl, or with a BLAS it
 does not know, the step runs with the library's own setting.
 """
@@ -52,9 +53,11 @@ def blas_controllers() -> list[Any]:
 class ThreadTuner:
     """Chooses the BLAS thread count of a step that runs again and again.
 
-    Use ``with tuner.threads():`` around each step, then ``tuner.record(seconds)`` with
-    its time. ``fixed`` pins the count instead (1, 2, ...); the default tunes between 1
-    and the number of threads the BLAS library was set to when the tuner was made.
+    Call :meth:`start_step` before each step and :meth:`end_step` with its time after it
+    (also when it raised). Around a loop of steps, ``with tuner.hold():`` keeps the count
+    set from step to step instead of restoring the library's own after each. ``fixed``
+    pins the count (1, 2, ...); the default tunes between 1 and the number of threads the
+    BLAS library was set to when the tuner was made.
     """
 
     def __init__(self, fixed: int | None = None) -> None:
@@ -65,61 +68,84 @@ class ThreadTuner:
         self.fixed = fixed
         self.candidates = (fixed,) if fixed else tuple(sorted({1, most}))
         self.current = self.candidates[0]
-        self._times: deque[float] = deque(maxlen=_SAMPLES)
-        self._trial: list[float] | None = None  # step times of the count on trial
+        self.on_trial: int | None = None  # the count being tried instead, if any
+        self._times: deque[float] = deque(maxlen=_SAMPLES)  # recent steps on ``current``
+        self._trial_times: list[float] = []
         self._interval = _FIRST_PROBE_S
         self._next_trial = time.perf_counter() + self._interval
+        self._held = False
+        self._applied: int | None = None  # the count set while held
+        self._saved: list[int] = []  # the libraries' counts before a step, to restore
 
-    @property
-    def on_trial(self) -> int | None:
-        """The thread count being tried, or None."""
-        if self._trial is None:
-            return None
-        return next(n for n in self.candidates if n != self.current)
+    # -- setting the count ---------------------------------------------------------------
 
     @contextmanager
-    def threads(self) -> Iterator[int]:
-        """Run the block with the chosen (or tried) thread count; restore the old after."""
-        count = self.on_trial or self.current
+    def hold(self) -> Iterator[None]:
+        """Keep the chosen count set across the steps of the block; restore after it."""
         saved = [lib.num_threads for lib in self.libraries]
-        for lib, old in zip(self.libraries, saved):
-            if old != count:
-                lib.set_num_threads(count)
+        self._held, self._applied = True, None
         try:
-            yield count
+            yield
         finally:
-            for lib, old in zip(self.libraries, saved):
-                if old != count:
-                    lib.set_num_threads(old)
+            self._held = False
+            self._set(saved)
+
+    def start_step(self) -> int:
+        """Set the thread count for the step about to run, and return it."""
+        count = self.on_trial or self.current
+        if self._held:
+            if count != self._applied:
+                self._set([count] * len(self.libraries))
+                self._applied = count
+        else:
+            self._saved = [lib.num_threads for lib in self.libraries]
+            self._set([count] * len(self.libraries))
+        return count
+
+    def end_step(self, seconds: float) -> None:
+        """Restore the libraries' counts (unless held), and take the step's time."""
+        if not self._held:
+            self._set(self._saved)
+        self.record(seconds)
+
+    def _set(self, counts: list[int]) -> None:
+        for lib, count in zip(self.libraries, counts):
+            if lib.num_threads != count:
+                lib.set_num_threads(count)
+
+    # -- choosing it -----------------------------------------------------------------------
 
     def record(self, seconds: float) -> None:
         """Take the time of the step just run, and decide what the next one uses."""
         if len(self.candidates) == 1:
             return
-        if self._trial is None:
+        if self.on_trial is None:
             slowed = (
-                self.current > 1
-                and len(self._times) >= 3
-                and seconds > _HOPELESS * statistics.median(self._times)
+                self.current > 1 and len(self._times) >= 3 and seconds > _HOPELESS * self._usual()
             )
             if slowed:  # a neighbour started working, most likely: try fewer threads now
                 self._times.clear()
             self._times.append(seconds)
             if slowed or (len(self._times) >= 3 and time.perf_counter() >= self._next_trial):
-                self._trial = []
+                self.on_trial = next(n for n in self.candidates if n != self.current)
+                self._trial_times = []
             return
-        self._trial.append(seconds)
-        usual = statistics.median(self._times)
+        self._trial_times.append(seconds)
+        usual = self._usual()
         # The warm-up step may wait for a sleeping thread to wake: only the next one tells.
-        if len(self._trial) == 2 and seconds > _HOPELESS * usual:
+        if len(self._trial_times) == 2 and seconds > _HOPELESS * usual:
             self._end_trial(switch=False)  # this slow after the warm-up: the cores are busy
-        elif len(self._trial) > _PROBE_STEPS:
-            tried = statistics.median(self._trial[1:])  # the warm-up step not counted
+        elif len(self._trial_times) > _PROBE_STEPS:
+            tried = statistics.median(self._trial_times[1:])  # the warm-up not counted
             if self.on_trial > self.current:
                 better = tried <= _CLEARLY_FASTER * usual
             else:
                 better = tried <= usual / _CLEARLY_FASTER  # back to fewer unless clearly worse
             self._end_trial(switch=better)
+
+    def _usual(self) -> float:
+        """The median of the recent steps on the current count."""
+        return sorted(self._times)[len(self._times) // 2]
 
     def _end_trial(self, *, switch: bool) -> None:
         if switch:
@@ -130,7 +156,7 @@ class ThreadTuner:
             # Each trial of more threads that changes nothing waits twice as long before
             # the next: such a trial can be slow when the cores are busy.
             self._interval = min(2 * self._interval, _MOST_PROBE_INTERVAL_S)
-        self._trial = None
+        self.on_trial = None
         # On more threads, a neighbour that starts working can slow every step many times
         # over, so one thread (never a slow trial) is tried again soon.
         wait = _FEWER_PROBE_INTERVAL_S if self.current > 1 else self._interval

@@ -77,6 +77,7 @@ class FastStep:
         self._checked: tuple[Any, ...] | None = None  # what the buffers were made for
         self._buffers: _Buffers | None = None
         self._weights: list[tuple[np.ndarray, np.ndarray]] = []
+        self._affines: list[Affine] = []
         self._one_hot = False
 
     def pin_threads(self, threads: int | None) -> None:
@@ -93,10 +94,12 @@ class FastStep:
         if not self._prepare(x, t):
             return self.network.loss_and_gradient_by_layers(x, t, dout=dout)
         started = time.perf_counter()
-        with self.tuner.threads():
+        self.tuner.start_step()
+        try:
             loss = self._forward(x, t)
             self._backward(x, dout)
-        self.tuner.record(time.perf_counter() - started)
+        finally:
+            self.tuner.end_step(time.perf_counter() - started)
         return loss + self.network.weight_decay_loss(), self._gradients()
 
     def sgd_step(self, x: Any, t: Any, lr: float) -> float:
@@ -113,13 +116,16 @@ class FastStep:
                     param -= grads[key]
             return float(loss)
         started = time.perf_counter()
-        with self.tuner.threads():
+        self.tuner.start_step()
+        try:
             loss = float(self._forward(x, t)) + self.network.weight_decay_loss()
             if math.isfinite(loss):
                 self._backward(x, lr)
+                params = self.network.params  # what an optimiser updates: the same arrays
                 for key, step in self._gradients().items():
-                    self.network.params[key] -= step
-        self.tuner.record(time.perf_counter() - started)
+                    params[key] -= step
+        finally:
+            self.tuner.end_step(time.perf_counter() - started)
         return loss
 
     # -- checks, once per batch shape -----------------------------------------------------
@@ -129,12 +135,12 @@ class FastStep:
         when the network or the batch is one only the layers compute."""
         net = self.network
         layers = (*net.layers.values(), net.last_layer)
-        # The layer objects themselves (a replaced layer's id could be reused), and the ids
-        # of the arrays they compute with: an Affine given a new W is read again. Those
-        # arrays stay alive in self._weights, so their ids cannot be reused meanwhile.
-        arrays = [id(getattr(layer, name, None)) for layer in layers for name in ("W", "b")]
-        key = (x.shape, t.shape, t.dtype, *layers, *arrays)
-        if key == self._checked:
+        # The layer objects themselves (a replaced layer's id could be reused), and the
+        # arrays the Affine layers compute with: one given a new W is read again.
+        key = (x.shape, t.shape, t.dtype, *layers)
+        if key == self._checked and all(
+            affine.W is W and affine.b is b for affine, (W, b) in zip(self._affines, self._weights)
+        ):
             if not self._one_hot:
                 check_label_range(t, net.output_size)  # new values every step
             return True
@@ -149,6 +155,7 @@ class FastStep:
         relu = isinstance(layers[1], Relu) if len(layers) > 2 else True
         self._buffers = _Buffers(len(rows), net.sizes, net.dtype, relu)
         self._weights = [(W, b) for W, b, _ in weights]
+        self._affines = [affine for _, _, affine in weights]
         self._relu = relu
         self._checked = key
         return True

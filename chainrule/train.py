@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -201,48 +202,56 @@ def fit(
     batches = None
     batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
     batch_t_buffer = np.empty((batch_size, *t_train.shape[1:]), t_train.dtype)
-    for step in range(start_step, total_steps):
-        epoch, position = divmod(step, steps_per_epoch)
-        if batches is None or position == 0:
-            batches = epoch_batches(train_size, batch_size, steps_per_epoch, seed, epoch, sampling)
-        # The batch is copied into the same two arrays every step (6% of a small
-        # network's step, against a new array from x_train[index]). The indices are in
-        # range by construction, and mode="clip" lets take() write straight into them.
-        index = batches[position]
-        batch_x = np.take(x_train, index, axis=0, out=batch_x_buffer, mode="clip")
-        batch_t = np.take(t_train, index, axis=0, out=batch_t_buffer, mode="clip")
-        # A diverging run overflows: the finiteness checks report it, so NumPy's
-        # overflow warnings, in backprop or in the update, would only repeat it each step.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if sgd_step is not None:
-                loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
-            else:
-                loss, grads = network.loss_and_gradient(batch_x, batch_t)
-                loss = float(loss)
-                if math.isfinite(loss):
-                    optimizer.update(network.params, grads)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss} at step {step + 1}: the learning rate "
-                    "is probably too high for this network (try a smaller --lr)"
+    # The training step keeps its BLAS thread count from step to step, and gives the
+    # library's own back when training ends (see chainrule.blas).
+    threads = (
+        network.fast_step.tuner.hold() if isinstance(network, MultiLayerNet) else nullcontext()
+    )
+    with threads:
+        for step in range(start_step, total_steps):
+            epoch, position = divmod(step, steps_per_epoch)
+            if batches is None or position == 0:
+                batches = epoch_batches(
+                    train_size, batch_size, steps_per_epoch, seed, epoch, sampling
                 )
-        history.losses.append(loss)
-        done = step + 1
-        if on_step is not None:
-            on_step(done, loss)
-        last = done == total_steps
-        if done % steps_per_epoch == 0 or last:
-            run_evaluation(done)
-        due = done % (checkpoint_every or steps_per_epoch) == 0
-        if on_checkpoint is not None and (due or last):
-            # The update may have overflowed even though this step's loss was finite;
-            # never let such parameters replace the last good checkpoint.
-            if not all(np.isfinite(p).all() for p in network.params.values()):
-                raise TrainingError(
-                    f"the parameters stopped being finite at step {done}: the learning rate "
-                    "is probably too high for this network (try a smaller --lr)"
-                )
-            on_checkpoint(done, history)
+            # The batch is copied into the same two arrays every step (6% of a small
+            # network's step, against a new array from x_train[index]). The indices are in
+            # range by construction, and mode="clip" lets take() write straight into them.
+            index = batches[position]
+            batch_x = np.take(x_train, index, axis=0, out=batch_x_buffer, mode="clip")
+            batch_t = np.take(t_train, index, axis=0, out=batch_t_buffer, mode="clip")
+            # A diverging run overflows: the finiteness checks report it, so NumPy's
+            # overflow warnings, in backprop or in the update, would only repeat it each step.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if sgd_step is not None:
+                    loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
+                else:
+                    loss, grads = network.loss_and_gradient(batch_x, batch_t)
+                    loss = float(loss)
+                    if math.isfinite(loss):
+                        optimizer.update(network.params, grads)
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"the training loss became {loss} at step {step + 1}: the learning rate "
+                        "is probably too high for this network (try a smaller --lr)"
+                    )
+            history.losses.append(loss)
+            done = step + 1
+            if on_step is not None:
+                on_step(done, loss)
+            last = done == total_steps
+            if done % steps_per_epoch == 0 or last:
+                run_evaluation(done)
+            due = done % (checkpoint_every or steps_per_epoch) == 0
+            if on_checkpoint is not None and (due or last):
+                # The update may have overflowed even though this step's loss was finite;
+                # never let such parameters replace the last good checkpoint.
+                if not all(np.isfinite(p).all() for p in network.params.values()):
+                    raise TrainingError(
+                        f"the parameters stopped being finite at step {done}: the learning rate "
+                        "is probably too high for this network (try a smaller --lr)"
+                    )
+                on_checkpoint(done, history)
     return history
 
 

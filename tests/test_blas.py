@@ -35,10 +35,10 @@ def run_steps(tuner, clock, seconds_by_count, steps):
     """Run ``steps`` steps whose time depends on the thread count they run with."""
     used = []
     for _ in range(steps):
-        with tuner.threads() as count:
-            used.append(count)
+        count = tuner.start_step()
+        used.append(count)
         clock[0] += 0.1  # time passes between steps
-        tuner.record(seconds_by_count[count])
+        tuner.end_step(seconds_by_count[count])
     return used
 
 
@@ -67,9 +67,8 @@ def test_a_slow_warm_up_alone_does_not_end_the_trial(monkeypatch, clock):
     tuner, _ = tuner_with(monkeypatch)
     run_steps(tuner, clock, {1: 1.0}, 3)
     clock[0] += 1.0  # a trial is due
-    with tuner.threads() as count:
-        assert count == 2
-    tuner.record(30.0)  # the warm-up: a thread woke up late
+    assert tuner.start_step() == 2
+    tuner.end_step(30.0)  # the warm-up: a thread woke up late
     used = run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 6)
     assert used[:5] == [2] * 5 and tuner.current == 2
 
@@ -86,10 +85,18 @@ def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch, clock):
 
 def test_threads_are_set_for_the_step_and_restored_after(monkeypatch, clock):
     tuner, library = tuner_with(monkeypatch, threads=4)
-    with tuner.threads() as count:
-        assert count == 1 and library.num_threads == 1
+    assert tuner.start_step() == 1 and library.num_threads == 1
+    tuner.end_step(1.0)
     assert library.num_threads == 4
     assert tuner.candidates == (1, 4)
+
+
+def test_held_threads_are_set_once_and_restored_after_the_loop(monkeypatch, clock):
+    tuner, library = tuner_with(monkeypatch, threads=4)
+    with tuner.hold():
+        run_steps(tuner, clock, {1: 1.0, 4: 2.0}, 3)
+        assert library.num_threads == 1 and library.calls == [1]  # once, not every step
+    assert library.num_threads == 4
 
 
 def test_a_fixed_count_is_never_tuned(monkeypatch, clock):
