@@ -8,6 +8,7 @@ The loss is the mean over the batch of ``-Σ_c t_c · log softmax(x)_c``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -81,11 +82,17 @@ def class_indices(t: Any, num_classes: int) -> np.ndarray:
     return t.argmax(axis=1) if t.ndim == 2 and t.shape[1] == num_classes else t.reshape(-1)
 
 
+@functools.cache
+def _unsigned(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer type of ``dtype``'s width and byte order (``<i8`` → ``<u8``)."""
+    return np.dtype(dtype.str.replace("i", "u"))
+
+
 def check_label_range(labels: np.ndarray, num_classes: int, node: str = "SoftmaxWithLoss") -> None:
     """Integer labels (N,) must lie in 0..num_classes-1."""
     # One pass: read as unsigned integers ("<i8" as "<u8"), negative labels are huge, so
     # the maximum catches labels out of range at either end.
-    if np.maximum.reduce(labels.view(labels.dtype.str.replace("i", "u"))) >= num_classes:
+    if np.maximum.reduce(labels.view(_unsigned(labels.dtype))) >= num_classes:
         bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
         raise LabelError(
             f"{node}: label {int(labels[bad])} at index {bad} is outside 0..{num_classes - 1}"
