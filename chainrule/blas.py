@@ -93,6 +93,8 @@ class ThreadTuner:
     def start_step(self) -> int:
         """Set the thread count for the step about to run, and return it."""
         count = self.on_trial or self.current
+        if not self.libraries or (self.fixed is None and len(self.candidates) == 1):
+            return count  # nothing to choose: the library keeps its own count
         if self._held:
             if count != self._applied:
                 self._set([count] * len(self.libraries))
@@ -104,8 +106,9 @@ class ThreadTuner:
 
     def end_step(self, seconds: float) -> None:
         """Restore the libraries' counts (unless held), and take the step's time."""
-        if not self._held:
+        if not self._held and self._saved:
             self._set(self._saved)
+            self._saved = []
         self.record(seconds)
 
     def _set(self, counts: list[int]) -> None:
