@@ -103,7 +103,10 @@ def _shape_note(x: Any) -> str:
 
 
 def _expression(node: Node, args: Sequence[str]) -> str:
-    """The node applied to ``args``: ``a × b``, ``−a``, ``ReLU(a)``, ``SoftmaxWithLoss(a, t)``."""
+    """The node applied to ``args``: ``a × b``, ``−a``, ``ReLU(a)``, ``SoftmaxWithLoss(a, t)``,
+    or as the node writes itself (``1 / a``)."""
+    if node.written is not None:
+        return node.written.format(*args)
     symbol = node.symbol
     if len(symbol) == 1:  # an operator
         return f" {symbol} ".join(args) if len(args) > 1 else f"{symbol}{args[0]}"
@@ -112,13 +115,22 @@ def _expression(node: Node, args: Sequence[str]) -> str:
 
 
 def _factor(formula: str) -> str:
-    """A formula as a factor of a product: ``(1 − y²)`` in parentheses, ``y(1 − y)`` as it is."""
+    """A formula as a factor of a product: ``(1 − y²)`` and ``(−y²)`` in parentheses,
+    ``y(1 − y)`` as it is."""
+    if formula.startswith(("−", "-")):
+        return f"({formula})"
     depth = 0
     for i, char in enumerate(formula):
         depth += (char in "([") - (char in ")]")
         if depth == 0 and formula[i - 1 : i + 2] in (" + ", " − ", " - "):
             return f"({formula})"
     return formula
+
+
+def _signed(x: Any) -> str:
+    """A number as a factor of a product: ``(-0.5)`` in parentheses where negative."""
+    text = format_number(x)
+    return f"({text})" if text.startswith("-") else text
 
 
 def _sum_text(parts: Sequence[Any], total: Any, style: _Style) -> str:
@@ -138,11 +150,39 @@ def _summed_over_broadcast(dout: Any, local: Any, grad: Any) -> bool:
     return np.shape(grad) != product
 
 
-def _named_shapes(node: Node) -> dict[str, tuple[int, ...]]:
-    """The shapes a parameter rule can name: the inputs and the output by their letters,
+class _Letters:
+    """A node's formulas in letters that cannot be mistaken for the graph's names.
+
+    A node writes its rule in its own letters (MulLayer's ``z = x · y``). Where the graph
+    names another value with one of them (the learner's ``y`` is this node's input ``x``),
+    the letter gets a prime here (``x′``), in every formula of the node's block.
+    """
+
+    def __init__(self, node: Node, names: dict[str, Value]) -> None:
+        own = dict(zip(node.input_letters, node.inputs))
+        own[node.output_letter] = node.output
+        self.primes = {
+            letter: letter + "′"
+            for letter, value in own.items()
+            if names.get(letter, value) is not value
+        }
+        self.node = node
+        self.input_letters = tuple(self.primes.get(x, x) for x in node.input_letters)
+        self.output_letter = self.primes.get(node.output_letter, node.output_letter)
+
+    def __call__(self, text: str) -> str:
+        """``text`` with each clashing letter primed, where it stands alone (not the x of
+        ``exp`` or of ``x̂``)."""
+        for letter, primed in self.primes.items():
+            text = re.sub(rf"(?<![A-Za-z_]){letter}(?![A-Za-z_\u0300-\u036f])", primed, text)
+        return text
+
+
+def _named_shapes(node: Node, letters: _Letters) -> dict[str, tuple[int, ...]]:
+    """The shapes a gradient rule can name: the inputs and the output by their letters,
     the parameters, and ``dout``, the gradient that arrived."""
-    shapes = {letter: np.shape(v.data) for letter, v in zip(node.input_letters, node.inputs)}
-    shapes[node.output_letter] = np.shape(node.output.data)
+    shapes = {letter: np.shape(v.data) for letter, v in zip(letters.input_letters, node.inputs)}
+    shapes[letters.output_letter] = np.shape(node.output.data)
     shapes.update(node.param_shapes)
     shapes["dout"] = np.shape(node.output.grad)
     return shapes
@@ -159,6 +199,11 @@ def _with_shape(token: str, shapes: dict[str, tuple[int, ...]]) -> str:
     if not shape:
         return token
     return f"{token} ({format_shape(shape[::-1] if name != token else shape)})"
+
+
+def _rule_with_shapes(rule: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    """A gradient rule with each array's shape after its name: ``Xᵀ (784×2) · dout (2×50)``."""
+    return " ".join(_with_shape(token, shapes) for token in rule.split())
 
 
 def _first_row(lhs: str, grad: Any) -> list[str]:
@@ -183,11 +228,13 @@ class _Trace:
         loss = self.top.node is not None and self.top.node.is_loss
         self.out = "L" if loss else self.top.name
         self.ran = [node for node in reversed(graph.nodes) if node.grads is not None]
+        self.names = {self.name(v): v for v in graph.values if not v.constant}
         # The gradients passed to each value, in the order backward added them up.
         self.parts: dict[Value, list[tuple[Node, Any]]] = {}
         for node in self.ran:
             for value, grad in zip(node.inputs, node.grads):
-                self.parts.setdefault(value, []).append((node, grad))
+                if not value.constant:
+                    self.parts.setdefault(value, []).append((node, grad))
 
     def name(self, value: Value) -> str:
         """How a value is written: its name, or ``L`` for the loss backward started from."""
@@ -210,6 +257,8 @@ class _Trace:
             "",
         ]
         for value in self.graph.values:
+            if value.constant:
+                continue  # written as its number where it is used
             if value.node is None:
                 text = f"{self.name(value)} = {describe(value.data)}"
             else:
@@ -242,23 +291,31 @@ class _Trace:
             f"Start: ∂{self.out}/∂{self.out} = {self.style.grad(describe(self.top.grad))}",
         ]
         for step, node in enumerate(self.ran, start=1):
-            lines += ["", self.style.head(self._heading(step, node))]
-            lines.append(_row("gradient arriving", self._arriving(node)))
-            lines += self._local_rows(node)
-            lines += self._input_rows(node)
-            lines += self._param_rows(node)
-            lines += self._fan_out_notes(node)
+            lines += ["", *self.step(step, node)]
         skipped = len(self.graph.nodes) - len(self.ran)
         if skipped:
             verb = "nodes do" if skipped != 1 else "node does"
             lines += ["", f"({skipped} {verb} not lead to {self.top.name} and got no gradient)"]
         return lines + self._input_gradients() + self._param_gradients()
 
-    def _heading(self, step: int, node: Node) -> str:
+    def step(self, step: int, node: Node) -> list[str]:
+        """The block of one node of the backward pass: its heading, the gradient arriving,
+        its local derivatives, and what it passes to each input and parameter."""
+        letters = _Letters(node, self.names)
+        return [
+            self.style.head(self._heading(step, node, letters)),
+            _row("gradient arriving", self._arriving(node)),
+            *self._local_rows(node, letters),
+            *self._input_rows(node, letters),
+            *self._param_rows(node, letters),
+            *self._fan_out_notes(node),
+        ]
+
+    def _heading(self, step: int, node: Node, letters: _Letters) -> str:
         """``[1] price = apple price × tax        MulLayer: z = x · y``."""
         args = [self.name(v) for v in node.inputs]
         expr = f"[{step}] {self.name(node.output)} = {_expression(node, args)}"
-        right = f"{node.op}: {node.formula}" if node.formula else node.op
+        right = f"{node.op}: {letters(node.formula)}" if node.formula else node.op
         line = expr + " " * max(3, 52 - len(expr)) + right
         return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
 
@@ -271,36 +328,47 @@ class _Trace:
             return text + total + f"   (the sum: used {len(parts)} times)"
         return text + self.style.grad(describe(node.output.grad))
 
-    def _local_rows(self, node: Node) -> list[str]:
+    def _local_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``∂z/∂x = y = 1.1    ∂z/∂y = x = 200``: each local derivative, with its value."""
         values = node.local_values or (None,) * len(node.local)
         terms = []
-        for letter, formula, value in zip(node.input_letters, node.local, values):
-            term = f"∂{node.output_letter}/∂{letter} = {formula}"
-            if value is not None and describe(value) != formula:
+        local = [letters(formula) for formula in node.local]
+        for letter, formula, value, x in zip(letters.input_letters, local, values, node.inputs):
+            if x.constant:
+                continue
+            term = f"∂{letters.output_letter}/∂{letter} = {formula}"
+            if value is not None and describe(value) != formula.replace("−", "-"):
                 term += f" = {describe(value)}"
             terms.append(term)
         if not terms:
             return []
         label = "local derivative" if len(terms) == 1 else "local derivatives"
-        if all(formula == "1" for formula in node.local):
+        if all(formula == "1" for formula, x in zip(node.local, node.inputs) if not x.constant):
             terms[-1] += "   (the gradient passes through)"
         one_row = _row(label, "    ".join(terms))
         if "\n" not in one_row:
             return [one_row]
         return [_row(label if i == 0 else "", term) for i, term in enumerate(terms)]
 
-    def _input_rows(self, node: Node) -> list[str]:
+    def _input_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``to tax  dy = dout · x = 1 · 200 = 200``: the gradient passed to each input."""
         rows = []
-        dout, local = node.output.grad, node.local
+        dout, local = node.output.grad, [letters(formula) for formula in node.local]
         values = node.local_values or ()
-        for i, (value, letter) in enumerate(zip(node.inputs, node.input_letters)):
+        shapes = _named_shapes(node, letters)
+        for i, (value, letter) in enumerate(zip(node.inputs, letters.input_letters)):
+            if value.constant:
+                continue
             label = f"to {self.name(value)}"
             if i >= len(node.grads):
                 rows.append(_row(label, "no gradient: backward passes none to this input"))
                 continue
             grad, lhs = node.grads[i], f"d{letter}"
+            if i < len(node.input_rules):
+                rule = _rule_with_shapes(letters(node.input_rules[i]), shapes)
+                result = self.style.grad(summarize(grad))
+                rows.append(_row(label, f"{lhs}{_shape_note(grad)} = {rule} = {result}"))
+                continue
             formula = local[i] if i < len(local) else None
             local_value = values[i] if i < len(values) else None
             text = self._product(lhs, formula, dout, local_value, grad)
@@ -317,19 +385,18 @@ class _Trace:
             return f"{lhs}{_shape_note(grad)} = {result}"
         factor = _factor(formula)
         if local is not None and all(is_scalar(x) for x in (dout, local, grad)):
-            numbers = f"{format_number(dout)} · {format_number(local)}"
+            numbers = f"{_signed(dout)} · {_signed(local)}"
             return f"{lhs} = dout · {factor} = {numbers} = {result}"
         factors = f"dout{_shape_note(dout)} · {factor}{_shape_note(local)}"
         return f"{lhs}{_shape_note(grad)} = {factors} = {result}"
 
-    def _param_rows(self, node: Node) -> list[str]:
+    def _param_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``to W  dW (784×50) = Xᵀ (784×2) · dout (2×50) = …``, from the node's param_rules."""
         rows = []
-        shapes = _named_shapes(node)
+        shapes = _named_shapes(node, letters)
         for attribute, rule in node.param_rules:
             grad = node.param_grads.get(attribute)
-            rule_with_shapes = " ".join(_with_shape(token, shapes) for token in rule.split())
-            text = f"{attribute}{_shape_note(grad)} = {rule_with_shapes}"
+            text = f"{attribute}{_shape_note(grad)} = {_rule_with_shapes(letters(rule), shapes)}"
             rows.append(_row(f"to {attribute[1:]}", f"{text} = {self.style.grad(summarize(grad))}"))
         return rows
 

@@ -4,7 +4,8 @@
 left to right. Each node (layer) is drawn from what it says of itself (its ``symbol``, its
 parameters' shapes: the node protocol of :mod:`chainrule.layers`): a circle for an
 operator (``×``, ``+``), else an ellipse (``ReLU``; ``Affine1`` over W's and b's shapes);
-each input is its name in plain text. Every value sits on its arrow: the forward value
+each input is its name in plain text, and a constant its number beside the node that
+uses it. Every other value sits on its arrow: the forward value
 above the line in black and, after ``backward``, its gradient below the line in red, the
 way chapter 5 draws backpropagation flowing right to left. Arrays show their shape and a
 short summary.
@@ -159,14 +160,11 @@ def _node_attributes(node: Node) -> dict[str, str]:
     return {"shape": "ellipse", "margin": "0.05", "label": label}
 
 
-def _end_name(value: Value, graph: Graph) -> str:
+def _end_name(value: Value) -> str:
     """The text of the end marker after an output: ``L`` for a loss, else its name."""
-    node = value.node
-    if node is not None and node.is_loss:
+    if value.node is not None and value.node.is_loss:
         return "L"
-    if node is not None and value.name == f"{node.op}{graph.nodes.index(node) + 1}":
-        return "output"  # an automatic name such as MulLayer3 says nothing to a reader
-    return value.name
+    return "output" if value.auto else value.name  # an automatic v₃ says nothing to a reader
 
 
 def _attrs(attributes: dict[str, str]) -> str:
@@ -218,6 +216,12 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     def emit_value(value: Value) -> None:
         i = index[value]
         emitted.add(i)
+        if value.constant:
+            # A constant is its number beside the node that uses it: no arrow of its own,
+            # since no gradient flows back to it.
+            constant = {"shape": "plaintext", "margin": "0.05,0.02", "label": value.name}
+            lines.append(f'  "v{i}" {_attrs(constant)};')
+            return
         tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
         attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
         lines.append(f'  "v{i}" {_attrs(attributes)};')
@@ -239,14 +243,15 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
         attributes["tooltip"] = node.name
         lines.append(f'  "n{k}" {_attrs(attributes)};')
         for value in node.inputs:
-            lines.append(f'  "v{index[value]}":p:e -> "n{k}";')
+            port = "" if value.constant else ":p:e"
+            lines.append(f'  "v{index[value]}"{port} -> "n{k}";')
         emit_value(node.output)
         lines.append(f'  "n{k}" -> "v{index[node.output]}":p:w [arrowhead=none];')
     for i, value in enumerate(graph.values):
         if i not in emitted:
             emit_value(value)  # an input nothing used: drawn alone
         if value.node is not None and value not in used:
-            end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value, graph)}
+            end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value)}
             lines.append(f'  "o{i}" {_attrs(end)};')
             lines.append(f'  "v{i}":p:e -> "o{i}";')
     lines.append("}")
