@@ -24,8 +24,8 @@ after recording leaves the text as it was. Numbers are written by
 text is plain (``color=True`` adds ANSI colours for a terminal) and at most 100 columns
 wide for the book's examples and networks.
 
-:func:`example_graph` builds the graphs the command line names (``apple``,
-``apple-orange``, ``two-layer-net``, ``multi-layer-net``), already backpropagated.
+:func:`example_graph` builds the graphs the command line names (:data:`EXAMPLE_NAMES`),
+already backpropagated.
 """
 
 from __future__ import annotations
@@ -56,7 +56,15 @@ __all__ = [
     "network_graph",
 ]
 
-EXAMPLE_NAMES: tuple[str, ...] = ("apple", "apple-orange", "two-layer-net", "multi-layer-net")
+EXAMPLE_NAMES: tuple[str, ...] = (
+    "apple",
+    "apple-orange",
+    "sigmoid",
+    "affine",
+    "softmax-with-loss",
+    "two-layer-net",
+    "multi-layer-net",
+)
 
 _WIDTH = 100  # the widest line the book's examples and the networks produce
 _ROW_IN_FULL = 10  # a gradient of at most this many columns also shows its first row
@@ -112,6 +120,11 @@ def _expression(node: Node, args: Sequence[str]) -> str:
         return f" {symbol} ".join(args) if len(args) > 1 else f"{symbol}{args[0]}"
     function = node.op if any(c.isspace() for c in symbol) else symbol
     return f"{function}({', '.join(args)})"
+
+
+def _assignment(name: str, expression: str) -> str:
+    """``price = apple price × tax``; the expression alone where it is the name, ``exp(a)``."""
+    return expression if name == expression else f"{name} = {expression}"
 
 
 def _factor(formula: str) -> str:
@@ -226,7 +239,10 @@ class _Trace:
             raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
         self.graph, self.style, self.top = graph, style, graph.seed
         loss = self.top.node is not None and self.top.node.is_loss
-        self.out = "L" if loss else self.top.name
+        # A gradient other than ones arrives from a loss further on (the book's dY).
+        given = not np.all(np.asarray(self.top.grad) == 1)
+        self.top_name = "L" if loss else self.top.name
+        self.out = "L" if given else self.top_name
         self.ran = [node for node in reversed(graph.nodes) if node.grads is not None]
         self.names = {self.name(v): v for v in graph.values if not v.constant}
         # The gradients passed to each value, in the order backward added them up.
@@ -238,7 +254,7 @@ class _Trace:
 
     def name(self, value: Value) -> str:
         """How a value is written: its name, or ``L`` for the loss backward started from."""
-        return self.out if value is self.top else value.name
+        return self.top_name if value is self.top else value.name
 
     def grads_of(self, value: Value) -> list[Any]:
         """The parts of ``value``'s gradient, one per use, in the order backward added them."""
@@ -257,7 +273,7 @@ class _Trace:
             "",
         ]
         for value in self.graph.values:
-            if value.constant:
+            if value.constant and value.auto:
                 continue  # written as its number where it is used
             if value.node is None:
                 text = f"{self.name(value)} = {describe(value.data)}"
@@ -268,8 +284,8 @@ class _Trace:
 
     def _computed(self, node: Node) -> str:
         """``price = apple price × tax = 200 × 1.1 = 220``; arrays by shape and summary."""
-        names = [self.name(v) for v in node.inputs]
-        text = f"{self.name(node.output)} = {_expression(node, names)}"
+        expression = _expression(node, [self.name(v) for v in node.inputs])
+        text = _assignment(self.name(node.output), expression)
         if all(is_short(v.data) for v in node.inputs):
             text += f" = {_expression(node, [summarize(v.data) for v in node.inputs])}"
         return f"{text} = {describe(node.output.data)}"
@@ -282,13 +298,14 @@ class _Trace:
         lines = [
             self.style.head(
                 f"Backward pass through {len(self.ran)} node{plural}, "
-                f"from {self.out} back to the inputs"
+                f"from {self.name(self.top)} back to the inputs"
             ),
             "Each node multiplies the gradient arriving at its output (dout) by its local",
             "derivative and passes the product to each input; a value used by several nodes",
             "gets the sum of their gradients.",
             "",
-            f"Start: ∂{self.out}/∂{self.out} = {self.style.grad(describe(self.top.grad))}",
+            f"Start: ∂{self.out}/∂{self.name(self.top)} = "
+            + self.style.grad(describe(self.top.grad)),
         ]
         for step, node in enumerate(self.ran, start=1):
             lines += ["", *self.step(step, node)]
@@ -313,8 +330,8 @@ class _Trace:
 
     def _heading(self, step: int, node: Node, letters: _Letters) -> str:
         """``[1] price = apple price × tax        MulLayer: z = x · y``."""
-        args = [self.name(v) for v in node.inputs]
-        expr = f"[{step}] {self.name(node.output)} = {_expression(node, args)}"
+        expression = _expression(node, [self.name(v) for v in node.inputs])
+        expr = f"[{step}] {_assignment(self.name(node.output), expression)}"
         right = f"{node.op}: {letters(node.formula)}" if node.formula else node.op
         line = expr + " " * max(3, 52 - len(expr)) + right
         return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
@@ -418,6 +435,31 @@ class _Trace:
                 )
         return notes
 
+    def same_as(self, other: Graph) -> list[str]:
+        """``other``, the same computation in fewer nodes (the book's fused layer), told
+        node by node after a line saying whether its gradients equal this graph's: those
+        of its inputs and parameters, matched by name (Affine's ``dW`` with ``W``)."""
+        pairs = [(v.name, v.grad) for v in other.values if v.node is None and v.grad is not None]
+        pairs += [(p[1:], g) for node in other.nodes for p, g in node.param_grads.items()]
+        differences = []
+        for name, grad in pairs:
+            mine = self.graph[name].grad
+            differences.append((name, float(np.max(np.abs(np.subtract(mine, grad))))))
+        equal = all(
+            np.allclose(self.graph[name].grad, grad, rtol=1e-10, atol=1e-12) for name, grad in pairs
+        )
+        layers = ", ".join(node.op for node in other.nodes)
+        listed = ", ".join(f"{name} {diff:.2g}" for name, diff in differences)
+        verdict = "equal" if equal else "DIFFER from"
+        trace = _Trace(other, self.style)
+        lines = [
+            self.style.head(f"The same in one node: the book's {layers}"),
+            f"Its gradients {verdict} those of the nodes above (largest difference: {listed})",
+        ]
+        for step, node in enumerate(trace.ran, start=1):
+            lines += ["", *trace.step(step, node)]
+        return lines
+
     def _input_gradients(self) -> list[str]:
         """The closing section: the gradient of each input, with its sum where it fans out."""
         leaves = [v for v in self.graph.values if v.node is None and v.grad is not None]
@@ -437,7 +479,7 @@ class _Trace:
     def _param_gradients(self) -> list[str]:
         """The closing section: each parameter's gradient (what an optimiser uses)."""
         rows = [
-            (f"{node.name}.{attribute}{_shape_note(grad)}", grad)
+            (f"{node.title}.{attribute}{_shape_note(grad)}", grad)
             for node in self.graph.nodes  # in recording order: Affine1 first
             for attribute, grad in node.param_grads.items()
         ]
@@ -451,8 +493,38 @@ class _Trace:
         ]
 
 
-def explain(graph: Graph, *, color: bool = False) -> str:
-    """The forward and backward pass of ``graph`` (after ``backward``) as text.
+def _backpropagated(recorded: Graph | Value | tuple[Graph, Value]) -> Graph:
+    """The graph of ``recorded``: a graph as it is; for a value, or ``(graph, loss)`` as
+    ``net.record(x, t)`` returns it, its graph after a backward from that value."""
+    if isinstance(recorded, tuple) and len(recorded) == 2:
+        graph, output = recorded
+        if not (isinstance(graph, Graph) and isinstance(output, Value)):
+            raise TypeError(
+                "explain takes a Graph, a Value, or (graph, output) as net.record gives"
+            )
+        if output.graph is not graph:
+            raise StateError(f"explain: {output.name!r} is not a value of that graph")
+        recorded = output
+    if isinstance(recorded, Value):
+        if recorded.graph.seed is not recorded:
+            recorded.backward()
+        return recorded.graph
+    if not isinstance(recorded, Graph):
+        raise TypeError(f"explain takes a Graph or a Value, got {type(recorded).__name__}")
+    return recorded
+
+
+def explain(
+    recorded: Graph | Value | tuple[Graph, Value],
+    *,
+    color: bool = False,
+    same_as: Graph | None = None,
+) -> str:
+    """The forward and backward pass of a recorded graph as text.
+
+    ``recorded`` is a graph after ``backward``, or a value (or ``(graph, loss)`` as
+    ``net.record(x, t)`` returns), whose graph is backpropagated from it first unless the
+    last backward started there.
 
     The forward pass lists each value in recording order, a node's from its inputs. The
     backward pass takes the nodes in the order backward ran them: for each, the gradient
@@ -460,13 +532,18 @@ def explain(graph: Graph, *, color: bool = False) -> str:
     its local derivatives, and the gradient passed to each input and parameter, with the
     numbers multiplied. The inputs' and the parameters' gradients end it. Everything
     comes from what ``graph.backward`` recorded. ``color=True`` marks gradients red and
-    headings bold with ANSI codes, for a terminal.
+    headings bold with ANSI codes, for a terminal. ``same_as``, a backpropagated graph of
+    the same computation in one node (the book's fused layer, its inputs named as here),
+    ends the text: whether its gradients equal these, then its own backward pass.
 
     Raises:
         StateError: ``graph.backward`` has not run.
     """
-    trace = _Trace(graph, _Style(color))
-    return "\n".join([*trace.forward(), "", *trace.backward()]) + "\n"
+    trace = _Trace(_backpropagated(recorded), _Style(color))
+    lines = [*trace.forward(), "", *trace.backward()]
+    if same_as is not None:
+        lines += ["", "", *trace.same_as(same_as)]
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,6 +578,12 @@ def example_title(name: str, *, hidden: Sequence[int] | None = None, samples: in
         return "Buying apples: 100 × 2 × 1.1 = 220"
     if name == "apple-orange":
         return "Buying apples and oranges: (100 × 2 + 150 × 3) × 1.1 = 715"
+    if name == "sigmoid":
+        return "Figure 5-19: the sigmoid y = 1 / (1 + exp(−x)) from ×(−1), exp, +1 and / nodes"
+    if name == "affine":
+        return "Figure 5-25: Affine Y = X · W + b as a dot node and an add node"
+    if name == "softmax-with-loss":
+        return "Appendix A: Softmax-with-Loss from exp, sum, /, ×, log and × t nodes"
     default = [50] if name == "two-layer-net" else [50, 50]
     sizes = ", ".join(map(str, [784, *(hidden or default), 10]))
     network = "TwoLayerNet" if name == "two-layer-net" else "MultiLayerNet"
@@ -517,7 +600,8 @@ def example_graph(
 ) -> Graph:
     """A backpropagated graph by name, one of :data:`EXAMPLE_NAMES`.
 
-    ``"apple"`` and ``"apple-orange"`` are the book's shopping examples
+    ``"apple"`` and ``"apple-orange"`` are the book's shopping examples; ``"sigmoid"``,
+    ``"affine"`` and ``"softmax-with-loss"`` its figures built from primitive nodes
     (:data:`chainrule.examples.EXAMPLES`). ``"two-layer-net"`` is the book's
     ``TwoLayerNet(784, hidden or 50, 10)`` and ``"multi-layer-net"`` a ``MultiLayerNet``
     with ``hidden`` sizes (default ``[50, 50]``) and ``activation``, both float64 with
@@ -545,5 +629,9 @@ def example_graph(
 
 
 def explain_example(name: str, *, color: bool = False, **options: Any) -> str:
-    """:func:`explain` of :func:`example_graph` ``(name, **options)``."""
-    return explain(example_graph(name, **options), color=color)
+    """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
+    primitive nodes ends with the book's fused layer on the same numbers."""
+    from chainrule.examples import FUSED
+
+    fused = FUSED[name]() if name in FUSED else None
+    return explain(example_graph(name, **options), color=color, same_as=fused)

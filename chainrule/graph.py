@@ -51,8 +51,8 @@ class Value:
     (``*``, ``+``, ``-``, ``/``, ``**``, ``@``) and the methods ``exp``, ``log``, ``sum``,
     ``relu`` and ``sigmoid`` record new nodes in the same graph, with NumPy arrays and
     numbers on either side. ``name`` is the learner's name, else an automatic one
-    (``auto`` is then True); a ``constant`` is named by its number and never gets a
-    gradient. Values compare and hash by identity (``==`` records no node), so the trace
+    (``auto`` is then True); a ``constant`` never gets a gradient, and one left unnamed is
+    named by its number. Values compare and hash by identity (``==`` records no node), so the trace
     and the pictures key their tables by value.
     """
 
@@ -316,7 +316,7 @@ class Graph:
 
     def _auto_name(self) -> str:
         """The next automatic name, ``v₁``, ``v₂`` …, skipping any a learner has taken."""
-        taken = {v.name for v in self.values if not v.constant}
+        taken = {v.name for v in self.values if not (v.constant and v.auto)}
         while True:
             self._auto_count += 1
             name = "v" + str(self._auto_count).translate(_SUBSCRIPT)
@@ -337,10 +337,13 @@ class Graph:
         another; a name the learner gave another value is an error."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a value's name must be a non-empty string, got {name!r}")
-        if value.constant:
-            raise StateError(f"the constant {value.name} cannot be named; use graph.input")
+        if value.constant and value.auto:
+            raise StateError(
+                f"the constant {value.name} cannot be named; name it when made, "
+                "graph.constant(data, name)"
+            )
         for other in self.values:
-            if other is not value and not other.constant and other.name == name:
+            if other is not value and not (other.constant and other.auto) and other.name == name:
                 if not other.auto:
                     raise StateError(f"the name {name!r} is already used by another value")
                 other.name = self._auto_name()
@@ -350,12 +353,15 @@ class Graph:
         """Add an input (a leaf): a number or an array the computation starts from."""
         return self._add(Value(self, data, "", auto=True), name)
 
-    def constant(self, data: Any) -> Value:
-        """Add a constant: a number or an array, written as itself, that gets no gradient."""
+    def constant(self, data: Any, name: str | None = None) -> Value:
+        """Add a constant: a number or an array that gets no gradient. Unnamed, it is written
+        as itself (``1``, ``[0, 0, 1]``); named (labels ``t``), by its name."""
         shape = format_shape(np.shape(data))
         text = summarize(data) if is_short(data) else f"constant ({shape})"
-        value = Value(self, data, text, constant=True)
+        value = Value(self, data, text, constant=True, auto=name is None)
         self.values.append(value)
+        if name is not None:
+            self.rename(value, name)
         return value
 
     def _own(self, x: Any, inputs: tuple[Any, ...]) -> Value:
@@ -427,7 +433,7 @@ class Graph:
     def __getitem__(self, name: str) -> Value:
         """The value with this name: an input's name, or the name of the node that made it."""
         for value in self.values:
-            if value.name == name and not value.constant:
+            if value.name == name and not (value.constant and value.auto):
                 return value
         raise KeyError(name)
 

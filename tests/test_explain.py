@@ -293,3 +293,18 @@ def test_negative_factors_are_in_parentheses():
     g = Graph()
     (1 / g.input(2.0, "a")).named("b").backward()
     assert "dx = dout · (−y²) = 1 · (-0.25) = -0.25" in explain(g)
+
+
+def test_explain_takes_what_net_record_returns():
+    net = TwoLayerNet(784, 5, 10, dtype=np.float64, seed=0)
+    x, t = np.random.default_rng(0).random((2, 784)), np.array([3, 1])
+    recorded = net.record(x, t)
+    text = explain(recorded)  # backpropagated from the loss first
+    graph, loss = recorded
+    assert graph.seed is loss and text == explain(graph)
+    assert "Start: ∂L/∂L = 1" in text
+    g = Graph()
+    y = g.input(2.0, "a") * 3
+    assert "∂v₁/∂a  3" in explain(y)
+    with pytest.raises(TypeError, match="Graph"):
+        explain("a graph")

@@ -26,9 +26,10 @@ def _refuse_flags_that_do_not_apply(
 
     given = [f"--{name}" for name in NETWORK_FLAGS if getattr(args, name) is not None]
     if args.name in EXAMPLES and given:
+        kind = "a shopping example" if args.name.startswith("apple") else "a book's figure"
         parser.error(
             f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
-            f"{args.name}, a shopping example without a network; the network flags apply "
+            f"{args.name}, {kind} without a network; the network flags apply "
             "to two-layer-net and multi-layer-net"
         )
     if args.name == "two-layer-net" and args.activation not in (None, "relu"):
@@ -71,10 +72,9 @@ def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.explain import example_graph, explain
+    from chainrule.explain import explain_example
 
-    graph = example_graph(args.name, **_example_options(args, parser))
-    print(explain(graph, color=args.color), end="")
+    print(explain_example(args.name, color=args.color, **_example_options(args, parser)), end="")
     return 0
 
 

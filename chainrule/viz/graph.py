@@ -3,9 +3,9 @@
 :func:`to_dot` turns a :class:`~chainrule.graph.Graph` into Graphviz DOT text, laid out
 left to right. Each node (layer) is drawn from what it says of itself (its ``symbol``, its
 parameters' shapes: the node protocol of :mod:`chainrule.layers`): a circle for an
-operator (``×``, ``+``), else an ellipse (``ReLU``; ``Affine1`` over W's and b's shapes);
-each input is its name in plain text, and a constant its number beside the node that
-uses it. Every other value sits on its arrow: the forward value
+operator or a short name (``×``, ``+``, ``exp``), else an ellipse (``ReLU``; ``Affine1``
+over W's and b's shapes); each input is its name in plain text, and a constant its number
+beside the node that uses it. Every other value sits on its arrow: the forward value
 above the line in black and, after ``backward``, its gradient below the line in red, the
 way chapter 5 draws backpropagation flowing right to left. Arrays show their shape and a
 short summary.
@@ -137,18 +137,19 @@ def _value_label(value: Value, show_grad: bool) -> str:
 def _node_attributes(node: Node) -> dict[str, str]:
     """Shape and label of an operation's node, from what the node says of itself.
 
-    A one-character symbol (× and +) in a circle; else an ellipse with the symbol, or,
+    A symbol of up to three characters (×, +, exp) in a circle; else an ellipse with the symbol, or,
     for a node with parameters, its name over each parameter's shape (``Affine1``,
     ``W 784×50``, ``b 50``). Plain labels where they suffice: Graphviz centres them in
     SVG (text-anchor middle), so they stay in place where a viewer substitutes a wider
     font; it anchors HTML-like labels at their left end.
     """
-    if len(node.symbol) == 1 and not node.param_shapes:
+    if len(node.symbol) <= 3 and not node.param_shapes:
+        # The book draws its short nodes (×, +, /, exp, dot, **2) as circles of one size.
         return {
             "shape": "circle",
             "fixedsize": "true",
             "width": "0.5",
-            "fontsize": "20",
+            "fontsize": "20" if len(node.symbol) == 1 else "14",
             "label": node.symbol,
         }
     label: str = node.symbol
