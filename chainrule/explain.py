@@ -30,6 +30,7 @@ already backpropagated.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,7 @@ from chainrule.graph import Graph, Node, Value
 
 __all__ = [
     "EXAMPLE_NAMES",
+    "Trace",
     "example_graph",
     "example_title",
     "explain",
@@ -519,8 +521,8 @@ def explain(
     *,
     color: bool = False,
     same_as: Graph | None = None,
-) -> str:
-    """The forward and backward pass of a recorded graph as text.
+) -> Trace:
+    """The forward and backward pass of a recorded graph as text (a :class:`Trace`).
 
     ``recorded`` is a graph after ``backward``, or a value (or ``(graph, loss)`` as
     ``net.record(x, t)`` returns), whose graph is backpropagated from it first unless the
@@ -539,11 +541,46 @@ def explain(
     Raises:
         StateError: ``graph.backward`` has not run.
     """
-    trace = _Trace(_backpropagated(recorded), _Style(color))
-    lines = [*trace.forward(), "", *trace.backward()]
-    if same_as is not None:
-        lines += ["", "", *trace.same_as(same_as)]
-    return "\n".join(lines) + "\n"
+    graph = _backpropagated(recorded)
+
+    def text(style: _Style) -> str:
+        trace = _Trace(graph, style)
+        lines = [*trace.forward(), "", *trace.backward()]
+        if same_as is not None:
+            lines += ["", "", *trace.same_as(same_as)]
+        return "\n".join(lines) + "\n"
+
+    coloured = text(_Style(True))
+    return Trace(coloured if color else _ANSI.sub("", coloured), coloured)
+
+
+class Trace(str):
+    """The text :func:`explain` returns: a ``str`` (it prints and compares as the text),
+    which a notebook shows as preformatted text, gradients red and headings bold."""
+
+    __slots__ = ("coloured",)
+
+    def __new__(cls, text: str, coloured: str) -> Trace:
+        trace = super().__new__(cls, text)
+        trace.coloured = coloured
+        return trace
+
+    def _repr_html_(self) -> str:
+        body = html.escape(self.coloured, quote=False)
+        body = re.sub(
+            re.escape(_RED) + "(.*?)" + re.escape(_RESET),
+            r'<span style="color:#c00000">\1</span>',
+            body,
+            flags=re.S,
+        )
+        body = re.sub(
+            re.escape(_BOLD) + "(.*?)" + re.escape(_RESET), r"<b>\1</b>", body, flags=re.S
+        )
+        return f'<pre style="line-height:1.3">{body}</pre>'
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's terminal display: the text as print shows it, not its repr."""
+        printer.text(str(self))
 
 
 # ---------------------------------------------------------------------------------------
@@ -628,7 +665,7 @@ def example_graph(
     return network_graph(net, x, t)
 
 
-def explain_example(name: str, *, color: bool = False, **options: Any) -> str:
+def explain_example(name: str, *, color: bool = False, **options: Any) -> Trace:
     """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
     primitive nodes ends with the book's fused layer on the same numbers."""
     from chainrule.examples import FUSED

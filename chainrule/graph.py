@@ -443,6 +443,21 @@ class Graph:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def _repr_svg_(self) -> str | None:
+        """A notebook's picture of the graph, where a Graphviz renderer is installed."""
+        from chainrule.viz.graph import find_renderer, render, to_dot
+
+        if find_renderer() is None:
+            return None
+        return render(to_dot(self), format="svg")._repr_svg_()
+
+    def _repr_html_(self) -> str | None:
+        """Where no Graphviz renderer is installed, a notebook's table of each value and
+        gradient instead of the picture."""
+        from chainrule.viz.graph import find_renderer, value_table
+
+        return value_table(self) if find_renderer() is None else None
+
     def __repr__(self) -> str:
         inputs = [v.name for v in self.values if v.node is None and not v.constant]
         state = f"backward from {self.seed.name}" if self.seed is not None else "no backward yet"

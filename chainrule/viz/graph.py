@@ -26,7 +26,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
 from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
 from chainrule.graph import Graph, Node, Value
+from chainrule.viz.display import Picture
 
 __all__ = [
     "FORMATS",
@@ -44,6 +45,7 @@ __all__ = [
     "find_renderer",
     "render",
     "to_dot",
+    "value_table",
 ]
 
 FORMATS = ("dot", "gv", "svg", "png")
@@ -259,6 +261,27 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def value_table(graph: Graph) -> str:
+    """The graph as an HTML table, for a notebook without Graphviz: each value in recording
+    order, how it was computed, its value and (after backward) its gradient in red."""
+    rows = []
+    for value in graph.values:
+        if value.constant and value.auto:
+            continue
+        node = value.node
+        made = (
+            "input" if node is None else f"{node.symbol} ({', '.join(v.name for v in node.inputs)})"
+        )
+        grad = "" if value.grad is None else summarize(value.grad)
+        rows.append(
+            f"<tr><td>{_esc(value.name)}</td><td>{_esc(made)}</td>"
+            f"<td>{_esc(summarize(value.data))}</td>"
+            f'<td style="color:{GRAD_COLOR}">{_esc(grad)}</td></tr>'
+        )
+    head = "<tr><th>value</th><th>computed by</th><th>forward</th><th>gradient</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 # ---------------------------------------------------------------------------------------
 # Rendering
 
@@ -305,18 +328,37 @@ def _not_found_message(path: Path) -> str:
     )
 
 
-def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Path:
+@overload
+def render(dot_text: str, path: None = None, *, dpi: int = 144, format: str = "svg") -> Picture: ...
+
+
+@overload
+def render(
+    dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144, format: str = "svg"
+) -> Path: ...
+
+
+def render(
+    dot_text: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dpi: int = 144,
+    format: str = "svg",
+) -> Path | Picture:
     """Write ``dot_text`` to ``path``: ``.dot``/``.gv`` as text, ``.svg`` or ``.png`` drawn.
 
     Drawing runs the program :func:`find_renderer` finds, with the DOT text on its
     standard input; ``dpi`` sets a PNG's resolution. The file is written atomically.
-    Returns the path.
+    Returns the path. With no path, returns the drawing (``format`` ``"svg"`` or
+    ``"png"``) as a :class:`~chainrule.viz.display.Picture`, which a notebook shows.
 
     Raises:
         ValueError: another extension.
         RendererNotFound: SVG or PNG asked for, and no Graphviz program is installed.
         RenderError: the program failed or ran longer than a minute.
     """
+    if path is None:
+        return Picture(_draw(dot_text, Path(f"graph.{format}"), dpi), format)
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -325,6 +367,17 @@ def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Pa
         with atomic_write(path, "w", encoding="utf-8") as handle:
             handle.write(dot_text)
         return path
+    drawn = _draw(dot_text, path, dpi)
+    with atomic_write(path) as handle:
+        handle.write(drawn)
+    return path
+
+
+def _draw(dot_text: str, path: Path, dpi: int) -> bytes:
+    """The picture ``path``'s suffix names (svg or png), drawn by the Graphviz program."""
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"cannot draw {fmt!r}; a picture is svg or png")
     program = find_renderer()
     if program is None:
         raise RendererNotFound(_not_found_message(path))
@@ -349,6 +402,4 @@ def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Pa
         errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
         why = errors[-1] if errors else f"exit status {result.returncode}"
         raise RenderError(f"{Path(program).name} failed to draw {path.name}: {why}")
-    with atomic_write(path) as handle:
-        handle.write(result.stdout)
-    return path
+    return result.stdout
