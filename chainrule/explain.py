@@ -91,7 +91,8 @@ class _Style:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_INDENT = " " * 23  # where a row's text starts: 4 spaces, an 18-column label, a space
+LABEL_WIDTH = 18  # the label column of a node's rows ("gradient arriving", "to apple")
+_INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 
 def _wrapped(line: str, indent: str) -> str:
@@ -104,7 +105,7 @@ def _wrapped(line: str, indent: str) -> str:
 
 def _row(label: str, text: str) -> str:
     """One aligned row of a node's block: a label column, then the equation."""
-    return _wrapped(f"    {label:<18} {text}", _INDENT + "  ")
+    return _wrapped(f"    {label:<{LABEL_WIDTH}} {text}", _INDENT + "  ")
 
 
 def _shape_note(x: Any) -> str:

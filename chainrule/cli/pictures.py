@@ -63,6 +63,11 @@ def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     title = args.title or example_title(
         args.name, hidden=options.get("hidden"), samples=args.samples
     )
+    if args.output is not None and args.output.lower().endswith(".html"):
+        from chainrule.viz.page import write_page
+
+        print(f"wrote {write_page(graph, args.output, title=title)}")
+        return 0
     dot = to_dot(graph, show_grad=not args.no_grad, title=title)
     if args.output is None:
         print(dot, end="")
@@ -125,9 +130,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             sub.add_argument(
                 "-o",
                 "--output",
-                type=output_path(GRAPH_FORMATS),
+                type=output_path((*GRAPH_FORMATS, "html")),
                 metavar="PATH",
-                help=f"write {suffixes(GRAPH_FORMATS)} (default: print the DOT text)",
+                help=f"write {suffixes((*GRAPH_FORMATS, 'html'))} (default: print the DOT "
+                "text); .html is a page to explore in a browser: change an input, step "
+                "through the backward pass",
             )
             sub.add_argument(
                 "--no-grad",
