@@ -47,6 +47,7 @@ from chainrule.formatting import (
     summarize,
 )
 from chainrule.graph import Graph, Node, Value
+from chainrule.messages import display_width, message, pad
 
 __all__ = [
     "EXAMPLE_NAMES",
@@ -78,10 +79,14 @@ _RED, _BOLD, _RESET = "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
 
 class _Style:
-    """Colours for a terminal, or none (the default: the text may go to a file)."""
+    """Colours for a terminal, or none (the default: the text may go to a file), and the
+    language of the words (:mod:`chainrule.messages`)."""
 
-    def __init__(self, color: bool) -> None:
-        self.color = color
+    def __init__(self, color: bool, lang: str = "en") -> None:
+        self.color, self.lang = color, lang
+
+    def say(self, key: str, **fields: object) -> str:
+        return message(key, self.lang, **fields)
 
     def grad(self, text: str) -> str:
         return f"{_RED}{text}{_RESET}" if self.color else text
@@ -97,7 +102,7 @@ _INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 def _wrapped(line: str, indent: str) -> str:
     """``line``, or if wider than 100 columns, broken before its last ``=`` (the result)."""
-    if len(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
+    if display_width(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
     return f"{head}\n{indent}= {tail}"
@@ -105,7 +110,7 @@ def _wrapped(line: str, indent: str) -> str:
 
 def _row(label: str, text: str) -> str:
     """One aligned row of a node's block: a label column, then the equation."""
-    return _wrapped(f"    {label:<{LABEL_WIDTH}} {text}", _INDENT + "  ")
+    return _wrapped(f"    {pad(label, LABEL_WIDTH)} {text}", _INDENT + "  ")
 
 
 def _shape_note(x: Any) -> str:
@@ -154,7 +159,7 @@ def _sum_text(parts: Sequence[Any], total: Any, style: _Style) -> str:
     if all(is_scalar(p) for p in parts):
         numbers = " + ".join(format_number(p) for p in parts)
         return f"{numbers} = {style.grad(format_number(total))}"
-    return f"sum of {len(parts)} gradients = {style.grad(describe(total))}"
+    return f"{style.say('sum_of', n=len(parts))} = {style.grad(describe(total))}"
 
 
 def _summed_over_broadcast(dout: Any, local: Any, grad: Any) -> bool:
@@ -222,12 +227,12 @@ def _rule_with_shapes(rule: str, shapes: dict[str, tuple[int, ...]]) -> str:
     return " ".join(_with_shape(token, shapes) for token in rule.split())
 
 
-def _first_row(lhs: str, grad: Any) -> list[str]:
+def _first_row(lhs: str, grad: Any, style: _Style) -> list[str]:
     """``row 0 of dx  [0.05, …, -0.45, …]`` for a batch of a few columns (a loss's y − t)."""
     if np.ndim(grad) != 2 or np.shape(grad)[1] > _ROW_IN_FULL or is_short(grad):
         return []
     first = ", ".join(format_number(v, 2) for v in np.asarray(grad)[0])
-    return [_row(f"  row 0 of {lhs}", f"[{first}]")]
+    return [_row("  " + style.say("row0", lhs=lhs), f"[{first}]")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,11 +273,10 @@ class _Trace:
     def forward(self) -> list[str]:
         """Each value in recording order: an input's data, a node's result from its inputs."""
         nodes = len(self.graph.nodes)
+        say = self.style.say
         lines = [
-            self.style.head(
-                f"Forward pass through {nodes} node{'s' if nodes != 1 else ''}, in recording order"
-            ),
-            "Each node computes its value from its inputs.",
+            self.style.head(say("forward", n=nodes, s="s" if nodes != 1 else "")),
+            say("forward_note"),
             "",
         ]
         for value in self.graph.values:
@@ -298,24 +302,20 @@ class _Trace:
     def backward(self) -> list[str]:
         """Each node in the order backward ran, then the inputs' and parameters' gradients."""
         plural = "s" if len(self.ran) != 1 else ""
+        say = self.style.say
         lines = [
-            self.style.head(
-                f"Backward pass through {len(self.ran)} node{plural}, "
-                f"from {self.name(self.top)} back to the inputs"
-            ),
-            "Each node multiplies the gradient arriving at its output (dout) by its local",
-            "derivative and passes the product to each input; a value used by several nodes",
-            "gets the sum of their gradients.",
+            self.style.head(say("backward", n=len(self.ran), s=plural, top=self.name(self.top))),
+            *say("backward_note").splitlines(),
             "",
-            f"Start: ∂{self.out}/∂{self.name(self.top)} = "
+            f"{say('start')}: ∂{self.out}/∂{self.name(self.top)} = "
             + self.style.grad(describe(self.top.grad)),
         ]
         for step, node in enumerate(self.ran, start=1):
             lines += ["", *self.step(step, node)]
         skipped = len(self.graph.nodes) - len(self.ran)
         if skipped:
-            verb = "nodes do" if skipped != 1 else "node does"
-            lines += ["", f"({skipped} {verb} not lead to {self.top.name} and got no gradient)"]
+            plural, verb = ("s", "do") if skipped != 1 else ("", "does")
+            lines += ["", say("skipped", n=skipped, s=plural, verb=verb, top=self.top.name)]
         return lines + self._input_gradients() + self._param_gradients()
 
     def step(self, step: int, node: Node) -> list[str]:
@@ -324,7 +324,7 @@ class _Trace:
         letters = _Letters(node, self.names)
         return [
             self.style.head(self._heading(step, node, letters)),
-            _row("gradient arriving", self._arriving(node)),
+            _row(self.style.say("arriving"), self._arriving(node)),
             *self._local_rows(node, letters),
             *self._input_rows(node, letters),
             *self._param_rows(node, letters),
@@ -336,8 +336,8 @@ class _Trace:
         expression = _expression(node, [self.name(v) for v in node.inputs])
         expr = f"[{step}] {_assignment(self.name(node.output), expression)}"
         right = f"{node.op}: {letters(node.formula)}" if node.formula else node.op
-        line = expr + " " * max(3, 52 - len(expr)) + right
-        return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
+        line = expr + " " * max(3, 52 - display_width(expr)) + right
+        return line if display_width(line) <= _WIDTH else f"{expr}\n    {right}"
 
     def _arriving(self, node: Node) -> str:
         """``dout = ∂price/∂all price = 1.1``, or the sum where the output feeds several nodes."""
@@ -345,7 +345,7 @@ class _Trace:
         parts = self.grads_of(node.output)
         if len(parts) > 1:
             total = _sum_text(parts, node.output.grad, self.style)
-            return text + total + f"   (the sum: used {len(parts)} times)"
+            return text + total + "   " + self.style.say("used", n=len(parts))
         return text + self.style.grad(describe(node.output.grad))
 
     def _local_rows(self, node: Node, letters: _Letters) -> list[str]:
@@ -362,9 +362,9 @@ class _Trace:
             terms.append(term)
         if not terms:
             return []
-        label = "local derivative" if len(terms) == 1 else "local derivatives"
+        label = self.style.say("local" if len(terms) == 1 else "locals")
         if all(formula == "1" for formula, x in zip(node.local, node.inputs) if not x.constant):
-            terms[-1] += "   (the gradient passes through)"
+            terms[-1] += "   " + self.style.say("passes")
         one_row = _row(label, "    ".join(terms))
         if "\n" not in one_row:
             return [one_row]
@@ -379,9 +379,9 @@ class _Trace:
         for i, (value, letter) in enumerate(zip(node.inputs, letters.input_letters)):
             if value.constant:
                 continue
-            label = f"to {self.name(value)}"
+            label = self.style.say("to", name=self.name(value))
             if i >= len(node.grads):
-                rows.append(_row(label, "no gradient: backward passes none to this input"))
+                rows.append(_row(label, self.style.say("no_gradient")))
                 continue
             grad, lhs = node.grads[i], f"d{letter}"
             if i < len(node.input_rules):
@@ -393,9 +393,9 @@ class _Trace:
             local_value = values[i] if i < len(values) else None
             text = self._product(lhs, formula, dout, local_value, grad)
             if local_value is not None and _summed_over_broadcast(dout, local_value, grad):
-                text += "   (summed back over broadcast axes)"
+                text += "   " + self.style.say("broadcast")
             rows.append(_row(label, text))
-            rows += _first_row(lhs, grad)
+            rows += _first_row(lhs, grad, self.style)
         return rows
 
     def _product(self, lhs: str, formula: str | None, dout: Any, local: Any, grad: Any) -> str:
@@ -417,7 +417,8 @@ class _Trace:
         for attribute, rule in node.param_rules:
             grad = node.param_grads.get(attribute)
             text = f"{attribute}{_shape_note(grad)} = {_rule_with_shapes(letters(rule), shapes)}"
-            rows.append(_row(f"to {attribute[1:]}", f"{text} = {self.style.grad(summarize(grad))}"))
+            label = self.style.say("to", name=attribute[1:])
+            rows.append(_row(label, f"{text} = {self.style.grad(summarize(grad))}"))
         return rows
 
     def _fan_out_notes(self, node: Node) -> list[str]:
@@ -427,15 +428,10 @@ class _Trace:
             parts = self.parts.get(value, [])
             here = [k for k, (sender, _) in enumerate(parts, start=1) if sender is node]
             if len(parts) > 1 and here:
-                numbers = " and ".join(str(k) for k in here)
-                noun = "parts" if len(here) > 1 else "part"
-                notes.append(
-                    _row(
-                        "",
-                        f"({value.name} is used {len(parts)} times: {noun} {numbers} "
-                        "of its gradient, which is their sum)",
-                    )
-                )
+                say = self.style.say
+                numbers = say("and").join(str(k) for k in here)
+                which = say("parts" if len(here) > 1 else "part", k=numbers)
+                notes.append(_row("", say("fan_out", name=value.name, n=len(parts), parts=which)))
         return notes
 
     def same_as(self, other: Graph) -> list[str]:
@@ -453,11 +449,11 @@ class _Trace:
         )
         layers = ", ".join(node.op for node in other.nodes)
         listed = ", ".join(f"{name} {diff:.2g}" for name, diff in differences)
-        verdict = "equal" if equal else "DIFFER from"
+
         trace = _Trace(other, self.style)
         lines = [
-            self.style.head(f"The same in one node: the book's {layers}"),
-            f"Its gradients {verdict} those of the nodes above (largest difference: {listed})",
+            self.style.head(self.style.say("same_heading", layers=layers)),
+            self.style.say("same_equal" if equal else "same_differ", listed=listed),
         ]
         for step, node in enumerate(trace.ran, start=1):
             lines += ["", *trace.step(step, node)]
@@ -468,15 +464,15 @@ class _Trace:
         leaves = [v for v in self.graph.values if v.node is None and v.grad is not None]
         if not leaves:
             return []
-        lines = ["", self.style.head(f"Gradients of {self.out} with respect to the inputs")]
-        width = max(len(v.name) for v in leaves)
+        lines = ["", self.style.head(self.style.say("input_grads", out=self.out))]
+        width = max(display_width(v.name) for v in leaves)
         for value in leaves:
             parts = self.grads_of(value)
             if len(parts) > 1:
                 text = _sum_text(parts, value.grad, self.style)
             else:
                 text = self.style.grad(describe(value.grad))
-            lines.append(f"    ∂{self.out}/∂{value.name:<{width}}  {text}")
+            lines.append(f"    ∂{self.out}/∂{pad(value.name, width)}  {text}")
         return lines
 
     def _param_gradients(self) -> list[str]:
@@ -491,7 +487,7 @@ class _Trace:
         width = max(len(label) for label, _ in rows)
         return [
             "",
-            self.style.head("Gradients of the parameters (what an optimiser uses)"),
+            self.style.head(self.style.say("param_grads")),
             *(f"    {label:<{width}}  {self.style.grad(summarize(g))}" for label, g in rows),
         ]
 
@@ -522,6 +518,7 @@ def explain(
     *,
     color: bool = False,
     same_as: Graph | None = None,
+    lang: str = "en",
 ) -> Trace:
     """The forward and backward pass of a recorded graph as text (a :class:`Trace`).
 
@@ -538,6 +535,7 @@ def explain(
     headings bold with ANSI codes, for a terminal. ``same_as``, a backpropagated graph of
     the same computation in one node (the book's fused layer, its inputs named as here),
     ends the text: whether its gradients equal these, then its own backward pass.
+    ``lang="ko"`` writes the words in Korean, in the terms of the book's Korean edition.
 
     Raises:
         StateError: ``graph.backward`` has not run.
@@ -551,7 +549,8 @@ def explain(
             lines += ["", "", *trace.same_as(same_as)]
         return "\n".join(lines) + "\n"
 
-    coloured = text(_Style(True))
+    message("start", lang)  # an unknown language is an error before any work
+    coloured = text(_Style(True, lang))
     return Trace(coloured if color else _ANSI.sub("", coloured), coloured)
 
 
@@ -610,22 +609,16 @@ def _mnist_batch(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x_test[picked].astype(np.float64), t_test[picked]
 
 
-def example_title(name: str, *, hidden: Sequence[int] | None = None, samples: int = 2) -> str:
+def example_title(
+    name: str, *, hidden: Sequence[int] | None = None, samples: int = 2, lang: str = "en"
+) -> str:
     """A heading for a picture of :func:`example_graph` ``(name, ...)``."""
-    if name == "apple":
-        return "Buying apples: 100 × 2 × 1.1 = 220"
-    if name == "apple-orange":
-        return "Buying apples and oranges: (100 × 2 + 150 × 3) × 1.1 = 715"
-    if name == "sigmoid":
-        return "Figure 5-19: the sigmoid y = 1 / (1 + exp(−x)) from ×(−1), exp, +1 and / nodes"
-    if name == "affine":
-        return "Figure 5-25: Affine Y = X · W + b as a dot node and an add node"
-    if name == "softmax-with-loss":
-        return "Appendix A: Softmax-with-Loss from exp, sum, /, ×, log and × t nodes"
+    if name not in ("two-layer-net", "multi-layer-net"):
+        return message(f"title_{name}", lang)
     default = [50] if name == "two-layer-net" else [50, 50]
     sizes = ", ".join(map(str, [784, *(hidden or default), 10]))
     network = "TwoLayerNet" if name == "two-layer-net" else "MultiLayerNet"
-    return f"{network}({sizes}) on {samples} MNIST digits, layer by layer"
+    return message("title_network", lang, network=network, sizes=sizes, samples=samples)
 
 
 def example_graph(
@@ -666,10 +659,10 @@ def example_graph(
     return network_graph(net, x, t)
 
 
-def explain_example(name: str, *, color: bool = False, **options: Any) -> Trace:
+def explain_example(name: str, *, color: bool = False, lang: str = "en", **options: Any) -> Trace:
     """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
     primitive nodes ends with the book's fused layer on the same numbers."""
     from chainrule.examples import FUSED
 
     fused = FUSED[name]() if name in FUSED else None
-    return explain(example_graph(name, **options), color=color, same_as=fused)
+    return explain(example_graph(name, **options), color=color, same_as=fused, lang=lang)

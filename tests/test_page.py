@@ -181,3 +181,14 @@ def test_an_array_page_shows_what_was_recorded(browser, tmp_path):
     click(browser, "next")
     assert "to b               dy (3) = dout (2×3) · 1 = [5, 7, 9]" in step_text(browser)
     assert browser.get_log("browser") == []
+
+
+def test_the_korean_page_lines_up_its_hangul_as_the_trace_does(browser, tmp_path):
+    graph = buy_apple_graph()
+    path = write_page(graph, tmp_path / "apple-ko.html", lang="ko")
+    browser.get(path.as_uri())
+    assert "역전파, 노드 하나씩" in browser.find_element("tag name", "body").text
+    click(browser, "back")  # the first node, written by the script
+    first = next(b for b in explain(graph, lang="ko").split("\n\n") if b.startswith("[1]"))
+    assert step_text(browser) == first
+    assert browser.find_element("id", "step-count").text == "2단계 중 1단계"

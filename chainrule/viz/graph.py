@@ -34,6 +34,7 @@ from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
 from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
 from chainrule.graph import Graph, Node, Value
+from chainrule.messages import korean_font, message
 from chainrule.viz.display import Picture
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "RenderError",
     "RendererNotFound",
     "find_renderer",
+    "hangul_problem",
     "render",
     "to_dot",
     "value_table",
@@ -55,6 +57,7 @@ RENDERERS = ("dot", "graphviz-pure")
 GRAD_COLOR = "#c00000"  # the gradients' red, as the book prints them
 RENDER_TIMEOUT_S = 60.0  # a graph of a few hundred nodes takes well under a second
 _FONT = "Helvetica"
+_KOREAN_FONT = "NanumGothic"  # Debian's fonts-nanum, named where fontconfig finds none
 _VALUE_FONT_SIZE = 14
 _SUMMARY_FONT_SIZE = 10
 _TITLE_FONT_SIZE = 14
@@ -179,17 +182,19 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-_LEGEND = "forward value above each arrow, gradient below it in red"
-
-
-def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) -> str:
+def to_dot(
+    graph: Graph, *, show_grad: bool = True, title: str | None = None, lang: str = "en"
+) -> str:
     """The graph as Graphviz DOT text (left to right), values and gradients on the arrows.
 
     Works on any recorded graph, before or after ``backward``: a value whose gradient is
     not known (None) shows its forward value only, and ``show_grad=False`` leaves every
     gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
-    marker with its name (``L`` for a loss). Render it with :func:`render`.
+    marker with its name (``L`` for a loss). Render it with :func:`render`. With
+    ``lang="ko"`` the legend is Korean and the text is set in a Korean font
+    (:func:`chainrule.messages.korean_font`; :func:`hangul_problem` says what is missing).
     """
+    font = (korean_font() or _KOREAN_FONT) if lang == "ko" else _FONT
     index = {v: i for i, v in enumerate(graph.values)}
     has_grad = any(v.grad is not None for v in graph.values)
     # ordering=in keeps each node's inputs top to bottom in argument order (apple above
@@ -198,7 +203,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     lines = [
         "digraph chainrule {",
         '  graph [rankdir=LR, nodesep=0.3, ranksep=0.3, bgcolor="white", pad=0.2, ordering=in];',
-        f'  node [fontname="{_FONT}", fontsize={_VALUE_FONT_SIZE}];',
+        f'  node [fontname="{font}", fontsize={_VALUE_FONT_SIZE}];',
         "  edge [arrowsize=0.7];",
     ]
     # Title and legend as one plain label: Graphviz centres plain text in SVG, so it stays
@@ -207,10 +212,10 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     # carrying a second one would lose the input order above.
     heading = [title] if title else []
     if show_grad and has_grad:
-        heading.append(_LEGEND)
+        heading.append(message("legend", lang))
     if heading:
         lines.append(
-            f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{_FONT}", '
+            f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{font}", '
             f"fontsize={_TITLE_FONT_SIZE}];"
         )
 
@@ -284,6 +289,24 @@ def value_table(graph: Graph) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Rendering
+
+
+def hangul_problem() -> str | None:
+    """Why a picture's Hangul would not show, or None: no Korean font installed, or only
+    graphviz-pure to draw (its PNGs draw Hangul as boxes)."""
+    if korean_font() is None:
+        return (
+            f"no font with Hangul is installed (looked for {_KOREAN_FONT} through fc-list); "
+            "install one (apt-get install fonts-nanum), or Hangul shows as boxes"
+        )
+    program = find_renderer()
+    if program is not None and Path(program).name == "graphviz-pure":
+        return (
+            "graphviz-pure draws Hangul as boxes in PNG and measures it wrongly; install "
+            "Graphviz's dot (apt-get install graphviz), which sets it in "
+            f"{korean_font()}"
+        )
+    return None
 
 
 def _program_dirs() -> list[str]:

@@ -39,6 +39,7 @@ from chainrule.explain import (
 from chainrule.fileio import atomic_write
 from chainrule.formatting import describe
 from chainrule.graph import Graph
+from chainrule.messages import message
 from chainrule.viz.graph import GRAD_COLOR, render, to_dot
 
 __all__ = ["SCALAR_RULES", "page_html", "write_page"]
@@ -71,9 +72,9 @@ def _number(x: Any) -> float | None:
     return None if x is None else float(np.asarray(x, dtype=np.float64))
 
 
-def _page_data(graph: Graph, labels: dict[str, str]) -> dict[str, Any]:
+def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any]:
     """Everything the script needs, as JSON: values, nodes, the steps' text."""
-    trace = _Trace(graph, _Style(False))
+    trace = _Trace(graph, _Style(False, lang))
     live = _is_live(graph)
     index = {v: i for i, v in enumerate(graph.values)}
     values = [
@@ -128,39 +129,41 @@ def _page_data(graph: Graph, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
-_LABELS_EN = {
-    "inputs": "Inputs",
-    "inputs_note": "Change an input: the values flow forward and the gradients flow back.",
-    "recorded_note": "The values are the recorded ones: this graph holds arrays or a node the "
-    "page cannot recompute.",
-    "steps": "Backward, node by node",
-    "start": "« start",
-    "back": "◀ back",
-    "next": "step ▶",
-    "all": "all »",
-    "step_of": "step {k} of {n}",
-    "start_line": "Start",
-    "arriving": "gradient arriving",
-    "local": "local derivative",
-    "locals": "local derivatives",
-    "to": "to {name}",
-    "passes": "(the gradient passes through)",
-    "sum": "(the sum: used {n} times)",
-}
+def _labels(lang: str) -> dict[str, str]:
+    """The page's words in ``lang``; ``{name}``, ``{n}`` and ``{k}`` the script fills in."""
+    keys = {
+        "inputs": "inputs",
+        "inputs_note": "inputs_note",
+        "recorded_note": "recorded_note",
+        "steps": "steps",
+        "start": "step_start",
+        "back": "step_back",
+        "next": "step_next",
+        "all": "step_all",
+        "start_line": "start",
+        "arriving": "arriving",
+        "local": "local",
+        "locals": "locals",
+        "passes": "passes",
+    }
+    labels = {name: message(key, lang) for name, key in keys.items()}
+    labels["to"] = message("to", lang, name="{name}")
+    labels["sum"] = message("used", lang, n="{n}")
+    labels["step_of"] = message("step_of", lang, k="{k}", n="{n}")
+    return labels
 
 
-def page_html(
-    graph: Graph, *, title: str | None = None, labels: dict[str, str] | None = None
-) -> str:
+def page_html(graph: Graph, *, title: str | None = None, lang: str = "en") -> str:
     """The page of ``graph`` (after backward) as one HTML document; see the module.
+    ``lang="ko"`` writes its words, the trace's lines and the picture's legend in Korean.
 
     Raises:
         StateError: ``graph.backward`` has not run.
         RendererNotFound: no Graphviz program to draw the picture.
     """
-    labels = labels or _LABELS_EN
-    data = _page_data(graph, labels)
-    svg = render(to_dot(graph, title=title), format="svg").data.decode("utf-8")
+    labels = _labels(lang)
+    data = _page_data(graph, labels, lang)
+    svg = render(to_dot(graph, title=title, lang=lang), format="svg").data.decode("utf-8")
     svg = svg[svg.index("<svg") :]  # the XML prolog and doctype cannot stand inside HTML
     # "</" would end the script element early; JSON may write it as "<\/".
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
