@@ -192,3 +192,19 @@ def test_the_korean_page_lines_up_its_hangul_as_the_trace_does(browser, tmp_path
     first = next(b for b in explain(graph, lang="ko").split("\n\n") if b.startswith("[1]"))
     assert step_text(browser) == first
     assert browser.find_element("id", "step-count").text == "2단계 중 1단계"
+
+
+def test_an_array_gradient_is_hidden_whole_until_it_arrives(browser, tmp_path):
+    graph = affine_graph()
+    open_page(browser, tmp_path, graph, "affine-steps")
+    w = graph.values.index(graph["W"])
+    script = (
+        "const g = [...document.querySelectorAll('#picture g.node')]"
+        f".find((n) => n.querySelector('title').textContent === 'v{w}');"
+        "return [...g.querySelectorAll('text')].filter((e) => e.getAttribute('fill') === "
+        "'#c00000').map((e) => getComputedStyle(e).visibility);"
+    )
+    assert browser.execute_script(script) == ["visible"] * 3  # 2×3, min · max, mean
+    click(browser, "back")  # only the add node has run: W's gradient has not arrived
+    assert browser.execute_script(script) == ["hidden"] * 3
+    assert browser.find_element("id", "input-0").get_attribute("value") == "(2×2) [1, 2, 3, 4]"

@@ -82,6 +82,7 @@ def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any
             "name": v.name,
             "input": v.node is None and not v.constant,
             "data": _number(v.data) if live else None,
+            "text": describe(v.data),
         }
         for v in graph.values
     ]
@@ -197,7 +198,8 @@ body {{ font-family: sans-serif; margin: 1em 2em; color: #222; }}
 #picture svg {{ max-width: 100%; height: auto; }}
 .panel {{ display: inline-block; vertical-align: top; margin: 0.5em 2em 0.5em 0; }}
 label {{ display: block; margin: 0.2em 0; }}
-input {{ width: 8em; margin-left: 0.5em; }}
+input {{ margin-left: 0.5em; }}
+input[type=number] {{ width: 8em; }}
 button {{ margin-right: 0.3em; }}
 pre {{ background: #f6f6f6; padding: 0.6em; min-height: 7em; }}
 .hl ellipse, .hl polygon {{ fill: #ffe08a; stroke: #c07000; stroke-width: 2; }}
@@ -255,7 +257,7 @@ const groups = {};
 document.querySelectorAll("#picture g.node").forEach((g) => {
   groups[g.querySelector("title").textContent] = g;
 });
-const valueText = {}, gradText = {};
+const valueText = {}, gradTexts = {};
 G.values.forEach((v, i) => {
   const g = groups["v" + i];
   if (!g) return;
@@ -264,7 +266,9 @@ G.values.forEach((v, i) => {
     const box = t.getBBox();
     t.setAttribute("text-anchor", "middle");
     t.setAttribute("x", box.x + box.width / 2);
-    if ((t.getAttribute("fill") || "").toLowerCase() === "GRAD_COLOR") gradText[i] = t;
+    if ((t.getAttribute("fill") || "").toLowerCase() === "GRAD_COLOR") {
+      (gradTexts[i] = gradTexts[i] || []).push(t);
+    }
     else if (!(i in valueText)) valueText[i] = t;
   }
 });
@@ -330,16 +334,15 @@ function show() {
   if (G.live) {
     G.values.forEach((v, i) => {
       if (valueText[i]) valueText[i].textContent = fmt(data[i]);
-      if (gradText[i] && grad[i] !== null) gradText[i].textContent = fmt(grad[i]);
+      if (gradTexts[i] && grad[i] !== null) gradTexts[i][0].textContent = fmt(grad[i]);
     });
   }
   // A gradient shows once every node that passes a part of it has run.
   const last = {};
   G.ran.forEach((k, s) => G.nodes[k].inputs.forEach((i) => { last[i] = s + 1; }));
   G.values.forEach((v, i) => {
-    if (!gradText[i]) return;
     const ready = i === G.seed || (last[i] !== undefined && last[i] <= step);
-    gradText[i].classList.toggle("pending", !ready);
+    (gradTexts[i] || []).forEach((t) => t.classList.toggle("pending", !ready));
   });
   Object.values(groups).forEach((g) => g.classList.remove("hl"));
   if (step > 0) groups["n" + G.ran[step - 1]].classList.add("hl");
@@ -360,8 +363,9 @@ G.values.forEach((v, i) => {
   const label = document.createElement("label");
   label.textContent = v.name;
   const box = document.createElement("input");
-  box.type = "number"; box.step = "any"; box.id = "input-" + i;
-  box.value = G.live ? fmt(v.data) : "";
+  box.type = G.live ? "number" : "text"; box.step = "any"; box.id = "input-" + i;
+  box.value = G.live ? fmt(v.data) : v.text;
+  if (!G.live) box.size = Math.min(60, v.text.length);
   box.disabled = !G.live;
   box.addEventListener("input", () => {
     const x = parseFloat(box.value);
