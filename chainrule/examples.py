@@ -1,18 +1,52 @@
-"""The book's worked examples of chapter 5: buying apples (and oranges) with tax.
+"""The book's worked examples of chapter 5, and its figures rebuilt from primitive nodes.
 
-Each example runs twice, the two ways the chapter teaches: layers chained by hand
-(``buy_apple``) and a recorded graph (``buy_apple_graph``). Expected numbers, from the
-book: apple 100 × 2 × tax 1.1 = 220, with d apple 2.2, d apple count 110, d tax 200;
-apples and oranges (100 × 2 + 150 × 3) × 1.1 = 715, with d apple count 110, d apple 2.2,
-d orange 3.3, d orange count 165, d tax 650.
+Buying apples (and oranges) with tax runs twice, the two ways the chapter teaches: layers
+chained by hand (``buy_apple``) and a recorded graph (``buy_apple_graph``). Expected
+numbers, from the book: apple 100 × 2 × tax 1.1 = 220, with d apple 2.2, d apple count
+110, d tax 200; apples and oranges (100 × 2 + 150 × 3) × 1.1 = 715, with d apple count
+110, d apple 2.2, d orange 3.3, d orange count 165, d tax 650.
+
+Three figures are built from the primitive nodes of :mod:`chainrule.primitives`, each
+with the book's fused layer beside it (:data:`FUSED`), whose gradients they equal:
+``sigmoid_graph`` (Figure 5-19: ×(−1), exp, +1 and /, whose chain of local derivatives
+the book simplifies to ``y(1 − y)``), ``affine_graph`` (Figure 5-25: a dot node and an add
+node, on the book's batch example with ``dY = [[1, 2, 3], [4, 5, 6]]``) and
+``softmax_with_loss_graph`` (Appendix A: exp, sum, /, ×, log, × t, sum and ×(−1), ending
+in ``y − t``).
 """
 
 from __future__ import annotations
 
-from chainrule.graph import Graph
-from chainrule.layers import AddLayer, MulLayer
+from collections.abc import Callable, Sequence
 
-__all__ = ["EXAMPLES", "buy_apple", "buy_apple_graph", "buy_apple_orange", "buy_apple_orange_graph"]
+import numpy as np
+
+from chainrule.graph import Graph
+from chainrule.layers import AddLayer, Affine, MulLayer, Sigmoid
+from chainrule.losses import SoftmaxWithLoss
+
+__all__ = [
+    "EXAMPLES",
+    "FUSED",
+    "affine_graph",
+    "buy_apple",
+    "buy_apple_graph",
+    "buy_apple_orange",
+    "buy_apple_orange_graph",
+    "fused_affine_graph",
+    "fused_sigmoid_graph",
+    "fused_softmax_with_loss_graph",
+    "sigmoid_graph",
+    "softmax_with_loss_graph",
+]
+
+# The book's numbers: its batch Affine example (section 5.6.2) and softmax's a (chapter 3).
+AFFINE_X = ((1.0, 2.0), (3.0, 4.0))
+AFFINE_W = ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+AFFINE_B = (1.0, 2.0, 3.0)
+AFFINE_DY = ((1.0, 2.0, 3.0), (4.0, 5.0, 6.0))
+SOFTMAX_A = (0.3, 2.9, 4.0)
+SOFTMAX_T = (0.0, 0.0, 1.0)
 
 
 def buy_apple(apple: float = 100, apple_num: float = 2, tax: float = 1.1) -> dict[str, float]:
@@ -91,5 +125,89 @@ def buy_apple_orange_graph(
     return g
 
 
+def sigmoid_graph(x: float = 1.0) -> Graph:
+    """Figure 5-19: ``y = 1 / (exp(x × −1) + 1)`` from four primitive nodes, after backward.
+
+    The backward pass multiplies their local derivatives, −y², 1, exp(−x) and −1, which
+    the book simplifies to the Sigmoid node's ``y(1 − y)``.
+    """
+    g = Graph()
+    x_value = g.input(x, "x")
+    (1 / ((x_value * -1).exp() + 1)).named("y").backward()
+    return g
+
+
+def affine_graph(
+    X: Sequence = AFFINE_X, W: Sequence = AFFINE_W, b: Sequence = AFFINE_B, dY: Sequence = AFFINE_DY
+) -> Graph:
+    """Figure 5-25: ``Y = X · W + b`` as a dot node and an add node, after backward with the
+    gradient ``dY`` arriving (the book's example: ``db`` comes out ``[5, 7, 9]``)."""
+    g = Graph()
+    inputs = [g.input(np.array(v), name) for v, name in ((X, "X"), (W, "W"), (b, "b"))]
+    X_value, W_value, b_value = inputs
+    product = (X_value @ W_value).named("X · W")
+    (product + b_value).named("Y").backward(np.array(dY))
+    return g
+
+
+def softmax_with_loss_graph(a: Sequence = SOFTMAX_A, t: Sequence = SOFTMAX_T) -> Graph:
+    """Appendix A: Softmax-with-Loss of scores ``a`` against one-hot labels ``t``, from
+    primitive nodes, after backward: softmax ``y = exp(a) × (1 / S)`` with ``S = Σ exp(a)``,
+    then the cross-entropy ``L = −Σ t · log y``. The gradient of ``a`` is ``y − t``."""
+    g = Graph()
+    a_value, t_value = g.input(np.array(a), "a"), g.constant(np.array(t), "t")
+    e = a_value.exp(name="exp(a)")
+    y = (e * (1 / e.sum(name="S"))).named("y")
+    ((t_value * y.log(name="log y")).sum() * -1).named("L").backward()
+    return g
+
+
+def _fused(
+    layer: object,
+    name: str,
+    x: tuple[str, object],
+    label: tuple[str, object] | None = None,
+    dout: object = None,
+) -> Graph:
+    """One node of ``layer`` on the input ``x`` (and a constant ``label``), each given as
+    ``(name, data)``, after backward with ``dout`` arriving."""
+    g = Graph()
+    values = [g.input(np.array(x[1]), x[0])]
+    if label is not None:
+        values.append(g.constant(np.array(label[1]), label[0]))
+    g.apply(layer, *values, name=name).backward(None if dout is None else np.array(dout))
+    return g
+
+
+def fused_sigmoid_graph(x: float = 1.0) -> Graph:
+    """The book's Sigmoid layer on the same ``x`` as :func:`sigmoid_graph`."""
+    return _fused(Sigmoid(), "y", ("x", x))
+
+
+def fused_affine_graph(
+    X: Sequence = AFFINE_X, W: Sequence = AFFINE_W, b: Sequence = AFFINE_B, dY: Sequence = AFFINE_DY
+) -> Graph:
+    """The book's Affine layer (its dW and db) on the same numbers as :func:`affine_graph`."""
+    return _fused(Affine(np.array(W), np.array(b)), "Y", ("X", X), dout=dY)
+
+
+def fused_softmax_with_loss_graph(a: Sequence = SOFTMAX_A, t: Sequence = SOFTMAX_T) -> Graph:
+    """The book's SoftmaxWithLoss layer on the same ``a`` and ``t`` as
+    :func:`softmax_with_loss_graph`."""
+    return _fused(SoftmaxWithLoss(), "L", ("a", a), ("t", t))
+
+
 # name -> function building the recorded graph; for the command line.
-EXAMPLES = {"apple": buy_apple_graph, "apple-orange": buy_apple_orange_graph}
+EXAMPLES: dict[str, Callable[[], Graph]] = {
+    "apple": buy_apple_graph,
+    "apple-orange": buy_apple_orange_graph,
+    "sigmoid": sigmoid_graph,
+    "affine": affine_graph,
+    "softmax-with-loss": softmax_with_loss_graph,
+}
+# name -> the book's fused layer on the same numbers, for the figures built of primitives.
+FUSED: dict[str, Callable[[], Graph]] = {
+    "sigmoid": fused_sigmoid_graph,
+    "affine": fused_affine_graph,
+    "softmax-with-loss": fused_softmax_with_loss_graph,
+}

@@ -24,12 +24,13 @@ after recording leaves the text as it was. Numbers are written by
 text is plain (``color=True`` adds ANSI colours for a terminal) and at most 100 columns
 wide for the book's examples and networks.
 
-:func:`example_graph` builds the graphs the command line names (``apple``,
-``apple-orange``, ``two-layer-net``, ``multi-layer-net``), already backpropagated.
+:func:`example_graph` builds the graphs the command line names (:data:`EXAMPLE_NAMES`),
+already backpropagated.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -46,9 +47,11 @@ from chainrule.formatting import (
     summarize,
 )
 from chainrule.graph import Graph, Node, Value
+from chainrule.messages import display_width, message, pad
 
 __all__ = [
     "EXAMPLE_NAMES",
+    "Trace",
     "example_graph",
     "example_title",
     "explain",
@@ -56,7 +59,15 @@ __all__ = [
     "network_graph",
 ]
 
-EXAMPLE_NAMES: tuple[str, ...] = ("apple", "apple-orange", "two-layer-net", "multi-layer-net")
+EXAMPLE_NAMES: tuple[str, ...] = (
+    "apple",
+    "apple-orange",
+    "sigmoid",
+    "affine",
+    "softmax-with-loss",
+    "two-layer-net",
+    "multi-layer-net",
+)
 
 _WIDTH = 100  # the widest line the book's examples and the networks produce
 _ROW_IN_FULL = 10  # a gradient of at most this many columns also shows its first row
@@ -68,10 +79,14 @@ _RED, _BOLD, _RESET = "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
 
 class _Style:
-    """Colours for a terminal, or none (the default: the text may go to a file)."""
+    """Colours for a terminal, or none (the default: the text may go to a file), and the
+    language of the words (:mod:`chainrule.messages`)."""
 
-    def __init__(self, color: bool) -> None:
-        self.color = color
+    def __init__(self, color: bool, lang: str = "en") -> None:
+        self.color, self.lang = color, lang
+
+    def say(self, key: str, **fields: object) -> str:
+        return message(key, self.lang, **fields)
 
     def grad(self, text: str) -> str:
         return f"{_RED}{text}{_RESET}" if self.color else text
@@ -81,12 +96,13 @@ class _Style:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_INDENT = " " * 23  # where a row's text starts: 4 spaces, an 18-column label, a space
+LABEL_WIDTH = 18  # the label column of a node's rows ("gradient arriving", "to apple")
+_INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 
 def _wrapped(line: str, indent: str) -> str:
     """``line``, or if wider than 100 columns, broken before its last ``=`` (the result)."""
-    if len(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
+    if display_width(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
     return f"{head}\n{indent}= {tail}"
@@ -94,7 +110,7 @@ def _wrapped(line: str, indent: str) -> str:
 
 def _row(label: str, text: str) -> str:
     """One aligned row of a node's block: a label column, then the equation."""
-    return _wrapped(f"    {label:<18} {text}", _INDENT + "  ")
+    return _wrapped(f"    {pad(label, LABEL_WIDTH)} {text}", _INDENT + "  ")
 
 
 def _shape_note(x: Any) -> str:
@@ -103,7 +119,10 @@ def _shape_note(x: Any) -> str:
 
 
 def _expression(node: Node, args: Sequence[str]) -> str:
-    """The node applied to ``args``: ``a × b``, ``−a``, ``ReLU(a)``, ``SoftmaxWithLoss(a, t)``."""
+    """The node applied to ``args``: ``a × b``, ``−a``, ``ReLU(a)``, ``SoftmaxWithLoss(a, t)``,
+    or as the node writes itself (``1 / a``)."""
+    if node.written is not None:
+        return node.written.format(*args)
     symbol = node.symbol
     if len(symbol) == 1:  # an operator
         return f" {symbol} ".join(args) if len(args) > 1 else f"{symbol}{args[0]}"
@@ -111,8 +130,16 @@ def _expression(node: Node, args: Sequence[str]) -> str:
     return f"{function}({', '.join(args)})"
 
 
+def _assignment(name: str, expression: str) -> str:
+    """``price = apple price × tax``; the expression alone where it is the name, ``exp(a)``."""
+    return expression if name == expression else f"{name} = {expression}"
+
+
 def _factor(formula: str) -> str:
-    """A formula as a factor of a product: ``(1 − y²)`` in parentheses, ``y(1 − y)`` as it is."""
+    """A formula as a factor of a product: ``(1 − y²)`` and ``(−y²)`` in parentheses,
+    ``y(1 − y)`` as it is."""
+    if formula.startswith(("−", "-")):
+        return f"({formula})"
     depth = 0
     for i, char in enumerate(formula):
         depth += (char in "([") - (char in ")]")
@@ -121,12 +148,18 @@ def _factor(formula: str) -> str:
     return formula
 
 
+def _signed(x: Any) -> str:
+    """A number as a factor of a product: ``(-0.5)`` in parentheses where negative."""
+    text = format_number(x)
+    return f"({text})" if text.startswith("-") else text
+
+
 def _sum_text(parts: Sequence[Any], total: Any, style: _Style) -> str:
     """``1.1 + 2.2 = 3.3`` for scalars; the count and the total's summary for arrays."""
     if all(is_scalar(p) for p in parts):
         numbers = " + ".join(format_number(p) for p in parts)
         return f"{numbers} = {style.grad(format_number(total))}"
-    return f"sum of {len(parts)} gradients = {style.grad(describe(total))}"
+    return f"{style.say('sum_of', n=len(parts))} = {style.grad(describe(total))}"
 
 
 def _summed_over_broadcast(dout: Any, local: Any, grad: Any) -> bool:
@@ -138,11 +171,39 @@ def _summed_over_broadcast(dout: Any, local: Any, grad: Any) -> bool:
     return np.shape(grad) != product
 
 
-def _named_shapes(node: Node) -> dict[str, tuple[int, ...]]:
-    """The shapes a parameter rule can name: the inputs and the output by their letters,
+class _Letters:
+    """A node's formulas in letters that cannot be mistaken for the graph's names.
+
+    A node writes its rule in its own letters (MulLayer's ``z = x · y``). Where the graph
+    names another value with one of them (the learner's ``y`` is this node's input ``x``),
+    the letter gets a prime here (``x′``), in every formula of the node's block.
+    """
+
+    def __init__(self, node: Node, names: dict[str, Value]) -> None:
+        own = dict(zip(node.input_letters, node.inputs))
+        own[node.output_letter] = node.output
+        self.primes = {
+            letter: letter + "′"
+            for letter, value in own.items()
+            if names.get(letter, value) is not value
+        }
+        self.node = node
+        self.input_letters = tuple(self.primes.get(x, x) for x in node.input_letters)
+        self.output_letter = self.primes.get(node.output_letter, node.output_letter)
+
+    def __call__(self, text: str) -> str:
+        """``text`` with each clashing letter primed, where it stands alone (not the x of
+        ``exp`` or of ``x̂``)."""
+        for letter, primed in self.primes.items():
+            text = re.sub(rf"(?<![A-Za-z_]){letter}(?![A-Za-z_\u0300-\u036f])", primed, text)
+        return text
+
+
+def _named_shapes(node: Node, letters: _Letters) -> dict[str, tuple[int, ...]]:
+    """The shapes a gradient rule can name: the inputs and the output by their letters,
     the parameters, and ``dout``, the gradient that arrived."""
-    shapes = {letter: np.shape(v.data) for letter, v in zip(node.input_letters, node.inputs)}
-    shapes[node.output_letter] = np.shape(node.output.data)
+    shapes = {letter: np.shape(v.data) for letter, v in zip(letters.input_letters, node.inputs)}
+    shapes[letters.output_letter] = np.shape(node.output.data)
     shapes.update(node.param_shapes)
     shapes["dout"] = np.shape(node.output.grad)
     return shapes
@@ -161,12 +222,17 @@ def _with_shape(token: str, shapes: dict[str, tuple[int, ...]]) -> str:
     return f"{token} ({format_shape(shape[::-1] if name != token else shape)})"
 
 
-def _first_row(lhs: str, grad: Any) -> list[str]:
+def _rule_with_shapes(rule: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    """A gradient rule with each array's shape after its name: ``Xᵀ (784×2) · dout (2×50)``."""
+    return " ".join(_with_shape(token, shapes) for token in rule.split())
+
+
+def _first_row(lhs: str, grad: Any, style: _Style) -> list[str]:
     """``row 0 of dx  [0.05, …, -0.45, …]`` for a batch of a few columns (a loss's y − t)."""
     if np.ndim(grad) != 2 or np.shape(grad)[1] > _ROW_IN_FULL or is_short(grad):
         return []
     first = ", ".join(format_number(v, 2) for v in np.asarray(grad)[0])
-    return [_row(f"  row 0 of {lhs}", f"[{first}]")]
+    return [_row("  " + style.say("row0", lhs=lhs), f"[{first}]")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -181,17 +247,22 @@ class _Trace:
             raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
         self.graph, self.style, self.top = graph, style, graph.seed
         loss = self.top.node is not None and self.top.node.is_loss
-        self.out = "L" if loss else self.top.name
+        # A gradient other than ones arrives from a loss further on (the book's dY).
+        given = not np.all(np.asarray(self.top.grad) == 1)
+        self.top_name = "L" if loss else self.top.name
+        self.out = "L" if given else self.top_name
         self.ran = [node for node in reversed(graph.nodes) if node.grads is not None]
+        self.names = {self.name(v): v for v in graph.values if not v.constant}
         # The gradients passed to each value, in the order backward added them up.
         self.parts: dict[Value, list[tuple[Node, Any]]] = {}
         for node in self.ran:
             for value, grad in zip(node.inputs, node.grads):
-                self.parts.setdefault(value, []).append((node, grad))
+                if not value.constant:
+                    self.parts.setdefault(value, []).append((node, grad))
 
     def name(self, value: Value) -> str:
         """How a value is written: its name, or ``L`` for the loss backward started from."""
-        return self.out if value is self.top else value.name
+        return self.top_name if value is self.top else value.name
 
     def grads_of(self, value: Value) -> list[Any]:
         """The parts of ``value``'s gradient, one per use, in the order backward added them."""
@@ -202,14 +273,15 @@ class _Trace:
     def forward(self) -> list[str]:
         """Each value in recording order: an input's data, a node's result from its inputs."""
         nodes = len(self.graph.nodes)
+        say = self.style.say
         lines = [
-            self.style.head(
-                f"Forward pass through {nodes} node{'s' if nodes != 1 else ''}, in recording order"
-            ),
-            "Each node computes its value from its inputs.",
+            self.style.head(say("forward", n=nodes, s="s" if nodes != 1 else "")),
+            say("forward_note"),
             "",
         ]
         for value in self.graph.values:
+            if value.constant and value.auto:
+                continue  # written as its number where it is used
             if value.node is None:
                 text = f"{self.name(value)} = {describe(value.data)}"
             else:
@@ -219,8 +291,8 @@ class _Trace:
 
     def _computed(self, node: Node) -> str:
         """``price = apple price × tax = 200 × 1.1 = 220``; arrays by shape and summary."""
-        names = [self.name(v) for v in node.inputs]
-        text = f"{self.name(node.output)} = {_expression(node, names)}"
+        expression = _expression(node, [self.name(v) for v in node.inputs])
+        text = _assignment(self.name(node.output), expression)
         if all(is_short(v.data) for v in node.inputs):
             text += f" = {_expression(node, [summarize(v.data) for v in node.inputs])}"
         return f"{text} = {describe(node.output.data)}"
@@ -230,37 +302,42 @@ class _Trace:
     def backward(self) -> list[str]:
         """Each node in the order backward ran, then the inputs' and parameters' gradients."""
         plural = "s" if len(self.ran) != 1 else ""
+        say = self.style.say
         lines = [
-            self.style.head(
-                f"Backward pass through {len(self.ran)} node{plural}, "
-                f"from {self.out} back to the inputs"
-            ),
-            "Each node multiplies the gradient arriving at its output (dout) by its local",
-            "derivative and passes the product to each input; a value used by several nodes",
-            "gets the sum of their gradients.",
+            self.style.head(say("backward", n=len(self.ran), s=plural, top=self.name(self.top))),
+            *say("backward_note").splitlines(),
             "",
-            f"Start: ∂{self.out}/∂{self.out} = {self.style.grad(describe(self.top.grad))}",
+            f"{say('start')}: ∂{self.out}/∂{self.name(self.top)} = "
+            + self.style.grad(describe(self.top.grad)),
         ]
         for step, node in enumerate(self.ran, start=1):
-            lines += ["", self.style.head(self._heading(step, node))]
-            lines.append(_row("gradient arriving", self._arriving(node)))
-            lines += self._local_rows(node)
-            lines += self._input_rows(node)
-            lines += self._param_rows(node)
-            lines += self._fan_out_notes(node)
+            lines += ["", *self.step(step, node)]
         skipped = len(self.graph.nodes) - len(self.ran)
         if skipped:
-            verb = "nodes do" if skipped != 1 else "node does"
-            lines += ["", f"({skipped} {verb} not lead to {self.top.name} and got no gradient)"]
+            plural, verb = ("s", "do") if skipped != 1 else ("", "does")
+            lines += ["", say("skipped", n=skipped, s=plural, verb=verb, top=self.top.name)]
         return lines + self._input_gradients() + self._param_gradients()
 
-    def _heading(self, step: int, node: Node) -> str:
+    def step(self, step: int, node: Node) -> list[str]:
+        """The block of one node of the backward pass: its heading, the gradient arriving,
+        its local derivatives, and what it passes to each input and parameter."""
+        letters = _Letters(node, self.names)
+        return [
+            self.style.head(self._heading(step, node, letters)),
+            _row(self.style.say("arriving"), self._arriving(node)),
+            *self._local_rows(node, letters),
+            *self._input_rows(node, letters),
+            *self._param_rows(node, letters),
+            *self._fan_out_notes(node),
+        ]
+
+    def _heading(self, step: int, node: Node, letters: _Letters) -> str:
         """``[1] price = apple price × tax        MulLayer: z = x · y``."""
-        args = [self.name(v) for v in node.inputs]
-        expr = f"[{step}] {self.name(node.output)} = {_expression(node, args)}"
-        right = f"{node.op}: {node.formula}" if node.formula else node.op
-        line = expr + " " * max(3, 52 - len(expr)) + right
-        return line if len(line) <= _WIDTH else f"{expr}\n    {right}"
+        expression = _expression(node, [self.name(v) for v in node.inputs])
+        expr = f"[{step}] {_assignment(self.name(node.output), expression)}"
+        right = f"{node.op}: {letters(node.formula)}" if node.formula else node.op
+        line = expr + " " * max(3, 52 - display_width(expr)) + right
+        return line if display_width(line) <= _WIDTH else f"{expr}\n    {right}"
 
     def _arriving(self, node: Node) -> str:
         """``dout = ∂price/∂all price = 1.1``, or the sum where the output feeds several nodes."""
@@ -268,46 +345,57 @@ class _Trace:
         parts = self.grads_of(node.output)
         if len(parts) > 1:
             total = _sum_text(parts, node.output.grad, self.style)
-            return text + total + f"   (the sum: used {len(parts)} times)"
+            return text + total + "   " + self.style.say("used", n=len(parts))
         return text + self.style.grad(describe(node.output.grad))
 
-    def _local_rows(self, node: Node) -> list[str]:
+    def _local_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``∂z/∂x = y = 1.1    ∂z/∂y = x = 200``: each local derivative, with its value."""
         values = node.local_values or (None,) * len(node.local)
         terms = []
-        for letter, formula, value in zip(node.input_letters, node.local, values):
-            term = f"∂{node.output_letter}/∂{letter} = {formula}"
-            if value is not None and describe(value) != formula:
+        local = [letters(formula) for formula in node.local]
+        for letter, formula, value, x in zip(letters.input_letters, local, values, node.inputs):
+            if x.constant:
+                continue
+            term = f"∂{letters.output_letter}/∂{letter} = {formula}"
+            if value is not None and describe(value) != formula.replace("−", "-"):
                 term += f" = {describe(value)}"
             terms.append(term)
         if not terms:
             return []
-        label = "local derivative" if len(terms) == 1 else "local derivatives"
-        if all(formula == "1" for formula in node.local):
-            terms[-1] += "   (the gradient passes through)"
+        label = self.style.say("local" if len(terms) == 1 else "locals")
+        if all(formula == "1" for formula, x in zip(node.local, node.inputs) if not x.constant):
+            terms[-1] += "   " + self.style.say("passes")
         one_row = _row(label, "    ".join(terms))
         if "\n" not in one_row:
             return [one_row]
         return [_row(label if i == 0 else "", term) for i, term in enumerate(terms)]
 
-    def _input_rows(self, node: Node) -> list[str]:
+    def _input_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``to tax  dy = dout · x = 1 · 200 = 200``: the gradient passed to each input."""
         rows = []
-        dout, local = node.output.grad, node.local
+        dout, local = node.output.grad, [letters(formula) for formula in node.local]
         values = node.local_values or ()
-        for i, (value, letter) in enumerate(zip(node.inputs, node.input_letters)):
-            label = f"to {self.name(value)}"
+        shapes = _named_shapes(node, letters)
+        for i, (value, letter) in enumerate(zip(node.inputs, letters.input_letters)):
+            if value.constant:
+                continue
+            label = self.style.say("to", name=self.name(value))
             if i >= len(node.grads):
-                rows.append(_row(label, "no gradient: backward passes none to this input"))
+                rows.append(_row(label, self.style.say("no_gradient")))
                 continue
             grad, lhs = node.grads[i], f"d{letter}"
+            if i < len(node.input_rules):
+                rule = _rule_with_shapes(letters(node.input_rules[i]), shapes)
+                result = self.style.grad(summarize(grad))
+                rows.append(_row(label, f"{lhs}{_shape_note(grad)} = {rule} = {result}"))
+                continue
             formula = local[i] if i < len(local) else None
             local_value = values[i] if i < len(values) else None
             text = self._product(lhs, formula, dout, local_value, grad)
             if local_value is not None and _summed_over_broadcast(dout, local_value, grad):
-                text += "   (summed back over broadcast axes)"
+                text += "   " + self.style.say("broadcast")
             rows.append(_row(label, text))
-            rows += _first_row(lhs, grad)
+            rows += _first_row(lhs, grad, self.style)
         return rows
 
     def _product(self, lhs: str, formula: str | None, dout: Any, local: Any, grad: Any) -> str:
@@ -317,20 +405,20 @@ class _Trace:
             return f"{lhs}{_shape_note(grad)} = {result}"
         factor = _factor(formula)
         if local is not None and all(is_scalar(x) for x in (dout, local, grad)):
-            numbers = f"{format_number(dout)} · {format_number(local)}"
+            numbers = f"{_signed(dout)} · {_signed(local)}"
             return f"{lhs} = dout · {factor} = {numbers} = {result}"
         factors = f"dout{_shape_note(dout)} · {factor}{_shape_note(local)}"
         return f"{lhs}{_shape_note(grad)} = {factors} = {result}"
 
-    def _param_rows(self, node: Node) -> list[str]:
+    def _param_rows(self, node: Node, letters: _Letters) -> list[str]:
         """``to W  dW (784×50) = Xᵀ (784×2) · dout (2×50) = …``, from the node's param_rules."""
         rows = []
-        shapes = _named_shapes(node)
+        shapes = _named_shapes(node, letters)
         for attribute, rule in node.param_rules:
             grad = node.param_grads.get(attribute)
-            rule_with_shapes = " ".join(_with_shape(token, shapes) for token in rule.split())
-            text = f"{attribute}{_shape_note(grad)} = {rule_with_shapes}"
-            rows.append(_row(f"to {attribute[1:]}", f"{text} = {self.style.grad(summarize(grad))}"))
+            text = f"{attribute}{_shape_note(grad)} = {_rule_with_shapes(letters(rule), shapes)}"
+            label = self.style.say("to", name=attribute[1:])
+            rows.append(_row(label, f"{text} = {self.style.grad(summarize(grad))}"))
         return rows
 
     def _fan_out_notes(self, node: Node) -> list[str]:
@@ -340,37 +428,57 @@ class _Trace:
             parts = self.parts.get(value, [])
             here = [k for k, (sender, _) in enumerate(parts, start=1) if sender is node]
             if len(parts) > 1 and here:
-                numbers = " and ".join(str(k) for k in here)
-                noun = "parts" if len(here) > 1 else "part"
-                notes.append(
-                    _row(
-                        "",
-                        f"({value.name} is used {len(parts)} times: {noun} {numbers} "
-                        "of its gradient, which is their sum)",
-                    )
-                )
+                say = self.style.say
+                numbers = say("and").join(str(k) for k in here)
+                which = say("parts" if len(here) > 1 else "part", k=numbers)
+                notes.append(_row("", say("fan_out", name=value.name, n=len(parts), parts=which)))
         return notes
+
+    def same_as(self, other: Graph) -> list[str]:
+        """``other``, the same computation in fewer nodes (the book's fused layer), told
+        node by node after a line saying whether its gradients equal this graph's: those
+        of its inputs and parameters, matched by name (Affine's ``dW`` with ``W``)."""
+        pairs = [(v.name, v.grad) for v in other.values if v.node is None and v.grad is not None]
+        pairs += [(p[1:], g) for node in other.nodes for p, g in node.param_grads.items()]
+        differences = []
+        for name, grad in pairs:
+            mine = self.graph[name].grad
+            differences.append((name, float(np.max(np.abs(np.subtract(mine, grad))))))
+        equal = all(
+            np.allclose(self.graph[name].grad, grad, rtol=1e-10, atol=1e-12) for name, grad in pairs
+        )
+        layers = ", ".join(node.op for node in other.nodes)
+        listed = ", ".join(f"{name} {diff:.2g}" for name, diff in differences)
+
+        trace = _Trace(other, self.style)
+        lines = [
+            self.style.head(self.style.say("same_heading", layers=layers)),
+            self.style.say("same_equal" if equal else "same_differ", listed=listed),
+        ]
+        for step, node in enumerate(trace.ran, start=1):
+            lines += ["", *trace.step(step, node)]
+        return lines
 
     def _input_gradients(self) -> list[str]:
         """The closing section: the gradient of each input, with its sum where it fans out."""
         leaves = [v for v in self.graph.values if v.node is None and v.grad is not None]
         if not leaves:
             return []
-        lines = ["", self.style.head(f"Gradients of {self.out} with respect to the inputs")]
-        width = max(len(v.name) for v in leaves)
+        lines = ["", self.style.head(self.style.say("input_grads", out=self.out))]
+        width = max(display_width(v.name) for v in leaves)
         for value in leaves:
             parts = self.grads_of(value)
             if len(parts) > 1:
                 text = _sum_text(parts, value.grad, self.style)
             else:
                 text = self.style.grad(describe(value.grad))
-            lines.append(f"    ∂{self.out}/∂{value.name:<{width}}  {text}")
+            lines.append(f"    ∂{self.out}/∂{pad(value.name, width)}  {text}")
         return lines
 
     def _param_gradients(self) -> list[str]:
         """The closing section: each parameter's gradient (what an optimiser uses)."""
         rows = [
-            (f"{node.name}.{attribute}{_shape_note(grad)}", grad)
+            (f"{node.title}.{attribute}{_shape_note(grad)}", grad)
             for node in self.graph.nodes  # in recording order: Affine1 first
             for attribute, grad in node.param_grads.items()
         ]
@@ -379,13 +487,44 @@ class _Trace:
         width = max(len(label) for label, _ in rows)
         return [
             "",
-            self.style.head("Gradients of the parameters (what an optimiser uses)"),
+            self.style.head(self.style.say("param_grads")),
             *(f"    {label:<{width}}  {self.style.grad(summarize(g))}" for label, g in rows),
         ]
 
 
-def explain(graph: Graph, *, color: bool = False) -> str:
-    """The forward and backward pass of ``graph`` (after ``backward``) as text.
+def _backpropagated(recorded: Graph | Value | tuple[Graph, Value]) -> Graph:
+    """The graph of ``recorded``: a graph as it is; for a value, or ``(graph, loss)`` as
+    ``net.record(x, t)`` returns it, its graph after a backward from that value."""
+    if isinstance(recorded, tuple) and len(recorded) == 2:
+        graph, output = recorded
+        if not (isinstance(graph, Graph) and isinstance(output, Value)):
+            raise TypeError(
+                "explain takes a Graph, a Value, or (graph, output) as net.record gives"
+            )
+        if output.graph is not graph:
+            raise StateError(f"explain: {output.name!r} is not a value of that graph")
+        recorded = output
+    if isinstance(recorded, Value):
+        if recorded.graph.seed is not recorded:
+            recorded.backward()
+        return recorded.graph
+    if not isinstance(recorded, Graph):
+        raise TypeError(f"explain takes a Graph or a Value, got {type(recorded).__name__}")
+    return recorded
+
+
+def explain(
+    recorded: Graph | Value | tuple[Graph, Value],
+    *,
+    color: bool = False,
+    same_as: Graph | None = None,
+    lang: str = "en",
+) -> Trace:
+    """The forward and backward pass of a recorded graph as text (a :class:`Trace`).
+
+    ``recorded`` is a graph after ``backward``, or a value (or ``(graph, loss)`` as
+    ``net.record(x, t)`` returns), whose graph is backpropagated from it first unless the
+    last backward started there.
 
     The forward pass lists each value in recording order, a node's from its inputs. The
     backward pass takes the nodes in the order backward ran them: for each, the gradient
@@ -393,13 +532,55 @@ def explain(graph: Graph, *, color: bool = False) -> str:
     its local derivatives, and the gradient passed to each input and parameter, with the
     numbers multiplied. The inputs' and the parameters' gradients end it. Everything
     comes from what ``graph.backward`` recorded. ``color=True`` marks gradients red and
-    headings bold with ANSI codes, for a terminal.
+    headings bold with ANSI codes, for a terminal. ``same_as``, a backpropagated graph of
+    the same computation in one node (the book's fused layer, its inputs named as here),
+    ends the text: whether its gradients equal these, then its own backward pass.
+    ``lang="ko"`` writes the words in Korean, in the terms of the book's Korean edition.
 
     Raises:
         StateError: ``graph.backward`` has not run.
     """
-    trace = _Trace(graph, _Style(color))
-    return "\n".join([*trace.forward(), "", *trace.backward()]) + "\n"
+    graph = _backpropagated(recorded)
+
+    def text(style: _Style) -> str:
+        trace = _Trace(graph, style)
+        lines = [*trace.forward(), "", *trace.backward()]
+        if same_as is not None:
+            lines += ["", "", *trace.same_as(same_as)]
+        return "\n".join(lines) + "\n"
+
+    message("start", lang)  # an unknown language is an error before any work
+    coloured = text(_Style(True, lang))
+    return Trace(coloured if color else _ANSI.sub("", coloured), coloured)
+
+
+class Trace(str):
+    """The text :func:`explain` returns: a ``str`` (it prints and compares as the text),
+    which a notebook shows as preformatted text, gradients red and headings bold."""
+
+    __slots__ = ("coloured",)
+
+    def __new__(cls, text: str, coloured: str) -> Trace:
+        trace = super().__new__(cls, text)
+        trace.coloured = coloured
+        return trace
+
+    def _repr_html_(self) -> str:
+        body = html.escape(self.coloured, quote=False)
+        body = re.sub(
+            re.escape(_RED) + "(.*?)" + re.escape(_RESET),
+            r'<span style="color:#c00000">\1</span>',
+            body,
+            flags=re.S,
+        )
+        body = re.sub(
+            re.escape(_BOLD) + "(.*?)" + re.escape(_RESET), r"<b>\1</b>", body, flags=re.S
+        )
+        return f'<pre style="line-height:1.3">{body}</pre>'
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's terminal display: the text as print shows it, not its repr."""
+        printer.text(str(self))
 
 
 # ---------------------------------------------------------------------------------------
@@ -428,16 +609,16 @@ def _mnist_batch(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x_test[picked].astype(np.float64), t_test[picked]
 
 
-def example_title(name: str, *, hidden: Sequence[int] | None = None, samples: int = 2) -> str:
+def example_title(
+    name: str, *, hidden: Sequence[int] | None = None, samples: int = 2, lang: str = "en"
+) -> str:
     """A heading for a picture of :func:`example_graph` ``(name, ...)``."""
-    if name == "apple":
-        return "Buying apples: 100 × 2 × 1.1 = 220"
-    if name == "apple-orange":
-        return "Buying apples and oranges: (100 × 2 + 150 × 3) × 1.1 = 715"
+    if name not in ("two-layer-net", "multi-layer-net"):
+        return message(f"title_{name}", lang)
     default = [50] if name == "two-layer-net" else [50, 50]
     sizes = ", ".join(map(str, [784, *(hidden or default), 10]))
     network = "TwoLayerNet" if name == "two-layer-net" else "MultiLayerNet"
-    return f"{network}({sizes}) on {samples} MNIST digits, layer by layer"
+    return message("title_network", lang, network=network, sizes=sizes, samples=samples)
 
 
 def example_graph(
@@ -450,7 +631,8 @@ def example_graph(
 ) -> Graph:
     """A backpropagated graph by name, one of :data:`EXAMPLE_NAMES`.
 
-    ``"apple"`` and ``"apple-orange"`` are the book's shopping examples
+    ``"apple"`` and ``"apple-orange"`` are the book's shopping examples; ``"sigmoid"``,
+    ``"affine"`` and ``"softmax-with-loss"`` its figures built from primitive nodes
     (:data:`chainrule.examples.EXAMPLES`). ``"two-layer-net"`` is the book's
     ``TwoLayerNet(784, hidden or 50, 10)`` and ``"multi-layer-net"`` a ``MultiLayerNet``
     with ``hidden`` sizes (default ``[50, 50]``) and ``activation``, both float64 with
@@ -477,6 +659,10 @@ def example_graph(
     return network_graph(net, x, t)
 
 
-def explain_example(name: str, *, color: bool = False, **options: Any) -> str:
-    """:func:`explain` of :func:`example_graph` ``(name, **options)``."""
-    return explain(example_graph(name, **options), color=color)
+def explain_example(name: str, *, color: bool = False, lang: str = "en", **options: Any) -> Trace:
+    """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
+    primitive nodes ends with the book's fused layer on the same numbers."""
+    from chainrule.examples import FUSED
+
+    fused = FUSED[name]() if name in FUSED else None
+    return explain(example_graph(name, **options), color=color, same_as=fused, lang=lang)

@@ -80,9 +80,14 @@ class ParamCheck:
     excluded: int = 0  # entries still straddling a kink at the smallest step: not compared
 
 
-@dataclass
+@dataclass(repr=False)
 class GradcheckReport:
-    """Per-parameter results of a gradient check, with the settings used."""
+    """Per-parameter results of a gradient check, with the settings used.
+
+    ``print(report)`` shows the table of :meth:`format`, and so does a notebook or the
+    interactive prompt; ``kinks`` is True where the check watched ReLU (or max) kinks,
+    and only then has the table a kink column.
+    """
 
     checks: list[ParamCheck]
     h: float
@@ -90,6 +95,7 @@ class GradcheckReport:
     dtype: str
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    kinks: bool = False
 
     @property
     def passed(self) -> bool:
@@ -101,26 +107,30 @@ class GradcheckReport:
         if self.description:
             lines.append(self.description)
         lines.append(f"central differences, h = {self.h:g}; {RELATIVE_ERROR_DEFINITION}")
-        header = ("param", "shape", "max abs err", "mean abs err", "rel err", "kink", "result")
+        header = ["param", "shape", "max abs err", "mean abs err", "rel err", "result"]
         rows = [
-            (
+            [
                 c.name,
                 "×".join(map(str, c.shape)) or "scalar",
                 f"{c.max_abs_error:.2e}",
                 f"{c.mean_abs_error:.2e}",
                 f"{c.rel_error:.2e}",
-                f"{c.remeasured}/{c.excluded}",
                 "ok" if c.passed else "FAIL",
-            )
+            ]
             for c in self.checks
         ]
+        if self.kinks:
+            header.insert(-1, "kink")
+            for row, c in zip(rows, self.checks):
+                row.insert(-1, f"{c.remeasured}/{c.excluded}")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        lines.append(
-            "kink = entries re-measured with a smaller step / entries excluded, "
-            "because the step crossed a ReLU kink"
-        )
+        if self.kinks:
+            lines.append(
+                "kink = entries re-measured with a smaller step / entries excluded, "
+                "because the step crossed a ReLU kink"
+            )
         lines.extend(self.notes)
         failed = [c.name for c in self.checks if not c.passed]
         if failed:
@@ -128,6 +138,16 @@ class GradcheckReport:
         else:
             lines.append(f"PASS: every relative error <= {self.tolerance:g}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def __repr__(self) -> str:
+        return self.format()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's display: the table, as print shows it."""
+        printer.text(self.format())
 
 
 def _kink_masks(network: Any) -> list[np.ndarray]:
@@ -213,7 +233,8 @@ def check_gradients(
     notes = []
     if dtype != "float64":
         notes.append(f"note: parameters are {dtype}; central differences need float64 to be exact")
-    return GradcheckReport(checks, h, tolerance, dtype, description, notes)
+    kinks = bool(_kink_masks(network))
+    return GradcheckReport(checks, h, tolerance, dtype, description, notes, kinks)
 
 
 def check_layer(

@@ -16,6 +16,14 @@ trace (:mod:`chainrule.explain`) and the pictures (:mod:`chainrule.viz.graph`) f
 every value keeps its ``data`` and ``grad``, and ``backward`` keeps on every node what
 it passed back (see :class:`Node`), so a network that goes on training after recording
 (its layers run again, its weights change in place) leaves the record as it was.
+
+Values are written NumPy's way: ``-x``, ``x - y``, ``x / y``, ``1 / x``, ``x ** 2``,
+``x @ W``, ``x.exp()``, ``x.log()``, ``x.sum(axis)`` record the primitive nodes of
+:mod:`chainrule.primitives`, so ``1 / (1 + (-x).exp())`` is Figure 5-19's sigmoid. A plain
+number or array beside a value is a *constant*: it is written as its number and gets no
+gradient. A value is named when it is made (``g.input(2.0, "x")``, ``x.exp(name="e")``,
+``(a * b).named("f")``); one left unnamed gets a short name of its own (``v₁``, ``v₂``),
+which never clashes with a learner's: naming a value ``v₁`` moves the automatic one on.
 """
 
 from __future__ import annotations
@@ -27,47 +35,116 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import StateError
+from chainrule.formatting import format_shape, is_short, summarize
 from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
+from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
 
 __all__ = ["Graph", "Node", "Value"]
+
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 class Value:
     """One value in a graph: ``data`` from the forward pass, ``grad`` (dL/d value) after backward.
 
-    ``node`` is the node that produced it, or None for an input. Arithmetic with ``*`` and
-    ``+`` and the methods ``relu``/``sigmoid`` record new nodes in the same graph. Values
-    compare and hash by identity (``==`` records no node), so the trace and the pictures
-    key their tables by value.
+    ``node`` is the node that produced it, or None for an input or a constant. Arithmetic
+    (``*``, ``+``, ``-``, ``/``, ``**``, ``@``) and the methods ``exp``, ``log``, ``sum``,
+    ``relu`` and ``sigmoid`` record new nodes in the same graph, with NumPy arrays and
+    numbers on either side. ``name`` is the learner's name, else an automatic one
+    (``auto`` is then True); a ``constant`` never gets a gradient, and one left unnamed is
+    named by its number. Values compare and hash by identity (``==`` records no node), so the trace
+    and the pictures key their tables by value.
     """
 
-    __slots__ = ("data", "grad", "graph", "name", "node")
+    __slots__ = ("auto", "constant", "data", "grad", "graph", "name", "node")
+    # NumPy hands ``array * value`` to Value.__rmul__ instead of multiplying element-wise.
+    __array_ufunc__ = None
 
-    def __init__(self, graph: Graph, data: Any, name: str, node: Node | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        data: Any,
+        name: str,
+        node: Node | None = None,
+        *,
+        auto: bool = False,
+        constant: bool = False,
+    ) -> None:
         self.graph, self.data, self.name, self.node = graph, data, name, node
+        self.auto, self.constant = auto, constant
         self.grad: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         return np.shape(self.data)
 
+    def named(self, name: str) -> Value:
+        """Give this value ``name`` (what the trace and the pictures call it); return it."""
+        self.graph.rename(self, name)
+        return self
+
+    def _apply(self, layer: Any, *inputs: Any, name: str | None = None) -> Value:
+        return self.graph.apply(layer, *inputs, name=name)
+
     def __mul__(self, other: Any) -> Value:
-        return self.graph.apply(MulLayer(), self, other)
+        return self._apply(MulLayer(), self, other)
 
     def __rmul__(self, other: Any) -> Value:
-        return self.graph.apply(MulLayer(), other, self)
+        return self._apply(MulLayer(), other, self)
 
     def __add__(self, other: Any) -> Value:
-        return self.graph.apply(AddLayer(), self, other)
+        return self._apply(AddLayer(), self, other)
 
     def __radd__(self, other: Any) -> Value:
-        return self.graph.apply(AddLayer(), other, self)
+        return self._apply(AddLayer(), other, self)
 
-    def relu(self) -> Value:
-        return self.graph.apply(Relu(), self)
+    def __sub__(self, other: Any) -> Value:
+        return self._apply(Sub(), self, other)
 
-    def sigmoid(self) -> Value:
-        return self.graph.apply(Sigmoid(), self)
+    def __rsub__(self, other: Any) -> Value:
+        return self._apply(Sub(), other, self)
+
+    def __neg__(self) -> Value:
+        return self._apply(Neg(), self)
+
+    def __truediv__(self, other: Any) -> Value:
+        return self._apply(Div(), self, other)
+
+    def __rtruediv__(self, other: Any) -> Value:
+        # 1 / x is the book's one-input "/" node (Figure 5-19), whose derivative is −y².
+        if not isinstance(other, Value) and np.ndim(other) == 0 and other == 1:
+            return self._apply(Reciprocal(), self)
+        return self._apply(Div(), other, self)
+
+    def __pow__(self, k: Any) -> Value:
+        return self._apply(Pow(k), self)
+
+    def __matmul__(self, other: Any) -> Value:
+        return self._apply(Dot(), self, other)
+
+    def __rmatmul__(self, other: Any) -> Value:
+        return self._apply(Dot(), other, self)
+
+    def exp(self, *, name: str | None = None) -> Value:
+        return self._apply(Exp(), self, name=name)
+
+    def log(self, *, name: str | None = None) -> Value:
+        return self._apply(Log(), self, name=name)
+
+    def sum(
+        self,
+        axis: int | tuple[int, ...] | None = None,
+        keepdims: bool = False,
+        *,
+        name: str | None = None,
+    ) -> Value:
+        return self._apply(Sum(axis, keepdims), self, name=name)
+
+    def relu(self, *, name: str | None = None) -> Value:
+        return self._apply(Relu(), self, name=name)
+
+    def sigmoid(self, *, name: str | None = None) -> Value:
+        return self._apply(Sigmoid(), self, name=name)
 
     def backward(self, dout: Any = None) -> None:
         """Backpropagate from this value; see :meth:`Graph.backward`."""
@@ -78,7 +155,7 @@ class Value:
 
 
 class Node:
-    """One layer applied to ``inputs`` (values), producing ``output``, a value of the same name.
+    """One layer applied to ``inputs`` (values), producing ``output``, whose name it shares.
 
     A node records what the trace and the pictures show, so they never ask the layer,
     whose saved state the next forward replaces:
@@ -100,19 +177,23 @@ class Node:
         "inputs",
         "layer",
         "local_values",
-        "name",
         "output",
         "param_grads",
         "param_shapes",
     )
 
-    def __init__(self, layer: Any, inputs: list[Value], name: str) -> None:
-        self.layer, self.inputs, self.name = layer, inputs, name
+    def __init__(self, layer: Any, inputs: list[Value]) -> None:
+        self.layer, self.inputs = layer, inputs
         self.output: Value
         self.param_shapes = {
             param: np.shape(getattr(layer, param)) for param in _param_names(self.param_rules)
         }
         self.forget_backward()
+
+    @property
+    def name(self) -> str:
+        """The output value's name (``Affine1``, ``price``, ``v₂``)."""
+        return self.output.name
 
     @property
     def op(self) -> str:
@@ -157,6 +238,18 @@ class Node:
     def local(self) -> tuple[str, ...]:
         """Each input's local derivative as a formula (``("y", "x")``); empty if not given."""
         return tuple(getattr(self.layer, "local", ()))
+
+    @property
+    def written(self) -> str | None:
+        """How the node applied to its inputs is written (``1 / {0}``), or None: the default,
+        the symbol between the inputs or ``symbol(inputs)``."""
+        return getattr(self.layer, "written", None)
+
+    @property
+    def input_rules(self) -> tuple[str, ...]:
+        """Each input's gradient as a rule (``("dout · Wᵀ", "Xᵀ · dout")``), where it is not
+        ``dout · local``; empty if not given."""
+        return tuple(getattr(self.layer, "input_rules", ()))
 
     @property
     def param_rules(self) -> tuple[tuple[str, str], ...]:
@@ -208,25 +301,87 @@ def _snapshot(x: Any) -> Any:
 
 
 class Graph:
-    """A recorded computation: values and the nodes between them, in recording order."""
+    """A recorded computation: values and the nodes between them, in recording order.
+
+    In a notebook a graph shows itself as its picture (values above the arrows, gradients
+    below), drawn by Graphviz where a renderer is installed, else as a table.
+    """
 
     def __init__(self) -> None:
         self.values: list[Value] = []
         self.nodes: list[Node] = []
         self.seed: Value | None = None  # the value the last backward started from
         self._layer_ids: set[int] = set()
+        self._auto_count = 0
+
+    def _auto_name(self) -> str:
+        """The next automatic name, ``v₁``, ``v₂`` …, skipping any a learner has taken."""
+        taken = {v.name for v in self.values if not (v.constant and v.auto)}
+        while True:
+            self._auto_count += 1
+            name = "v" + str(self._auto_count).translate(_SUBSCRIPT)
+            if name not in taken:
+                return name
+
+    def _add(self, value: Value, name: str | None) -> Value:
+        """Keep ``value``, named ``name``, else automatically."""
+        self.values.append(value)
+        if name is None:
+            value.name = self._auto_name()
+        else:
+            self.rename(value, name)
+        return value
+
+    def rename(self, value: Value, name: str) -> None:
+        """Name ``value`` ``name``. A value with an automatic name that has it moves on to
+        another; a name the learner gave another value is an error."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a value's name must be a non-empty string, got {name!r}")
+        if value.constant and value.auto:
+            raise StateError(
+                f"the constant {value.name} cannot be named; name it when made, "
+                "graph.constant(data, name)"
+            )
+        for other in self.values:
+            if other is not value and not (other.constant and other.auto) and other.name == name:
+                if not other.auto:
+                    raise StateError(f"the name {name!r} is already used by another value")
+                other.name = self._auto_name()
+        value.name, value.auto = name, False
 
     def input(self, data: Any, name: str | None = None) -> Value:
         """Add an input (a leaf): a number or an array the computation starts from."""
-        value = Value(self, data, name or f"x{len(self.values)}")
+        return self._add(Value(self, data, "", auto=True), name)
+
+    def constant(self, data: Any, name: str | None = None) -> Value:
+        """Add a constant: a number or an array that gets no gradient. Unnamed, it is written
+        as itself (``1``, ``[0, 0, 1]``); named (labels ``t``), by its name."""
+        shape = format_shape(np.shape(data))
+        text = summarize(data) if is_short(data) else f"constant ({shape})"
+        value = Value(self, data, text, constant=True, auto=name is None)
         self.values.append(value)
+        if name is not None:
+            self.rename(value, name)
         return value
+
+    def _own(self, x: Any, inputs: tuple[Any, ...]) -> Value:
+        """``x`` as a value of this graph: itself, or a new constant for a number or array."""
+        if not isinstance(x, Value):
+            return self.constant(x)
+        if x.graph is not self:
+            mine = next((v for v in inputs if isinstance(v, Value) and v.graph is self), None)
+            here = f"with {mine.name!r}, a value of this graph" if mine else "in this graph"
+            raise StateError(
+                f"cannot use {x.name!r} {here}: {x.name!r} was recorded in another Graph; "
+                "build a computation from the values of one graph"
+            )
+        return x
 
     def apply(self, layer: Any, *inputs: Any, name: str | None = None) -> Value:
         """Run ``layer.forward`` on ``inputs`` and record it as a node; return its output value.
 
-        An input that is not a :class:`Value` of this graph (a plain number or array, such
-        as the labels of a loss) becomes a new input value.
+        An input that is not a :class:`Value` (a plain number or array, such as the labels
+        of a loss) becomes a constant of this graph; a value of another graph is an error.
         """
         if id(layer) in self._layer_ids:
             # A layer saves its forward inputs for backward; a second use would overwrite them.
@@ -234,22 +389,22 @@ class Graph:
                 f"{type(layer).__name__} is already a node of this graph; "
                 "use a new layer object for each node"
             )
-        values = [x if isinstance(x, Value) and x.graph is self else self.input(x) for x in inputs]
-        node = Node(layer, values, name or f"{type(layer).__name__}{len(self.nodes) + 1}")
-        node.output = Value(self, layer.forward(*(v.data for v in values)), node.name, node)
+        values = [self._own(x, inputs) for x in inputs]
+        node = Node(layer, values)
+        data = layer.forward(*(v.data for v in values))
+        node.output = Value(self, data, "", node, auto=True)
         self._layer_ids.add(id(layer))
         self.nodes.append(node)
-        self.values.append(node.output)
-        return node.output
+        return self._add(node.output, name)
 
     def backward(self, output: Value, dout: Any = None) -> None:
         """Set ``grad`` on every value that ``output`` depends on: d output / d value.
 
         ``dout`` is the gradient arriving at ``output`` (1 by default). Nodes run in reverse
         recording order; a value used by several nodes gets the sum of their gradients.
-        Gradients of values ``output`` does not depend on stay None. Each node that runs
-        records what it passed back (:class:`Node`); ``seed`` becomes ``output``. Calling
-        it again starts afresh.
+        Gradients of values ``output`` does not depend on, and of constants, stay None.
+        Each node that runs records what it passed back (:class:`Node`); ``seed`` becomes
+        ``output``. Calling it again starts afresh.
         """
         if output.graph is not self:
             raise StateError(f"value {output.name!r} belongs to another graph")
@@ -270,13 +425,15 @@ class Graph:
             node.record_backward(grads)
             # zip stops at the shorter: a loss returns no gradient for its labels.
             for value, grad in zip(node.inputs, grads):
+                if value.constant:
+                    continue
                 # Out of place on purpose: the same array may be the grad of another value.
                 value.grad = grad if value.grad is None else value.grad + grad
 
     def __getitem__(self, name: str) -> Value:
         """The value with this name: an input's name, or the name of the node that made it."""
         for value in self.values:
-            if value.name == name:
+            if value.name == name and not (value.constant and value.auto):
                 return value
         raise KeyError(name)
 
@@ -285,3 +442,23 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    def _repr_svg_(self) -> str | None:
+        """A notebook's picture of the graph, where a Graphviz renderer is installed."""
+        from chainrule.viz.graph import find_renderer, render, to_dot
+
+        if find_renderer() is None:
+            return None
+        return render(to_dot(self), format="svg")._repr_svg_()
+
+    def _repr_html_(self) -> str | None:
+        """Where no Graphviz renderer is installed, a notebook's table of each value and
+        gradient instead of the picture."""
+        from chainrule.viz.graph import find_renderer, value_table
+
+        return value_table(self) if find_renderer() is None else None
+
+    def __repr__(self) -> str:
+        inputs = [v.name for v in self.values if v.node is None and not v.constant]
+        state = f"backward from {self.seed.name}" if self.seed is not None else "no backward yet"
+        return f"<Graph of {len(self.nodes)} nodes; inputs {', '.join(inputs)}; {state}>"

@@ -79,7 +79,7 @@ def test_the_plot_suffixes_in_the_error_are_the_ones_the_help_lists(tmp_path, ca
 
 def test_graph_to_an_unknown_format_is_a_usage_error(tmp_path, capsys):
     message = usage_error(["graph", "apple", "-o", str(tmp_path / "a.pdf")], capsys)
-    assert "a.pdf: use a name ending in .dot, .gv, .svg or .png" in message
+    assert "a.pdf: use a name ending in .dot, .gv, .svg, .png or .html" in message
     assert list(tmp_path.iterdir()) == []
 
 

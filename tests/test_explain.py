@@ -115,7 +115,8 @@ def test_relu_and_sigmoid_formulas():
     y = x.sigmoid()
     y.relu().backward()
     text = explain(g)
-    assert "∂y/∂x = 1[x > 0] = 1" in text and "dx = dout · 1[x > 0] = 1 · 1 = " in text
+    # ReLU's x is the sigmoid's output, not the learner's x: the trace primes its letter.
+    assert "∂y/∂x′ = 1[x′ > 0] = 1" in text and "dx′ = dout · 1[x′ > 0] = 1 · 1 = " in text
     assert "∂y/∂x = y(1 − y)" in text
     s = float(y.data)
     assert f"= {format_number(s * (1 - s))}" in text
@@ -149,7 +150,8 @@ def test_affine_trace_shapes_match_the_arrays(net_graph):
         dw_row = rf"{node.name}\.dW \({fan_in}×{fan_out}\)\s+{re.escape(summarize(layer.dW))}\n"
         assert re.search(dw_row, text)
         assert f"{node.name}.db ({fan_out})" in text
-    assert "∂L/∂x = (y − t) / N" in text and "dx (2×10) = dout · (y − t) / N = " in text
+    # The loss's own x is Affine2's output, not the input x: its letter is primed.
+    assert "∂L/∂x′ = (y − t) / N" in text and "dx′ (2×10) = dout · (y − t) / N = " in text
     assert "to t               no gradient: backward passes none to this input" in text
 
 
@@ -159,7 +161,7 @@ def test_softmax_trace_shows_a_row_of_y_minus_t(net_graph):
     assert f"    t = [{labels[0]}, {labels[1]}]\n" in text  # the forward pass shows them
     row = net_graph.nodes[-1].grads[0][0]
     assert re.search(
-        r"row 0 of dx +\[" + re.escape(", ".join(format_number(v, 2) for v in row)), text
+        r"row 0 of dx′ +\[" + re.escape(", ".join(format_number(v, 2) for v in row)), text
     )
     assert row[labels[0]] < 0 and np.all(np.delete(row, labels[0]) > 0)
 
@@ -194,7 +196,7 @@ def test_example_graph_names_and_options():
         "SoftmaxWithLoss",
     ]
     assert multi["x"].data.shape == (3, 784) and multi["Affine2"].data.shape == (3, 10)
-    assert "Sigmoid: y = 1 / (1 + exp(−x))" in explain(multi)
+    assert "Sigmoid: y = 1 / (1 + exp(−x′))" in explain(multi)
     small = example_graph("two-layer-net", hidden=[7])
     assert small["Affine1"].data.shape == (2, 7)
     with pytest.raises(ValueError, match="unknown example"):
@@ -263,10 +265,46 @@ def test_forward_pass_writes_functions_and_arrays(net_graph):
     g = Graph()
     x = g.input(0.5, "x")
     x.relu().backward()
-    assert "    Relu1 = ReLU(x) = ReLU(0.5) = 0.5\n" in forward_part(explain(g))
+    assert "    v₁ = ReLU(x) = ReLU(0.5) = 0.5\n" in forward_part(explain(g))
     forward = forward_part(explain(net_graph))
     assert f"    x = (2×784) {summarize(net_graph['x'].data)}\n" in forward
     relu = net_graph["Relu1"].data
     assert f"    Relu1 = ReLU(Affine1) = (2×50) {summarize(relu)}\n" in forward
     loss = format_number(net_graph["SoftmaxWithLoss"].data)
     assert f"    L = SoftmaxWithLoss(Affine2, t) = {loss}\n" in forward
+
+
+def test_a_nodes_own_letters_never_read_as_the_learners_names():
+    g = Graph()
+    x, y = g.input(3.0, "x"), g.input(5.0, "y")
+    (y * x).named("z").backward()  # MulLayer's x is the learner's y, and its y the learner's x
+    text = explain(g)
+    assert "MulLayer: z = x′ · y′" in text
+    assert "∂z/∂x′ = y′ = 3    ∂z/∂y′ = x′ = 5" in text
+    assert "to y               dx′ = dout · y′ = 1 · 3 = 3" in text
+    assert "to x               dy′ = dout · x′ = 1 · 5 = 5" in text
+    # Where the names are the node's own letters for the same values, nothing is primed.
+    g = Graph()
+    (g.input(3.0, "x") * g.input(5.0, "y")).named("z").backward()
+    assert "MulLayer: z = x · y" in explain(g) and "′" not in explain(g)
+
+
+def test_negative_factors_are_in_parentheses():
+    g = Graph()
+    (1 / g.input(2.0, "a")).named("b").backward()
+    assert "dx = dout · (−y²) = 1 · (-0.25) = -0.25" in explain(g)
+
+
+def test_explain_takes_what_net_record_returns():
+    net = TwoLayerNet(784, 5, 10, dtype=np.float64, seed=0)
+    x, t = np.random.default_rng(0).random((2, 784)), np.array([3, 1])
+    recorded = net.record(x, t)
+    text = explain(recorded)  # backpropagated from the loss first
+    graph, loss = recorded
+    assert graph.seed is loss and text == explain(graph)
+    assert "Start: ∂L/∂L = 1" in text
+    g = Graph()
+    y = g.input(2.0, "a") * 3
+    assert "∂v₁/∂a  3" in explain(y)
+    with pytest.raises(TypeError, match="Graph"):
+        explain("a graph")

@@ -96,3 +96,27 @@ def test_float32_network_gets_a_note():
     rng = np.random.default_rng(0)
     report = check_gradients(net, rng.random((2, 5)), rng.integers(0, 2, 2), tolerance=1.0)
     assert "float64" in report.format()
+
+
+def header(report):
+    return next(line.split() for line in str(report).splitlines() if line.startswith("param"))
+
+
+def test_the_report_prints_as_its_table_and_has_a_kink_column_only_with_relu():
+    from chainrule import MultiLayerNet
+    from chainrule.gradcheck import check_layer
+    from chainrule.layers import Affine
+
+    rng = np.random.default_rng(0)
+    x, t = rng.random((2, 6)), rng.integers(0, 3, 2)
+    report = check_gradients(TwoLayerNet(6, 4, 3, dtype=np.float64, seed=0), x, t)
+    assert str(report) == repr(report) == report.format()
+    assert "ParamCheck(" not in repr(report) and report.kinks
+    assert header(report)[-2:] == ["kink", "result"]
+    sigmoid = MultiLayerNet(6, [4], 3, activation="sigmoid", dtype=np.float64, seed=0)
+    for plain in (
+        check_gradients(sigmoid, x, t),
+        check_layer(Affine(rng.random((3, 2)), rng.random(2)), rng.random((4, 3))),
+    ):
+        assert not plain.kinks and "kink" not in str(plain)
+        assert header(plain)[-3:] == ["rel", "err", "result"]

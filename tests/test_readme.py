@@ -41,10 +41,12 @@ def test_python_example_runs(index):
         ) == pytest.approx((2.2, 110, 200))
 
 
-def test_the_trace_excerpt_is_what_explain_prints():
+def test_the_trace_excerpts_are_what_explain_prints():
     text = README.read_text(encoding="utf-8")
     section = text.split("## See the chain rule", 1)[1].split("\n## ", 1)[0]
-    (excerpt,) = re.findall(r"```text\n(.*?)```", section, re.S)
-    trace = explain(buy_apple_graph())
-    for block in excerpt.split("\n\n"):  # the forward pass, then one node of the backward
-        assert block.strip("\n") + "\n" in trace, block
+    english, korean = re.findall(r"```text\n(.*?)```", section, re.S)
+    for excerpt, lang in ((english, "en"), (korean, "ko")):
+        trace = explain(buy_apple_graph(), lang=lang)
+        for block in excerpt.split("\n\n"):  # the forward pass, then one node of the backward
+            assert block.strip("\n") + "\n" in trace, block
+    assert "상류의 미분" in korean

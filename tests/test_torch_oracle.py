@@ -18,6 +18,7 @@ from chainrule.layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
+from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -234,3 +235,49 @@ def test_batch_normalization_inference_uses_the_running_statistics():
         torch.tensor(beta), training=False, eps=1e-6,
     )  # fmt: skip
     close(out, tout)
+
+
+def _primitive(layer, torch_op, inputs):
+    """A primitive node and its PyTorch counterpart on the same inputs and upstream gradient."""
+    out = layer.forward(*inputs)
+    dout = np.random.default_rng(5).standard_normal(np.shape(out))
+    grads = layer.backward(dout)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    leaves = [leaf(x) for x in inputs]
+    tout = torch_op(*leaves)
+    tout.backward(torch.tensor(dout))
+    close(out, tout)
+    for ours, theirs in zip(grads, leaves):
+        close(ours, theirs.grad)
+
+
+_R = np.random.default_rng(6)
+_POSITIVE = _R.uniform(0.5, 2.0, (3, 4))
+
+
+@pytest.mark.parametrize(
+    ("make", "torch_op", "inputs"),
+    [
+        (Neg, torch.neg, [_R.standard_normal((3, 4))]),
+        (Sub, torch.sub, [_R.standard_normal((3, 4)), _R.standard_normal(4)]),
+        (Sub, torch.sub, [_R.standard_normal((2, 1, 3)), _R.standard_normal((4, 1))]),
+        (Div, torch.div, [_R.standard_normal((3, 4)), _POSITIVE]),
+        (Div, torch.div, [_R.standard_normal(4), _POSITIVE[:, :1]]),
+        (Reciprocal, torch.reciprocal, [_POSITIVE]),
+        (lambda: Pow(2), lambda x: x**2, [_R.standard_normal((3, 4))]),
+        (lambda: Pow(-1.5), lambda x: x**-1.5, [_POSITIVE]),
+        (Exp, torch.exp, [_R.standard_normal((3, 4))]),
+        (Log, torch.log, [_POSITIVE]),
+        (Sum, torch.sum, [_R.standard_normal((3, 4))]),
+        (lambda: Sum(axis=1), lambda x: x.sum(dim=1), [_R.standard_normal((3, 4))]),
+        (lambda: Sum(axis=0, keepdims=True), lambda x: x.sum(0, True), [_POSITIVE]),
+        (Dot, torch.matmul, [_R.standard_normal((3, 4)), _R.standard_normal((4, 2))]),
+        (Dot, torch.matmul, [_R.standard_normal(4), _R.standard_normal((4, 2))]),
+        (Dot, torch.matmul, [_R.standard_normal((3, 4)), _R.standard_normal(4)]),
+        (Dot, torch.matmul, [_R.standard_normal(4), _R.standard_normal(4)]),
+        (Dot, torch.matmul, [_R.standard_normal((2, 3, 4)), _R.standard_normal((4, 2))]),
+    ],
+    ids=lambda p: getattr(p, "__name__", None) if callable(p) else None,
+)
+def test_primitive_nodes(make, torch_op, inputs):
+    _primitive(make(), torch_op, inputs)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from chainrule.cli.args import (
+    PROG,
     add_network_arguments,
     hidden_sizes,
     output_path,
@@ -26,9 +28,10 @@ def _refuse_flags_that_do_not_apply(
 
     given = [f"--{name}" for name in NETWORK_FLAGS if getattr(args, name) is not None]
     if args.name in EXAMPLES and given:
+        kind = "a shopping example" if args.name.startswith("apple") else "a book's figure"
         parser.error(
             f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
-            f"{args.name}, a shopping example without a network; the network flags apply "
+            f"{args.name}, {kind} without a network; the network flags apply "
             "to two-layer-net and multi-layer-net"
         )
     if args.name == "two-layer-net" and args.activation not in (None, "relu"):
@@ -53,6 +56,15 @@ def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return options
 
 
+def _note_missing_hangul(args: argparse.Namespace) -> None:
+    """On stderr, what a Korean picture lacks to show its Hangul (a font, a renderer)."""
+    from chainrule.viz.graph import hangul_problem
+
+    problem = hangul_problem() if args.lang == "ko" and args.output is not None else None
+    if problem is not None:
+        print(f"{PROG}: note: {problem}", file=sys.stderr)
+
+
 def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.explain import example_graph, example_title
     from chainrule.viz.graph import render, to_dot
@@ -60,9 +72,15 @@ def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _example_options(args, parser)
     graph = example_graph(args.name, **options)
     title = args.title or example_title(
-        args.name, hidden=options.get("hidden"), samples=args.samples
+        args.name, hidden=options.get("hidden"), samples=args.samples, lang=args.lang
     )
-    dot = to_dot(graph, show_grad=not args.no_grad, title=title)
+    _note_missing_hangul(args)
+    if args.output is not None and args.output.lower().endswith(".html"):
+        from chainrule.viz.page import write_page
+
+        print(f"wrote {write_page(graph, args.output, title=title, lang=args.lang)}")
+        return 0
+    dot = to_dot(graph, show_grad=not args.no_grad, title=title, lang=args.lang)
     if args.output is None:
         print(dot, end="")
     else:
@@ -71,10 +89,10 @@ def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.explain import example_graph, explain
+    from chainrule.explain import explain_example
 
-    graph = example_graph(args.name, **_example_options(args, parser))
-    print(explain(graph, color=args.color), end="")
+    options = _example_options(args, parser)
+    print(explain_example(args.name, color=args.color, lang=args.lang, **options), end="")
     return 0
 
 
@@ -96,6 +114,7 @@ def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.explain import EXAMPLE_NAMES
+    from chainrule.messages import LANGUAGES
     from chainrule.viz.graph import FORMATS as GRAPH_FORMATS
     from chainrule.viz.weights import FORMATS as WEIGHTS_FORMATS
 
@@ -121,13 +140,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             help="MNIST digits in the networks' batch (default: 2)",
         )
         sub.set_defaults(run=run, **dict.fromkeys(NETWORK_DEFAULTS))
+        sub.add_argument(
+            "--lang",
+            choices=LANGUAGES,
+            default="en",
+            help="the words in English (default) or Korean (ko: 순전파, 역전파, 연쇄법칙 …)",
+        )
         if command == "graph":
             sub.add_argument(
                 "-o",
                 "--output",
-                type=output_path(GRAPH_FORMATS),
+                type=output_path((*GRAPH_FORMATS, "html")),
                 metavar="PATH",
-                help=f"write {suffixes(GRAPH_FORMATS)} (default: print the DOT text)",
+                help=f"write {suffixes((*GRAPH_FORMATS, 'html'))} (default: print the DOT "
+                "text); .html is a page to explore in a browser: change an input, step "
+                "through the backward pass",
             )
             sub.add_argument(
                 "--no-grad",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule.fileio import atomic_write
 from chainrule.train import History
+from chainrule.viz.display import Picture, figure_output
 
 __all__ = ["FORMATS", "plot_history", "smooth"]
 
@@ -32,13 +32,18 @@ def smooth(values: list[float], window: int) -> np.ndarray:
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
-def plot_history(history: History, path: str | os.PathLike[str], title: str = "") -> Path:
-    """Draw ``history`` to ``path`` (.png, .svg or .pdf, by extension); return the path."""
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
+def plot_history(
+    history: History, path: str | os.PathLike[str] | None = None, title: str = ""
+) -> Path | Picture:
+    """Draw ``history`` to ``path`` (.png, .svg or .pdf, by extension); return the path.
+
+    With no path, return the drawing as a PNG :class:`~chainrule.viz.display.Picture`,
+    which a notebook shows.
+    """
+    fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         names = ", ".join(f".{name}" for name in FORMATS)
-        raise ValueError(f"cannot draw {path.name!r}; use a name ending in one of {names}")
+        raise ValueError(f"cannot draw {Path(path).name!r}; use a name ending in one of {names}")
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -91,6 +96,4 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str = ""
     if title:
         # A run's description is long; wrapped, it fits the figure's width at any length.
         fig.suptitle(textwrap.fill(title, width=110), fontsize=10)
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format=fmt, dpi=120)
-    return path
+    return figure_output(fig, path, fmt, dpi=120)

@@ -3,8 +3,9 @@
 :func:`to_dot` turns a :class:`~chainrule.graph.Graph` into Graphviz DOT text, laid out
 left to right. Each node (layer) is drawn from what it says of itself (its ``symbol``, its
 parameters' shapes: the node protocol of :mod:`chainrule.layers`): a circle for an
-operator (``×``, ``+``), else an ellipse (``ReLU``; ``Affine1`` over W's and b's shapes);
-each input is its name in plain text. Every value sits on its arrow: the forward value
+operator or a short name (``×``, ``+``, ``exp``), else an ellipse (``ReLU``; ``Affine1``
+over W's and b's shapes); each input is its name in plain text, and a constant its number
+beside the node that uses it. Every other value sits on its arrow: the forward value
 above the line in black and, after ``backward``, its gradient below the line in red, the
 way chapter 5 draws backpropagation flowing right to left. Arrays show their shape and a
 short summary.
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from chainrule.errors import RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
 from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
 from chainrule.graph import Graph, Node, Value
+from chainrule.messages import korean_font, message
+from chainrule.viz.display import Picture
 
 __all__ = [
     "FORMATS",
@@ -41,8 +44,10 @@ __all__ = [
     "RenderError",
     "RendererNotFound",
     "find_renderer",
+    "hangul_problem",
     "render",
     "to_dot",
+    "value_table",
 ]
 
 FORMATS = ("dot", "gv", "svg", "png")
@@ -52,6 +57,7 @@ RENDERERS = ("dot", "graphviz-pure")
 GRAD_COLOR = "#c00000"  # the gradients' red, as the book prints them
 RENDER_TIMEOUT_S = 60.0  # a graph of a few hundred nodes takes well under a second
 _FONT = "Helvetica"
+_KOREAN_FONT = "NanumGothic"  # Debian's fonts-nanum, named where fontconfig finds none
 _VALUE_FONT_SIZE = 14
 _SUMMARY_FONT_SIZE = 10
 _TITLE_FONT_SIZE = 14
@@ -136,18 +142,19 @@ def _value_label(value: Value, show_grad: bool) -> str:
 def _node_attributes(node: Node) -> dict[str, str]:
     """Shape and label of an operation's node, from what the node says of itself.
 
-    A one-character symbol (× and +) in a circle; else an ellipse with the symbol, or,
+    A symbol of up to three characters (×, +, exp) in a circle; else an ellipse with the symbol, or,
     for a node with parameters, its name over each parameter's shape (``Affine1``,
     ``W 784×50``, ``b 50``). Plain labels where they suffice: Graphviz centres them in
     SVG (text-anchor middle), so they stay in place where a viewer substitutes a wider
     font; it anchors HTML-like labels at their left end.
     """
-    if len(node.symbol) == 1 and not node.param_shapes:
+    if len(node.symbol) <= 3 and not node.param_shapes:
+        # The book draws its short nodes (×, +, /, exp, dot, **2) as circles of one size.
         return {
             "shape": "circle",
             "fixedsize": "true",
             "width": "0.5",
-            "fontsize": "20",
+            "fontsize": "20" if len(node.symbol) == 1 else "14",
             "label": node.symbol,
         }
     label: str = node.symbol
@@ -159,14 +166,11 @@ def _node_attributes(node: Node) -> dict[str, str]:
     return {"shape": "ellipse", "margin": "0.05", "label": label}
 
 
-def _end_name(value: Value, graph: Graph) -> str:
+def _end_name(value: Value) -> str:
     """The text of the end marker after an output: ``L`` for a loss, else its name."""
-    node = value.node
-    if node is not None and node.is_loss:
+    if value.node is not None and value.node.is_loss:
         return "L"
-    if node is not None and value.name == f"{node.op}{graph.nodes.index(node) + 1}":
-        return "output"  # an automatic name such as MulLayer3 says nothing to a reader
-    return value.name
+    return "output" if value.auto else value.name  # an automatic v₃ says nothing to a reader
 
 
 def _attrs(attributes: dict[str, str]) -> str:
@@ -178,17 +182,19 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-_LEGEND = "forward value above each arrow, gradient below it in red"
-
-
-def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) -> str:
+def to_dot(
+    graph: Graph, *, show_grad: bool = True, title: str | None = None, lang: str = "en"
+) -> str:
     """The graph as Graphviz DOT text (left to right), values and gradients on the arrows.
 
     Works on any recorded graph, before or after ``backward``: a value whose gradient is
     not known (None) shows its forward value only, and ``show_grad=False`` leaves every
     gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
-    marker with its name (``L`` for a loss). Render it with :func:`render`.
+    marker with its name (``L`` for a loss). Render it with :func:`render`. With
+    ``lang="ko"`` the legend is Korean and the text is set in a Korean font
+    (:func:`chainrule.messages.korean_font`; :func:`hangul_problem` says what is missing).
     """
+    font = (korean_font() or _KOREAN_FONT) if lang == "ko" else _FONT
     index = {v: i for i, v in enumerate(graph.values)}
     has_grad = any(v.grad is not None for v in graph.values)
     # ordering=in keeps each node's inputs top to bottom in argument order (apple above
@@ -197,7 +203,7 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     lines = [
         "digraph chainrule {",
         '  graph [rankdir=LR, nodesep=0.3, ranksep=0.3, bgcolor="white", pad=0.2, ordering=in];',
-        f'  node [fontname="{_FONT}", fontsize={_VALUE_FONT_SIZE}];',
+        f'  node [fontname="{font}", fontsize={_VALUE_FONT_SIZE}];',
         "  edge [arrowsize=0.7];",
     ]
     # Title and legend as one plain label: Graphviz centres plain text in SVG, so it stays
@@ -206,10 +212,10 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     # carrying a second one would lose the input order above.
     heading = [title] if title else []
     if show_grad and has_grad:
-        heading.append(_LEGEND)
+        heading.append(message("legend", lang))
     if heading:
         lines.append(
-            f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{_FONT}", '
+            f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{font}", '
             f"fontsize={_TITLE_FONT_SIZE}];"
         )
 
@@ -218,6 +224,12 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
     def emit_value(value: Value) -> None:
         i = index[value]
         emitted.add(i)
+        if value.constant:
+            # A constant is its number beside the node that uses it: no arrow of its own,
+            # since no gradient flows back to it.
+            constant = {"shape": "plaintext", "margin": "0.05,0.02", "label": value.name}
+            lines.append(f'  "v{i}" {_attrs(constant)};')
+            return
         tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
         attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
         lines.append(f'  "v{i}" {_attrs(attributes)};')
@@ -239,22 +251,62 @@ def to_dot(graph: Graph, *, show_grad: bool = True, title: str | None = None) ->
         attributes["tooltip"] = node.name
         lines.append(f'  "n{k}" {_attrs(attributes)};')
         for value in node.inputs:
-            lines.append(f'  "v{index[value]}":p:e -> "n{k}";')
+            port = "" if value.constant else ":p:e"
+            lines.append(f'  "v{index[value]}"{port} -> "n{k}";')
         emit_value(node.output)
         lines.append(f'  "n{k}" -> "v{index[node.output]}":p:w [arrowhead=none];')
     for i, value in enumerate(graph.values):
         if i not in emitted:
             emit_value(value)  # an input nothing used: drawn alone
         if value.node is not None and value not in used:
-            end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value, graph)}
+            end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value)}
             lines.append(f'  "o{i}" {_attrs(end)};')
             lines.append(f'  "v{i}":p:e -> "o{i}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def value_table(graph: Graph) -> str:
+    """The graph as an HTML table, for a notebook without Graphviz: each value in recording
+    order, how it was computed, its value and (after backward) its gradient in red."""
+    rows = []
+    for value in graph.values:
+        if value.constant and value.auto:
+            continue
+        node = value.node
+        made = (
+            "input" if node is None else f"{node.symbol} ({', '.join(v.name for v in node.inputs)})"
+        )
+        grad = "" if value.grad is None else summarize(value.grad)
+        rows.append(
+            f"<tr><td>{_esc(value.name)}</td><td>{_esc(made)}</td>"
+            f"<td>{_esc(summarize(value.data))}</td>"
+            f'<td style="color:{GRAD_COLOR}">{_esc(grad)}</td></tr>'
+        )
+    head = "<tr><th>value</th><th>computed by</th><th>forward</th><th>gradient</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 # ---------------------------------------------------------------------------------------
 # Rendering
+
+
+def hangul_problem() -> str | None:
+    """Why a picture's Hangul would not show, or None: no Korean font installed, or only
+    graphviz-pure to draw (its PNGs draw Hangul as boxes)."""
+    if korean_font() is None:
+        return (
+            f"no font with Hangul is installed (looked for {_KOREAN_FONT} through fc-list); "
+            "install one (apt-get install fonts-nanum), or Hangul shows as boxes"
+        )
+    program = find_renderer()
+    if program is not None and Path(program).name == "graphviz-pure":
+        return (
+            "graphviz-pure draws Hangul as boxes in PNG and measures it wrongly; install "
+            "Graphviz's dot (apt-get install graphviz), which sets it in "
+            f"{korean_font()}"
+        )
+    return None
 
 
 def _program_dirs() -> list[str]:
@@ -299,18 +351,37 @@ def _not_found_message(path: Path) -> str:
     )
 
 
-def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Path:
+@overload
+def render(dot_text: str, path: None = None, *, dpi: int = 144, format: str = "svg") -> Picture: ...
+
+
+@overload
+def render(
+    dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144, format: str = "svg"
+) -> Path: ...
+
+
+def render(
+    dot_text: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dpi: int = 144,
+    format: str = "svg",
+) -> Path | Picture:
     """Write ``dot_text`` to ``path``: ``.dot``/``.gv`` as text, ``.svg`` or ``.png`` drawn.
 
     Drawing runs the program :func:`find_renderer` finds, with the DOT text on its
     standard input; ``dpi`` sets a PNG's resolution. The file is written atomically.
-    Returns the path.
+    Returns the path. With no path, returns the drawing (``format`` ``"svg"`` or
+    ``"png"``) as a :class:`~chainrule.viz.display.Picture`, which a notebook shows.
 
     Raises:
         ValueError: another extension.
         RendererNotFound: SVG or PNG asked for, and no Graphviz program is installed.
         RenderError: the program failed or ran longer than a minute.
     """
+    if path is None:
+        return Picture(_draw(dot_text, Path(f"graph.{format}"), dpi), format)
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -319,6 +390,17 @@ def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Pa
         with atomic_write(path, "w", encoding="utf-8") as handle:
             handle.write(dot_text)
         return path
+    drawn = _draw(dot_text, path, dpi)
+    with atomic_write(path) as handle:
+        handle.write(drawn)
+    return path
+
+
+def _draw(dot_text: str, path: Path, dpi: int) -> bytes:
+    """The picture ``path``'s suffix names (svg or png), drawn by the Graphviz program."""
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"cannot draw {fmt!r}; a picture is svg or png")
     program = find_renderer()
     if program is None:
         raise RendererNotFound(_not_found_message(path))
@@ -343,6 +425,4 @@ def render(dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144) -> Pa
         errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
         why = errors[-1] if errors else f"exit status {result.returncode}"
         raise RenderError(f"{Path(program).name} failed to draw {path.name}: {why}")
-    with atomic_write(path) as handle:
-        handle.write(result.stdout)
-    return path
+    return result.stdout

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ShapeError
-from chainrule.fileio import atomic_write
+from chainrule.viz.display import Picture, figure_output
 
 __all__ = ["FORMATS", "plot_weights", "weight_grid"]
 
@@ -37,21 +37,24 @@ def weight_grid(n_units: int) -> tuple[int, int]:
     return math.ceil(n_units / cols), cols
 
 
-def plot_weights(W: Any, path: str | os.PathLike[str], *, title: str = "") -> Path:
+def plot_weights(
+    W: Any, path: str | os.PathLike[str] | None = None, *, title: str = ""
+) -> Path | Picture:
     """Draw the columns of ``W`` (pixels × hidden, e.g. 784 × 50) as a grid of images.
 
     Each hidden unit's weights become a side × side image (28 × 28 for MNIST), coloured
     by a diverging map centred at 0 with one scale for all units, so their strengths
-    compare. Written atomically to ``path`` (.png or .svg, by extension); returns it.
+    compare. Written atomically to ``path`` (.png or .svg, by extension); returns it. With
+    no path, returns the drawing as a PNG :class:`~chainrule.viz.display.Picture`, which a
+    notebook shows.
 
     Raises:
         ShapeError: ``W`` is not 2-d or its first dimension is not a square number.
         ValueError: another extension, or ``W`` holds a NaN or an infinity.
     """
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
+    fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"cannot draw {path.name!r}; use a .png or .svg name")
+        raise ValueError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.size == 0:
         raise ShapeError(f"plot_weights: W must be 2-d (pixels, hidden), got shape {W.shape}")
@@ -94,6 +97,4 @@ def plot_weights(W: Any, path: str | os.PathLike[str], *, title: str = "") -> Pa
     fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
     if title:
         fig.suptitle(title)
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format=fmt, dpi=100)
-    return path
+    return figure_output(fig, path, fmt, dpi=100)
