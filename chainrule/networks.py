@@ -49,7 +49,14 @@ from chainrule.layers import (
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.util import conv_output_size
 
-__all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "TwoLayerNet"]
+__all__ = [
+    "ACTIVATIONS",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "SimpleConvNet",
+    "TwoLayerNet",
+    "network_from_config",
+]
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -634,6 +641,27 @@ class SimpleConvNet:
             "dtype": self.dtype.name,
         }
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SimpleConvNet:
+        """Build a network (with fresh weights) from :meth:`config`'s output."""
+        return cls(
+            tuple(config["input_dim"]),
+            dict(config["conv_param"]),
+            config["hidden_size"],
+            config["output_size"],
+            dtype=config.get("dtype", "float64"),
+        )
+
+    def record(self, x: Any, t: Any) -> tuple[Graph, Value]:
+        """Run the forward pass as a recorded :class:`Graph` (one node per layer, the
+        layers themselves); return it and the loss value."""
+        graph = Graph()
+        signal = graph.input(self._as_input(x), "x")
+        for name, layer in self.layers.items():
+            signal = graph.apply(layer, signal, name=name)
+        loss = graph.apply(self.last_layer, signal, graph.input(t, "t"), name="SoftmaxWithLoss")
+        return graph, loss
+
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
         """Write ``params`` to ``file_name`` as a chainrule checkpoint (an ``.npz``, not a
         pickle, whatever the name), atomically; return the path."""
@@ -660,3 +688,10 @@ class SimpleConvNet:
             f"{c['filter_size']}×{c['filter_size']}, {self.hidden_size}, {self.output_size}, "
             f"{self.dtype.name})"
         )
+
+
+def network_from_config(config: dict[str, Any]) -> MultiLayerNet | SimpleConvNet:
+    """The network (with fresh weights) a ``config()`` describes, whichever class wrote it."""
+    if config.get("network") == "SimpleConvNet":
+        return SimpleConvNet.from_config(config)
+    return MultiLayerNet.from_config(config)
