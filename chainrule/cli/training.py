@@ -411,6 +411,7 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "sampling": args.sampling,
+        "init": init,  # with the seed, it rebuilds the initial weights (show-weights --before)
         **length,
     }
     return net, optimizer, run, init
