@@ -138,3 +138,22 @@ def test_show_weights_before_needs_a_convnet(tmp_path, usage_error):
     assert main(["train", "--quiet", "--iters", "2", "--save", str(checkpoint)]) == 0
     line = usage_error(["show-weights", str(checkpoint), "-o", str(tmp_path / "w.png"), "--before"])
     assert "--before draws a convnet's filters" in line
+
+
+def test_convnet_example_shows_its_convolution_and_pooling_nodes_with_shapes(tmp_path, capsys):
+    assert main(["explain", "convnet"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv1 = Conv(x) = (2×30×24×24)" in out
+    assert "Pool1 = Pooling(Relu1) = (2×30×12×12)" in out
+    assert "dW (4320×100) = Xᵀ (4320×2) · dout (2×100)" in out  # images as rows
+    assert "dW (30×1×5×5) = colᵀ · dout (2×30×24×24)" in out
+    dot = tmp_path / "convnet.dot"
+    assert main(["graph", "convnet", "-o", str(dot)]) == 0
+    text = dot.read_text()
+    assert "Conv1" in text and "Max pool" in text and "2×30×12×12" in text
+    assert "SimpleConvNet(1×28×28, conv 30 5×5, pool 2×2, 100, 10)" in text
+
+
+def test_convnet_example_refuses_the_fully_connected_flags(usage_error):
+    line = usage_error(["graph", "convnet", "--hidden", "20"])
+    assert "--hidden does not apply to convnet" in line

@@ -34,6 +34,14 @@ def _refuse_flags_that_do_not_apply(
             f"{args.name}, {kind} without a network; the network flags apply "
             "to two-layer-net and multi-layer-net"
         )
+    convnet_given = [
+        f"--{name}" for name in ("hidden", "layers", "activation") if getattr(args, name)
+    ]
+    if args.name == "convnet" and convnet_given:
+        parser.error(
+            f"{', '.join(convnet_given)} {'does' if len(convnet_given) == 1 else 'do'} not "
+            "apply to convnet, the book's SimpleConvNet; --samples and --seed do"
+        )
     if args.name == "two-layer-net" and args.activation not in (None, "relu"):
         parser.error(
             f"--activation {args.activation} does not apply to two-layer-net, the book's "
