@@ -34,6 +34,7 @@ from chainrule.checkpoint import check_params_match, load_checkpoint, save_check
 from chainrule.checks import check_flag
 from chainrule.errors import ShapeError
 from chainrule.fast import FastStep
+from chainrule.fast_conv import FastConvStep
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import init_std, normal_weight
@@ -573,6 +574,7 @@ class SimpleConvNet:
             "Affine2": Affine(self.params["W3"], self.params["b3"], name="Affine2"),
         }
         self.last_layer = SoftmaxWithLoss()
+        self._fast_step: FastConvStep | None = None  # made on the first training step
         self.input_dim, self.conv_param = (channels, height, width), conv_param
         self.hidden_size, self.output_size = hidden_size, output_size
         # Values per sample of the largest array a forward makes: im2col's, or the
@@ -607,6 +609,23 @@ class SimpleConvNet:
         return correct / len(x)
 
     def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss` and the gradients of ``dout · loss``: the training step, by
+        :class:`chainrule.fast_conv.FastConvStep` (the numbers of
+        :meth:`loss_and_gradient_by_layers`, the tests hold them equal), or by the layers
+        for what it does not know. The arrays are new on every call."""
+        x, t = self._as_input(x), np.asarray(t)
+        if self._fast_step is None:
+            self._fast_step = FastConvStep(self)
+        if self._fast_step.applies(x, t):
+            return self._fast_step.loss_and_gradient(x, t, dout=dout)
+        return self.loss_and_gradient_by_layers(x, t, dout=dout)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fast_step": None}  # remade on first use (buffers)
+
+    def loss_and_gradient_by_layers(
         self, x: Any, t: Any, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
         """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
