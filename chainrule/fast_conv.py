@@ -40,6 +40,7 @@ class FastConvStep:
     def __init__(self, network: Any) -> None:
         self.network = network
         self._col: np.ndarray | None = None  # im2col rows, reused while the shape holds
+        self._ones: np.ndarray | None = None  # for the bias gradient's sum over rows
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
@@ -97,7 +98,9 @@ class FastConvStep:
         PH, PW = OH // 2, OW // 2
         act = out.reshape(N, OH, OW, FN)[:, : 2 * PH, : 2 * PW]  # rows past the last window drop
         windows = act.reshape(N, PH, 2, PW, 2, FN)
-        pooled = windows.max(axis=(2, 4))  # (N, PH, PW, FN)
+        pooled = np.maximum(windows[:, :, 0, :, 0], windows[:, :, 0, :, 1])  # (N, PH, PW, FN)
+        np.maximum(pooled, windows[:, :, 1, :, 0], out=pooled)
+        np.maximum(pooled, windows[:, :, 1, :, 1], out=pooled)
         flat = np.ascontiguousarray(pooled.transpose(0, 3, 1, 2)).reshape(N, -1)  # as NCHW
         hidden = flat @ W2
         hidden += b2
@@ -126,17 +129,25 @@ class FastConvStep:
 
         # Each window's first maximum, in the layer's order (row by row), where positive.
         dwin = np.empty((N, PH, 2, PW, 2, FN), x.dtype)
-        taken = pooled <= 0  # a zero maximum: ReLU's mask passes nothing back
-        for i in (0, 1):
-            for j in (0, 1):
-                first = (windows[:, :, i, :, j] == pooled) & ~taken
-                np.multiply(dflat, first, out=dwin[:, :, i, :, j])
-                taken |= first
+        positive = pooled > 0  # a zero maximum: ReLU's mask passes nothing back
+        hits = windows == pooled[:, :, None, :, None]
+        hits &= positive[:, :, None, :, None]
+        if np.count_nonzero(hits) == np.count_nonzero(positive):  # no window holds a tie
+            np.multiply(hits, dflat[:, :, None, :, None], out=dwin)
+        else:  # a tie: only the first maximum, in the layer's order, takes the gradient
+            taken = ~positive
+            for i in (0, 1):
+                for j in (0, 1):
+                    first = hits[:, :, i, :, j] & ~taken
+                    np.multiply(dflat, first, out=dwin[:, :, i, :, j])
+                    taken |= first
         dact = dwin.reshape(N, 2 * PH, 2 * PW, FN)
         if (2 * PH, 2 * PW) != (OH, OW):  # rows and columns no window covered: no gradient
             dact = np.pad(dact, ((0, 0), (0, OH - 2 * PH), (0, OW - 2 * PW), (0, 0)))
         drows = dact.reshape(N * OH * OW, FN)
         grads["W1"] = (drows.T @ col).reshape(W1.shape)
-        grads["b1"] = drows.sum(axis=0)
+        if self._ones is None or len(self._ones) != len(drows) or self._ones.dtype != x.dtype:
+            self._ones = np.ones(len(drows), x.dtype)
+        grads["b1"] = self._ones @ drows  # the bias gradient by BLAS, not a strided reduction
         order = ("W1", "b1", "W2", "b2", "W3", "b3")
         return loss, {key: grads[key] for key in order}
