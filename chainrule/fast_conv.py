@@ -7,7 +7,8 @@ tests hold the two equal (float64 to 1e-12 relative, float32 to 1e-5), as
 :mod:`chainrule.fast` does for the fully connected networks. What it does differently:
 
 - im2col by strides: ``sliding_window_view`` of the (padded) images, copied once into
-  a buffer of rows (N·OH·OW, C·FH·FW) that is reused from step to step;
+  a buffer of rows (N·OH·OW, C·FH·FW) that is reused from step to step, with a column
+  of ones, so the bias rides in the product and its gradient in dW's;
 - the convolution's output stays in rows (N·OH·OW, FN), channels last: no transposes;
 - pooling by reshape, for the book's pooling whose stride equals its window (2×2,
   stride 2, no padding): the maximum over two axes, and in backward the gradient goes
@@ -40,7 +41,6 @@ class FastConvStep:
     def __init__(self, network: Any) -> None:
         self.network = network
         self._col: np.ndarray | None = None  # im2col rows, reused while the shape holds
-        self._ones: np.ndarray | None = None  # for the bias gradient's sum over rows
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
@@ -66,18 +66,24 @@ class FastConvStep:
         return t.ndim == 1 or (t.ndim == 2 and t.shape[1] == net.output_size)
 
     def _im2col(self, x: np.ndarray, conv: Convolution) -> tuple[np.ndarray, int, int]:
-        """Rows (N·OH·OW, C·FH·FW) of x's windows, in the layer's order, in a reused buffer."""
+        """Rows (N·OH·OW, C·FH·FW + 1) of x's windows, in the layer's order, and a last
+        column of ones (so one product adds the bias, and one gives its gradient), in a
+        buffer reused from step to step."""
         _, C, FH, FW = conv.W.shape
         pad, stride = conv.pad, conv.stride
         if pad:
             x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
         windows = sliding_window_view(x, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]
         N, _, OH, OW = windows.shape[:4]
-        shape = (N, OH, OW, C, FH, FW)
+        K = C * FH * FW
+        shape = (N * OH * OW, K + 1)
         if self._col is None or self._col.shape != shape or self._col.dtype != x.dtype:
             self._col = np.empty(shape, x.dtype)
-        np.copyto(self._col, windows.transpose(0, 2, 3, 1, 4, 5))
-        return self._col.reshape(N * OH * OW, C * FH * FW), OH, OW
+            self._col[:, K] = 1
+        target = self._col[:, :K]
+        target.shape = (N, OH, OW, C, FH, FW)  # a view of the buffer (raises if it cannot be)
+        np.copyto(target, windows.transpose(0, 2, 3, 1, 4, 5))
+        return self._col, OH, OW
 
     def loss_and_gradient(
         self, x: np.ndarray, t: np.ndarray, *, dout: float = 1.0
@@ -91,9 +97,8 @@ class FastConvStep:
 
         # Forward: convolution in rows, ReLU in place, pooling by reshape.
         col, OH, OW = self._im2col(x, conv)
-        W1_rows = W1.reshape(FN, -1)
-        out = col @ W1_rows.T
-        out += b1
+        weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
+        out = col @ weights
         np.maximum(out, 0, out=out)
         PH, PW = OH // 2, OW // 2
         act = out.reshape(N, OH, OW, FN)[:, : 2 * PH, : 2 * PW]  # rows past the last window drop
@@ -145,9 +150,8 @@ class FastConvStep:
         if (2 * PH, 2 * PW) != (OH, OW):  # rows and columns no window covered: no gradient
             dact = np.pad(dact, ((0, 0), (0, OH - 2 * PH), (0, OW - 2 * PW), (0, 0)))
         drows = dact.reshape(N * OH * OW, FN)
-        grads["W1"] = (drows.T @ col).reshape(W1.shape)
-        if self._ones is None or len(self._ones) != len(drows) or self._ones.dtype != x.dtype:
-            self._ones = np.ones(len(drows), x.dtype)
-        grads["b1"] = self._ones @ drows  # the bias gradient by BLAS, not a strided reduction
+        both = drows.T @ col  # (FN, C·FH·FW + 1): dW1, and db1 from the column of ones
+        grads["W1"] = np.ascontiguousarray(both[:, :-1]).reshape(W1.shape)
+        grads["b1"] = np.ascontiguousarray(both[:, -1])
         order = ("W1", "b1", "W2", "b2", "W3", "b3")
         return loss, {key: grads[key] for key in order}
