@@ -76,7 +76,7 @@ def test_training_uses_the_fast_step_and_falls_back_for_what_it_does_not_know(mo
 
 
 def _broken(monkeypatch, where):
-    if where == "fast":  # the fast step's pooling forgets ties: every maximum gets it
+    if where == "fast":  # the fast step's dW1 off by 0.1%
         source = FastConvStep.loss_and_gradient
 
         def wrong(self, x, t, *, dout=1.0):
@@ -87,6 +87,7 @@ def _broken(monkeypatch, where):
         monkeypatch.setattr(FastConvStep, "loss_and_gradient", wrong)
     else:
         source = Pooling.backward
+        # the layers' pooling passes back 1% too much
         monkeypatch.setattr(Pooling, "backward", lambda self, dout: source(self, dout) * 1.01)
 
 
