@@ -173,6 +173,7 @@ def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
         "batch_size": 32,
         "seed": 4,
         "sampling": "with-replacement",
+        "init": "xavier",
         "epochs": None,
         "iters": 3,
     }
