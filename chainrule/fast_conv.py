@@ -41,6 +41,7 @@ class FastConvStep:
     def __init__(self, network: Any) -> None:
         self.network = network
         self._col: np.ndarray | None = None  # im2col rows, reused while the shape holds
+        self._buffers: dict[str, np.ndarray] = {}  # the large arrays, reused likewise
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
@@ -85,6 +86,13 @@ class FastConvStep:
         np.copyto(target, windows.transpose(0, 2, 3, 1, 4, 5))
         return self._col, OH, OW
 
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An array kept from step to step for ``name``; new when the shape changes."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype)
+        return buffer
+
     def loss_and_gradient(
         self, x: np.ndarray, t: np.ndarray, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
@@ -98,7 +106,7 @@ class FastConvStep:
         # Forward: convolution in rows, ReLU in place, pooling by reshape.
         col, OH, OW = self._im2col(x, conv)
         weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
-        out = col @ weights
+        out = np.matmul(col, weights, out=self._buffer("out", (len(col), FN), x.dtype))
         np.maximum(out, 0, out=out)
         PH, PW = OH // 2, OW // 2
         act = out.reshape(N, OH, OW, FN)[:, : 2 * PH, : 2 * PW]  # rows past the last window drop
@@ -133,9 +141,11 @@ class FastConvStep:
         dflat = (dhidden @ W2.T).reshape(N, FN, PH, PW).transpose(0, 2, 3, 1)
 
         # Each window's first maximum, in the layer's order (row by row), where positive.
-        dwin = np.empty((N, PH, 2, PW, 2, FN), x.dtype)
+        dwin = self._buffer("dwin", (N, PH, 2, PW, 2, FN), x.dtype)
         positive = pooled > 0  # a zero maximum: ReLU's mask passes nothing back
-        hits = windows == pooled[:, :, None, :, None]
+        hits = np.equal(
+            windows, pooled[:, :, None, :, None], out=self._buffer("hits", dwin.shape, bool)
+        )
         hits &= positive[:, :, None, :, None]
         if np.count_nonzero(hits) == np.count_nonzero(positive):  # no window holds a tie
             np.multiply(hits, dflat[:, :, None, :, None], out=dwin)
