@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import MultiLayerNet
+from chainrule.networks import SimpleConvNet
 from chainrule.optim import SGD
 from chainrule.train import epoch_batches, fit
 
@@ -71,14 +72,20 @@ class Workload:
     sizes: tuple[int, ...]
     batch: int
     steps: int  # timed steps per loop per round, by default
+    conv: bool = False  # SimpleConvNet (1×28×28, conv 30 5×5, pool 2×2, 100, 10)
 
     @property
     def label(self) -> str:
+        if self.conv:
+            return f"({self.key}) SimpleConvNet conv30·5×5-pool-100-10, batch {self.batch}"
         return f"({self.key}) {'-'.join(map(str, self.sizes))}, batch {self.batch}"
 
     @property
     def flops(self) -> int:
-        """Nominal FLOPs of one step: 6 · batch · Σ fan_in · fan_out."""
+        """Nominal FLOPs of one step: 6 · batch · Σ fan_in · fan_out (for the convnet, the
+        convolution counts as a 25 → 30 layer at each of its 24·24 positions)."""
+        if self.conv:
+            return 6 * self.batch * (CONV_POSITIONS * 25 * 30 + 4320 * 100 + 100 * 10)
         return 6 * self.batch * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
 
 
@@ -86,7 +93,9 @@ WORKLOADS = {
     "a": Workload("a", (784, 50, 10), 100, 100),
     "b": Workload("b", (784, 256, 256, 10), 128, 30),
     "c": Workload("c", (784, 1024, 1024, 10), 256, 6),
+    "d": Workload("d", (784, 100, 10), 100, 10, conv=True),
 }
+CONV_POSITIONS = 24 * 24
 
 
 # --------------------------------------------------------------------------------------
@@ -188,6 +197,123 @@ class BookSGD:
             params[key] -= self.lr * grads[key]
 
 
+def book_im2col(input_data, filter_h, filter_w, stride=1, pad=0):
+    N, C, H, W = input_data.shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w))
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for x in range(filter_w):
+            x_max = x + stride * out_w
+            col[:, :, y, x, :, :] = img[:, :, y:y_max:stride, x:x_max:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+
+
+def book_col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    N, C, H, W = input_shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    col = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1))
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for x in range(filter_w):
+            x_max = x + stride * out_w
+            img[:, :, y:y_max:stride, x:x_max:stride] += col[:, :, y, x, :, :]
+    return img[:, :, pad : H + pad, pad : W + pad]
+
+
+class BookConvolution:
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W, self.b, self.stride, self.pad = W, b, stride, pad
+
+    def forward(self, x):
+        FN, _, FH, FW = self.W.shape
+        N, _, H, W = x.shape
+        out_h = 1 + int((H + 2 * self.pad - FH) / self.stride)
+        out_w = 1 + int((W + 2 * self.pad - FW) / self.stride)
+        col = book_im2col(x, FH, FW, self.stride, self.pad)
+        col_W = self.W.reshape(FN, -1).T
+        out = np.dot(col, col_W) + self.b
+        out = out.reshape(N, out_h, out_w, -1).transpose(0, 3, 1, 2)
+        self.x, self.col, self.col_W = x, col, col_W
+        return out
+
+    def backward(self, dout):
+        FN, C, FH, FW = self.W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        self.db = np.sum(dout, axis=0)
+        self.dW = np.dot(self.col.T, dout).transpose(1, 0).reshape(FN, C, FH, FW)
+        dcol = np.dot(dout, self.col_W.T)
+        return book_col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+
+
+class BookPooling:
+    def __init__(self, pool_h, pool_w, stride=1, pad=0):
+        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        out_h = int(1 + (H - self.pool_h) / self.stride)
+        out_w = int(1 + (W - self.pool_w) / self.stride)
+        col = book_im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        col = col.reshape(-1, self.pool_h * self.pool_w)
+        self.arg_max = np.argmax(col, axis=1)
+        out = np.max(col, axis=1).reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        dout = dout.transpose(0, 2, 3, 1)
+        pool_size = self.pool_h * self.pool_w
+        dmax = np.zeros((dout.size, pool_size))
+        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
+        dmax = dmax.reshape((*dout.shape, pool_size))
+        dcol = dmax.reshape(dmax.shape[0] * dmax.shape[1] * dmax.shape[2], -1)
+        return book_col2im(dcol, self.x.shape, self.pool_h, self.pool_w, self.stride, self.pad)
+
+
+class BookFlatAffine(BookAffine):
+    """The book's Affine, which flattens 4-d input and reshapes dx back."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.original_x_shape = x.shape
+        return super().forward(x.reshape(x.shape[0], -1))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return super().backward(dout).reshape(*self.original_x_shape)
+
+
+class BookConvNet(BookNet):
+    """The book's SimpleConvNet (ch07/simple_convnet.py) on float64 weights."""
+
+    def __init__(self, params: dict[str, np.ndarray]) -> None:
+        self.params = {key: value.astype(np.float64) for key, value in params.items()}
+        p = self.params
+        self.layers = {
+            "Conv1": BookConvolution(p["W1"], p["b1"]),
+            "Relu1": BookRelu(),
+            "Pool1": BookPooling(2, 2, stride=2),
+            "Affine1": BookFlatAffine(p["W2"], p["b2"]),
+            "Relu2": BookRelu(),
+            "Affine2": BookAffine(p["W3"], p["b3"]),
+        }
+        self.last_layer = BookSoftmaxWithLoss()
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        self.loss(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        names = {"1": "Conv1", "2": "Affine1", "3": "Affine2"}
+        grads = {}
+        for i, name in names.items():
+            grads[f"W{i}"], grads[f"b{i}"] = self.layers[name].dW, self.layers[name].db
+        return grads
+
+
 # --------------------------------------------------------------------------------------
 # The loops. ``run(steps)`` trains ``steps`` steps and returns the time.perf_counter()
 # reading taken after each step and the loss of each step; the first step's reading only
@@ -201,7 +327,12 @@ class Data:
     batches: np.ndarray  # (steps, batch) indices: the first epoch of fit's shuffle
 
 
-def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> MultiLayerNet:
+def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> Any:
+    if w.conv:
+        conv = SimpleConvNet(dtype=np.float32, seed=SEED)
+        for key, value in conv.params.items():
+            value[...] = params[key]
+        return conv
     net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED)
     net.load_params(params)
     return net
@@ -292,20 +423,43 @@ def careful_numpy(params: dict[str, np.ndarray], w: Workload, data: Data) -> Cal
 
 
 def numpy_textbook(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
-    return _book_loop(BookNet(params), BookSGD(LR), data)
+    return _book_loop(BookConvNet(params) if w.conv else BookNet(params), BookSGD(LR), data)
+
+
+def _torch_convnet(params: dict[str, np.ndarray]) -> Any:
+    import torch
+
+    conv, hidden, last = (
+        torch.nn.Conv2d(1, 30, 5),
+        torch.nn.Linear(4320, 100),
+        torch.nn.Linear(100, 10),
+    )
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(params["W1"]))
+        conv.bias.copy_(torch.from_numpy(params["b1"]))
+        for layer, i in ((hidden, 2), (last, 3)):
+            layer.weight.copy_(torch.from_numpy(params[f"W{i}"].T.copy()))
+            layer.bias.copy_(torch.from_numpy(params[f"b{i}"]))
+    pool = torch.nn.MaxPool2d(2, 2)
+    return torch.nn.Sequential(
+        conv, torch.nn.ReLU(), pool, torch.nn.Flatten(), hidden, torch.nn.ReLU(), last
+    )
 
 
 def pytorch(params: dict[str, np.ndarray], w: Workload, data: Data) -> Callable:
     import torch
 
-    layers: list[Any] = []
-    for i, (fan_in, fan_out) in enumerate(zip(w.sizes, w.sizes[1:]), start=1):
-        linear = torch.nn.Linear(fan_in, fan_out)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(params[f"W{i}"].T.copy()))
-            linear.bias.copy_(torch.from_numpy(params[f"b{i}"]))
-        layers += [linear, torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
+    if w.conv:
+        model = _torch_convnet(params)
+    else:
+        layers: list[Any] = []
+        for i, (fan_in, fan_out) in enumerate(zip(w.sizes, w.sizes[1:]), start=1):
+            linear = torch.nn.Linear(fan_in, fan_out)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(params[f"W{i}"].T.copy()))
+                linear.bias.copy_(torch.from_numpy(params[f"b{i}"]))
+            layers += [linear, torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1])
     loss_fn = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     x_train, t_train = torch.from_numpy(data.x), torch.from_numpy(data.t)
@@ -332,6 +486,7 @@ LOOPS: dict[str, Callable] = {
     "PyTorch": pytorch,
     "NumPy textbook (float64)": numpy_textbook,
 }
+MLP_ONLY_LOOPS = ("careful NumPy",)  # written for the fully connected networks only
 
 
 # --------------------------------------------------------------------------------------
@@ -424,6 +579,8 @@ def _cpu_model() -> str:
 
 def make_data(w: Workload, steps: int, rng: np.random.Generator) -> Data:
     x = rng.random((TRAIN_SIZE, w.sizes[0]), dtype=np.float32)  # MNIST's shape and range
+    if w.conv:
+        x = x.reshape(TRAIN_SIZE, 1, 28, 28)
     t = rng.integers(0, w.sizes[-1], TRAIN_SIZE)
     per_epoch = TRAIN_SIZE // w.batch
     batches = epoch_batches(TRAIN_SIZE, w.batch, per_epoch, SEED, 0, "shuffle")[:steps]
@@ -445,7 +602,11 @@ class Result:
 def bench(w: Workload, loops: list[str], rounds: int, steps: int, settle: float) -> Result:
     rng = np.random.default_rng(SEED)
     data = make_data(w, max(steps + 1, CHECK_STEPS), rng)
-    params = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED).params
+    if w.conv:  # He initialisation, so that a few SGD steps move the loss
+        params = SimpleConvNet(weight_init_std="he", dtype=np.float32, seed=SEED).params
+        loops = [name for name in loops if name not in MLP_ONLY_LOOPS]
+    else:
+        params = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED).params
     result = Result(w)
     # Equal footing: from the initial weights, a few steps of each loop on the same batches.
     for name in loops:
@@ -568,7 +729,9 @@ def markdown(results: list[Result], env: dict[str, Any], rounds: int, steps: str
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options."""
-    parser.add_argument("--workloads", default="abc", help="any of a, b, c (default: abc)")
+    parser.add_argument(
+        "--workloads", default="abc", help="any of a, b, c, d (d: SimpleConvNet; default: abc)"
+    )
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     parser.add_argument(
         "--steps",
@@ -596,7 +759,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the workloads in ``args``; print the table (and write JSON); return 0."""
     unknown_workloads = [key for key in args.workloads if key not in WORKLOADS]
     if unknown_workloads or args.rounds < 1 or (args.steps is not None and args.steps < 1):
-        parser.error("--workloads takes letters from abc; --rounds and --steps must be >= 1")
+        parser.error("--workloads takes letters from abcd; --rounds and --steps must be >= 1")
     for key in args.workloads:
         most = TRAIN_SIZE // WORKLOADS[key].batch - 1
         if (args.steps or 0) > most:

@@ -67,6 +67,7 @@ EXAMPLE_NAMES: tuple[str, ...] = (
     "softmax-with-loss",
     "two-layer-net",
     "multi-layer-net",
+    "convnet",
 )
 
 _WIDTH = 100  # the widest line the book's examples and the networks produce
@@ -101,10 +102,14 @@ _INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 
 def _wrapped(line: str, indent: str) -> str:
-    """``line``, or if wider than 100 columns, broken before its last ``=`` (the result)."""
+    """``line``, or if wider than 100 columns, broken before its last ``=`` (the result),
+    and before its last ``·`` when what is left is still too wide."""
     if display_width(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
+    if display_width(_ANSI.sub("", head)) > _WIDTH and " · " in head:  # a long product too
+        left, _, right = head.rpartition(" · ")
+        head = f"{left}\n{indent}· {right}"
     return f"{head}\n{indent}= {tail}"
 
 
@@ -219,6 +224,8 @@ def _with_shape(token: str, shapes: dict[str, tuple[int, ...]]) -> str:
     shape = shapes.get(name, ())
     if not shape:
         return token
+    if name != token and len(shape) > 2:  # an Affine's images (N, C, H, W) as rows (N, C·H·W)
+        shape = (shape[0], int(np.prod(shape[1:])))
     return f"{token} ({format_shape(shape[::-1] if name != token else shape)})"
 
 
@@ -613,6 +620,9 @@ def example_title(
     name: str, *, hidden: Sequence[int] | None = None, samples: int = 2, lang: str = "en"
 ) -> str:
     """A heading for a picture of :func:`example_graph` ``(name, ...)``."""
+    if name == "convnet":
+        sizes = "1×28×28, conv 30 5×5, pool 2×2, 100, 10"
+        return message("title_network", lang, network="SimpleConvNet", sizes=sizes, samples=samples)
     if name not in ("two-layer-net", "multi-layer-net"):
         return message(f"title_{name}", lang)
     default = [50] if name == "two-layer-net" else [50, 50]
@@ -637,6 +647,8 @@ def example_graph(
     ``TwoLayerNet(784, hidden or 50, 10)`` and ``"multi-layer-net"`` a ``MultiLayerNet``
     with ``hidden`` sizes (default ``[50, 50]``) and ``activation``, both float64 with
     weights from ``seed``, on ``samples`` real MNIST digits (from the embedded set).
+    ``"convnet"`` is the book's ``SimpleConvNet`` (chapter 7; float64, the book's 0.01
+    initial scale, weights from ``seed``) on ``samples`` digits as 1×28×28 images.
     """
     from chainrule.examples import EXAMPLES
     from chainrule.networks import MultiLayerNet, TwoLayerNet
@@ -647,6 +659,14 @@ def example_graph(
         raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
+    if name == "convnet":
+        from chainrule.networks import SimpleConvNet
+
+        if hidden:
+            raise ValueError("convnet has the book's hidden layer of 100: give no hidden sizes")
+        x, t = _mnist_batch(samples, seed)
+        conv = SimpleConvNet(dtype=np.float64, seed=seed)
+        return network_graph(conv, x.reshape(-1, 1, 28, 28), t)
     if name == "two-layer-net":
         sizes = list(hidden) if hidden else [50]
         if len(sizes) != 1:

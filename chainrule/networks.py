@@ -34,6 +34,7 @@ from chainrule.checkpoint import check_params_match, load_checkpoint, save_check
 from chainrule.checks import check_flag
 from chainrule.errors import ShapeError
 from chainrule.fast import FastStep
+from chainrule.fast_conv import FastConvStep
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import init_std, normal_weight
@@ -49,7 +50,14 @@ from chainrule.layers import (
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.util import conv_output_size
 
-__all__ = ["ACTIVATIONS", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "TwoLayerNet"]
+__all__ = [
+    "ACTIVATIONS",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "SimpleConvNet",
+    "TwoLayerNet",
+    "network_from_config",
+]
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -566,6 +574,7 @@ class SimpleConvNet:
             "Affine2": Affine(self.params["W3"], self.params["b3"], name="Affine2"),
         }
         self.last_layer = SoftmaxWithLoss()
+        self._fast_step: FastConvStep | None = None  # made on the first training step
         self.input_dim, self.conv_param = (channels, height, width), conv_param
         self.hidden_size, self.output_size = hidden_size, output_size
         # Values per sample of the largest array a forward makes: im2col's, or the
@@ -602,6 +611,23 @@ class SimpleConvNet:
     def loss_and_gradient(
         self, x: Any, t: Any, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss` and the gradients of ``dout · loss``: the training step, by
+        :class:`chainrule.fast_conv.FastConvStep` (the numbers of
+        :meth:`loss_and_gradient_by_layers`, the tests hold them equal), or by the layers
+        for what it does not know. The arrays are new on every call."""
+        x, t = self._as_input(x), np.asarray(t)
+        if self._fast_step is None:
+            self._fast_step = FastConvStep(self)
+        if self._fast_step.applies(x, t):
+            return self._fast_step.loss_and_gradient(x, t, dout=dout)
+        return self.loss_and_gradient_by_layers(x, t, dout=dout)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fast_step": None}  # remade on first use (buffers)
+
+    def loss_and_gradient_by_layers(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
         layers, as the book's ``gradient``; the arrays are new on every call."""
         loss = self.loss(x, t)
@@ -634,6 +660,27 @@ class SimpleConvNet:
             "dtype": self.dtype.name,
         }
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SimpleConvNet:
+        """Build a network (with fresh weights) from :meth:`config`'s output."""
+        return cls(
+            tuple(config["input_dim"]),
+            dict(config["conv_param"]),
+            config["hidden_size"],
+            config["output_size"],
+            dtype=config.get("dtype", "float64"),
+        )
+
+    def record(self, x: Any, t: Any) -> tuple[Graph, Value]:
+        """Run the forward pass as a recorded :class:`Graph` (one node per layer, the
+        layers themselves); return it and the loss value."""
+        graph = Graph()
+        signal = graph.input(self._as_input(x), "x")
+        for name, layer in self.layers.items():
+            signal = graph.apply(layer, signal, name=name)
+        loss = graph.apply(self.last_layer, signal, graph.input(t, "t"), name="SoftmaxWithLoss")
+        return graph, loss
+
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
         """Write ``params`` to ``file_name`` as a chainrule checkpoint (an ``.npz``, not a
         pickle, whatever the name), atomically; return the path."""
@@ -660,3 +707,10 @@ class SimpleConvNet:
             f"{c['filter_size']}×{c['filter_size']}, {self.hidden_size}, {self.output_size}, "
             f"{self.dtype.name})"
         )
+
+
+def network_from_config(config: dict[str, Any]) -> MultiLayerNet | SimpleConvNet:
+    """The network (with fresh weights) a ``config()`` describes, whichever class wrote it."""
+    if config.get("network") == "SimpleConvNet":
+        return SimpleConvNet.from_config(config)
+    return MultiLayerNet.from_config(config)

@@ -46,3 +46,16 @@ def test_chainrule_bench_without_a_checkout_says_so_in_one_line(monkeypatch, cap
     assert main(["bench"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bench/bench_train.py" in err
+
+
+def test_the_convnet_workload_runs_its_loops_from_the_same_start(benchmark, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--workloads", "d", "--rounds", "1", "--steps", "2", "--settle", "0"]
+    loops = "chainrule fit,careful NumPy,NumPy textbook (float64)"
+    assert benchmark["main"]([*argv, "--loops", loops, "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| (d) SimpleConvNet conv30·5×5-pool-100-10, batch 100 | chainrule fit |" in table
+    assert "| careful NumPy |" not in table  # written for the fully connected networks
+    agreement = json.loads(out.read_text())["loss_agreement"]["d"]
+    assert set(agreement) == {"chainrule fit", "NumPy textbook (float64)"}
+    assert max(agreement.values()) < 1e-3  # float32 against the book's float64

@@ -173,6 +173,7 @@ def test_flags_reach_the_network_and_optimizer(tmp_path, capsys):
         "batch_size": 32,
         "seed": 4,
         "sampling": "with-replacement",
+        "init": "xavier",
         "epochs": None,
         "iters": 3,
     }
@@ -389,7 +390,7 @@ def test_checkpoints_not_written_by_train_are_explained(tmp_path):
 def _fake_download(monkeypatch, chunks):
     """load_mnist replaced by one that reports ``chunks`` of download progress."""
 
-    def fake_load_mnist(dataset, data_dir, progress):
+    def fake_load_mnist(dataset, data_dir, progress, flatten=True):
         for done, total in chunks if progress is not None else ():
             progress(done, total)
         return "the data"

@@ -3,6 +3,7 @@
 import shutil
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from chainrule.cli import main
@@ -113,3 +114,46 @@ def test_show_weights(tmp_path, capsys):
 @pytest.mark.parametrize("args", [["graph", "banana"], ["explain"], ["show-weights", "x.npz"]])
 def test_bad_arguments_exit_two(args, usage_error):
     assert usage_error(args).startswith("chainrule ")
+
+
+def test_show_weights_draws_a_convnets_filters_before_and_after(tmp_path, capsys):
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.cli.pictures import _initial_filters
+    from chainrule.networks import SimpleConvNet
+
+    checkpoint, picture = tmp_path / "conv.npz", tmp_path / "filters.png"
+    args = ["train", "--quiet", "--model", "convnet", "--iters", "2", "--seed", "3"]
+    assert main([*args, "--save", str(checkpoint)]) == 0
+    assert main(["show-weights", str(checkpoint), "-o", str(picture), "--before"]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in capsys.readouterr().out
+    # the "before" panel is the run's own start: the same seed and initial scale
+    fresh = SimpleConvNet(weight_init_std=0.01, dtype="float32", seed=3).params["W1"]
+    np.testing.assert_array_equal(_initial_filters(load_checkpoint(checkpoint), "x"), fresh)
+    assert main(["show-weights", str(checkpoint), "-o", str(tmp_path / "after.svg")]) == 0
+
+
+def test_show_weights_before_needs_a_convnet(tmp_path, usage_error):
+    checkpoint = tmp_path / "run.npz"
+    assert main(["train", "--quiet", "--iters", "2", "--save", str(checkpoint)]) == 0
+    line = usage_error(["show-weights", str(checkpoint), "-o", str(tmp_path / "w.png"), "--before"])
+    assert "--before draws a convnet's filters" in line
+
+
+def test_convnet_example_shows_its_convolution_and_pooling_nodes_with_shapes(tmp_path, capsys):
+    assert main(["explain", "convnet"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv1 = Conv(x) = (2×30×24×24)" in out
+    assert "Pool1 = Pooling(Relu1) = (2×30×12×12)" in out
+    assert "dW (4320×100) = Xᵀ (4320×2) · dout (2×100)" in out  # images as rows
+    assert "dW (30×1×5×5) = colᵀ · dout (2×30×24×24)" in out
+    dot = tmp_path / "convnet.dot"
+    assert main(["graph", "convnet", "-o", str(dot)]) == 0
+    text = dot.read_text()
+    assert "Conv1" in text and "Max pool" in text and "2×30×12×12" in text
+    assert "SimpleConvNet(1×28×28, conv 30 5×5, pool 2×2, 100, 10)" in text
+
+
+def test_convnet_example_refuses_the_fully_connected_flags(usage_error):
+    line = usage_error(["graph", "convnet", "--hidden", "20"])
+    assert "--hidden does not apply to convnet" in line

@@ -34,6 +34,14 @@ def _refuse_flags_that_do_not_apply(
             f"{args.name}, {kind} without a network; the network flags apply "
             "to two-layer-net and multi-layer-net"
         )
+    convnet_given = [
+        f"--{name}" for name in ("hidden", "layers", "activation") if getattr(args, name)
+    ]
+    if args.name == "convnet" and convnet_given:
+        parser.error(
+            f"{', '.join(convnet_given)} {'does' if len(convnet_given) == 1 else 'do'} not "
+            "apply to convnet, the book's SimpleConvNet; --samples and --seed do"
+        )
     if args.name == "two-layer-net" and args.activation not in (None, "relu"):
         parser.error(
             f"--activation {args.activation} does not apply to two-layer-net, the book's "
@@ -96,18 +104,46 @@ def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def _initial_filters(checkpoint, path: str):
+    """The first-layer filters the checkpoint's run started from: its network rebuilt
+    from the same description, seed and initial scale."""
+    from chainrule.networks import SimpleConvNet
+
+    network, run = checkpoint.meta.get("network", {}), checkpoint.meta.get("train", {})
+    if network.get("network") != "SimpleConvNet" or "seed" not in run or "init" not in run:
+        raise ValueError(
+            f"{path}: --before needs a convnet checkpoint written by 'chainrule train "
+            "--model convnet' (its seed and initial scale rebuild the starting filters)"
+        )
+    initial = SimpleConvNet(
+        tuple(network["input_dim"]),
+        network["conv_param"],
+        network["hidden_size"],
+        network["output_size"],
+        run["init"],
+        dtype=network.get("dtype", "float64"),
+        seed=run["seed"],
+    )
+    return initial.params["W1"]
+
+
 def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.checkpoint import load_checkpoint
-    from chainrule.viz.weights import plot_weights
+    from chainrule.viz.weights import plot_filters, plot_weights
 
     checkpoint = load_checkpoint(args.checkpoint)
     if "W1" not in checkpoint.params:
         raise ValueError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
     W1 = checkpoint.params["W1"]
-    title = (
-        f"first-layer weights W1 ({W1.shape[0]}×{W1.shape[1]}) of {args.checkpoint}, "
-        f"step {checkpoint.step}"
-    )
+    shape = "×".join(map(str, W1.shape))
+    if W1.ndim == 4:
+        title = f"first-layer filters W1 ({shape}) of {args.checkpoint}, step {checkpoint.step}"
+        before = _initial_filters(checkpoint, args.checkpoint) if args.before else None
+        print(f"wrote {plot_filters(W1, args.output, title=title, before=before)}")
+        return 0
+    if args.before:
+        parser.error("--before draws a convnet's filters; this checkpoint has W1 " + shape)
+    title = f"first-layer weights W1 ({shape}) of {args.checkpoint}, step {checkpoint.step}"
     print(f"wrote {plot_weights(W1, args.output, title=title)}")
     return 0
 
@@ -171,8 +207,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     show_weights = commands.add_parser(
         "show-weights",
-        help="draw a checkpoint's first-layer weights as 28×28 images",
-        description="Draw the first layer's weights W1 of a checkpoint, one image per hidden unit.",
+        help="draw a checkpoint's first-layer weights as 28×28 images, or a convnet's filters",
+        description="Draw the first layer's weights W1 of a checkpoint, one image per hidden "
+        "unit; of a convnet checkpoint, one grey image per filter (the book's Figure 7-24), "
+        "with --before the initial filters beside the trained ones.",
+    )
+    show_weights.add_argument(
+        "--before",
+        action="store_true",
+        help="convnet: draw the filters the run started from (same seed) beside the trained",
     )
     show_weights.add_argument("checkpoint", metavar="CHECKPOINT")
     show_weights.add_argument(

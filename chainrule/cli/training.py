@@ -34,6 +34,18 @@ DEFAULT_RECIPE = {
     "mnist": BOOK_RECIPE,
     "fashion-mnist": BOOK_RECIPE,
 }
+# --model convnet (chapter 7's SimpleConvNet) when a flag is not given: the book's
+# train_convnet.py recipe (Adam lr 0.001, batch 100, initial scale 0.01, 20 epochs on the
+# full sets); on mnist-5k, CONVNET_5K_EPOCHS epochs (see the README for time and accuracy).
+CONVNET_5K_EPOCHS = 10
+CONVNET_RECIPE = {
+    "mnist-5k": {"epochs": CONVNET_5K_EPOCHS, "init": 0.01, "weight_decay": 0.0},
+    "mnist": {"epochs": 20, "init": 0.01, "weight_decay": 0.0},
+    "fashion-mnist": {"epochs": 20, "init": 0.01, "weight_decay": 0.0},
+}
+CONVNET_OPTIMIZER = "adam"
+# Flags that only the fully connected networks take.
+MLP_ONLY = ("hidden", "layers", "activation", "dropout", "batchnorm")
 # --lr when not given: the book's chapter-5 recipe for SGD, each class's default otherwise.
 DEFAULT_SGD_LR = 0.1
 
@@ -41,6 +53,7 @@ DEFAULT_SGD_LR = 0.1
 # checkpoint instead, and must tell a flag given from one left out: so these flags'
 # parser default is None, and a new run fills them in from here.
 NEW_RUN_DEFAULTS = {
+    "model": "mlp",
     "hidden": [50],
     "activation": "relu",
     "seed": 0,
@@ -92,7 +105,7 @@ def _say(bar, message: str, quiet: bool) -> None:
         print(message, flush=True)
 
 
-def _load_data(dataset: str, data_dir: str | None, quiet: bool):
+def _load_data(dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True):
     from chainrule.data.mnist import load_mnist
 
     tqdm = _tqdm(quiet)
@@ -107,7 +120,7 @@ def _load_data(dataset: str, data_dir: str | None, quiet: bool):
 
     try:
         progress = download_progress if tqdm is not None else None
-        return load_mnist(dataset=dataset, data_dir=data_dir, progress=progress)
+        return load_mnist(dataset=dataset, data_dir=data_dir, progress=progress, flatten=flatten)
     finally:
         for bar in bars:
             bar.close()
@@ -134,13 +147,65 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _describe_network(net, init: float | str | None) -> str:
-    """``TwoLayerNet(784-50-10, relu, float32), init he, weight decay 0.001``."""
+    """``TwoLayerNet(784-50-10, relu, float32), init he, weight decay 0.001``; batch
+    normalisation and dropout are named too."""
     text = f"{net!r}"
+    if getattr(net, "use_batchnorm", False):
+        text += ", batch normalisation"
+    if getattr(net, "use_dropout", False):
+        text += f", dropout {net.dropout_ration:g}"
     if init is not None:
         text += f", init {init}"
-    if net.weight_decay_lambda:
+    if getattr(net, "weight_decay_lambda", 0):
         text += f", weight decay {net.weight_decay_lambda:g}"
     return text
+
+
+def _is_convnet(net) -> bool:
+    from chainrule.networks import SimpleConvNet
+
+    return isinstance(net, SimpleConvNet)
+
+
+def _running_stats(net) -> dict:
+    """Batch normalisation's running statistics by layer name (not parameters, but
+    inference needs them, so checkpoints carry them in their description)."""
+    from chainrule.layers import BatchNormalization
+
+    return {
+        name: {"running_mean": layer.running_mean, "running_var": layer.running_var}
+        for name, layer in net.layers.items()
+        if isinstance(layer, BatchNormalization) and layer.running_mean is not None
+    }
+
+
+def _build_network(args: argparse.Namespace, parser, hidden: list[int], decay: float, init):
+    """The network a new run's flags ask for: SimpleConvNet for --model convnet, a
+    MultiLayerNetExtend with --dropout or --batchnorm, else build_network's."""
+    import numpy as np
+
+    from chainrule.networks import MultiLayerNetExtend, SimpleConvNet
+
+    if args.model == "convnet":
+        return SimpleConvNet(
+            (1, 28, 28), hidden_size=100, output_size=10, weight_init_std=init,
+            dtype=args.dtype, seed=args.seed,
+        )  # fmt: skip
+    if args.dropout is None and not args.batchnorm:
+        return build_network(args, hidden, args.dtype, decay, init)
+    return MultiLayerNetExtend(
+        784,
+        hidden,
+        10,
+        activation=args.activation,
+        weight_init_std=args.activation if init is None else init,
+        weight_decay_lambda=decay,
+        use_dropout=args.dropout is not None,
+        dropout_ration=0.5 if args.dropout is None else args.dropout,
+        use_batchnorm=bool(args.batchnorm),
+        dtype=np.dtype(args.dtype),
+        seed=args.seed,
+    )
 
 
 def _too_high_learning_rate(history, classes: int, lr: float) -> str | None:
@@ -199,11 +264,13 @@ def _stop_at_step_boundary_on_ctrl_c():
 
 def _restore_network(checkpoint, path: str):
     """The network a checkpoint describes, holding the checkpoint's weights."""
+    import numpy as np
+
     from chainrule.checkpoint import check_params_match
-    from chainrule.networks import MultiLayerNet
+    from chainrule.networks import network_from_config
 
     try:
-        net = MultiLayerNet.from_config(checkpoint.meta["network"])
+        net = network_from_config(checkpoint.meta["network"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
             f"{path}: no network description in this checkpoint ({error})"
@@ -213,11 +280,19 @@ def _restore_network(checkpoint, path: str):
     check_params_match(net.params, checkpoint.params, path)
     for name, param in net.params.items():
         param[...] = checkpoint.params[name]  # in place: the layers hold these arrays
+    for name, stats in checkpoint.meta.get("running_stats", {}).items():
+        layer = net.layers.get(name)
+        if layer is None or not hasattr(layer, "running_mean"):
+            raise CheckpointError(f"{path}: running statistics for {name}, not in the network")
+        layer.running_mean = np.asarray(stats["running_mean"], dtype=net.dtype)
+        layer.running_var = np.asarray(stats["running_var"], dtype=net.dtype)
     return net
 
 
 def _show(value) -> str:
     """A flag's value as it is typed: ``50 50`` for a list, ``0.001`` for a float."""
+    if value is None:
+        return "none"
     if isinstance(value, list):
         return " ".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -233,20 +308,32 @@ def _changed_on_resume(
     value is no change, so a run's own command line with --resume added is accepted.
     """
     config = net.config()
+    convnet = _is_convnet(net)
     saved = {
-        "activation": config["activation"],
+        "model": "convnet" if convnet else "mlp",
         "dtype": config["dtype"],
-        "weight_decay": config["weight_decay_lambda"],
+        "weight_decay": config.get("weight_decay_lambda", 0.0),
         "optimizer": optimizer_name,
         **{name: run[name] for name in ("dataset", "batch_size", "seed", "sampling")},
     }
+    if convnet:
+        given = [name for name in MLP_ONLY if getattr(args, name) is not None]
+        changed = [f"--{name} (the checkpoint's network is a convnet)" for name in given]
+    else:
+        changed = []
+        saved["activation"] = config["activation"]
+        saved["dropout"] = config["dropout_ration"] if config.get("use_dropout") else None
+        saved["batchnorm"] = bool(config.get("use_batchnorm", False))
     asked = {name: getattr(args, name) for name in saved if getattr(args, name) is not None}
-    if args.hidden is not None:
+    if convnet:
+        pass
+    elif args.hidden is not None:
         saved["hidden"], asked["hidden"] = config["hidden_size_list"], hidden_sizes(args, parser)
     elif args.layers is not None:
         saved["layers"], asked["layers"] = len(config["hidden_size_list"]), args.layers
-    changed = [
-        f"--{name.replace('_', '-')} {_show(value)} (the checkpoint has {_show(saved[name])})"
+    changed += [
+        f"--{name.replace('_', '-')}{'' if value is True else ' ' + _show(value)} "
+        f"(the checkpoint has {_show(saved[name])})"
         for name, value in asked.items()
         if value != saved[name]
     ]
@@ -295,14 +382,23 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
     and the initialisation used."""
     from chainrule.optim import make_optimizer
 
+    if args.model == "convnet":
+        given = [f"--{name}" for name in MLP_ONLY if getattr(args, name) is not None]
+        if args.weight_decay:
+            given.append("--weight-decay")
+        if given:
+            parser.error(f"--model convnet (SimpleConvNet) takes no {', '.join(given)}")
+        if args.optimizer is None:
+            args.optimizer = CONVNET_OPTIMIZER
     for name, default in NEW_RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, list(default) if isinstance(default, list) else default)
     hidden = hidden_sizes(args, parser)
-    recipe = DEFAULT_RECIPE[args.dataset]
+    recipes = CONVNET_RECIPE if args.model == "convnet" else DEFAULT_RECIPE
+    recipe = recipes[args.dataset]
     init = args.init if args.init is not None else recipe["init"]
     decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-    net = build_network(args, hidden, args.dtype, decay, init)
+    net = _build_network(args, parser, hidden, decay, init)
     name = args.optimizer
     lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
     optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
@@ -315,6 +411,7 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "sampling": args.sampling,
+        "init": init,  # with the seed, it rebuilds the initial weights (show-weights --before)
         **length,
     }
     return net, optimizer, run, init
@@ -334,7 +431,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         history, start_step, lr_note = History(), 0, ""
 
     dataset = run["dataset"]
-    (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
+    (x_train, t_train), (x_test, t_test) = _load_data(
+        dataset, args.data_dir, args.quiet, flatten=not _is_convnet(net)
+    )
     batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
     steps_per_epoch = iters_per_epoch(len(x_train), batch)
     total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
@@ -373,6 +472,9 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "history": history.to_dict(),
             "chainrule_version": __version__,
         }
+        stats = _running_stats(net)
+        if stats:
+            meta["running_stats"] = stats
         save_checkpoint(
             args.save, net.params, optimizer_state=optimizer.state_dict(), step=step, meta=meta
         )
@@ -463,7 +565,9 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     checkpoint = load_checkpoint(args.checkpoint)
     net = _restore_network(checkpoint, args.checkpoint)
     dataset = args.dataset or checkpoint.meta.get("train", {}).get("dataset", "mnist-5k")
-    (x_train, t_train), (x_test, t_test) = _load_data(dataset, args.data_dir, args.quiet)
+    (x_train, t_train), (x_test, t_test) = _load_data(
+        dataset, args.data_dir, args.quiet, flatten=not _is_convnet(net)
+    )
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
         loss, accuracy = evaluate(net, x, t)
         print(f"{name:5s} accuracy {accuracy:.4f}  loss {loss:.4f}  ({len(x)} images of {dataset})")
@@ -481,8 +585,19 @@ def _train_description() -> str:
         "(chapter 6's remedies: the book's recipe overfits the 4,000 embedded images), "
         f"{common}, {small['epochs']} epochs, on the embedded 5,000-image MNIST subset. "
         f"With --dataset mnist or fashion-mnist: the book's recipe, a TwoLayerNet with "
-        f"initial scale 0.01 and no weight decay, {common}, {book['iters']:,} steps."
+        f"initial scale 0.01 and no weight decay, {common}, {book['iters']:,} steps. "
+        "With --model convnet: the book's SimpleConvNet and train_convnet.py recipe "
+        f"(Adam lr 0.001, batch 100, initial scale 0.01; {CONVNET_5K_EPOCHS} epochs on "
+        "mnist-5k, 20 on the full sets). --dropout and --batchnorm make the fully "
+        "connected network chapter 6's MultiLayerNetExtend."
     )
+
+
+def _dropout_ratio(text: str) -> float:
+    ratio = positive_float(text)
+    if ratio >= 1:
+        raise argparse.ArgumentTypeError(f"expected a ratio in (0, 1), got {text!r}")
+    return ratio
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -496,7 +611,26 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="train a network on MNIST-like data",
         description=_train_description(),
     )
+    train.add_argument(
+        "--model",
+        choices=("mlp", "convnet"),
+        help="mlp: a fully connected network (default); convnet: chapter 7's SimpleConvNet "
+        "(conv 30 5×5 → ReLU → pool 2×2 → 100 → ReLU → 10) on 1×28×28 images",
+    )
     add_network_arguments(train)
+    train.add_argument(
+        "--dropout",
+        type=_dropout_ratio,
+        metavar="RATIO",
+        help="dropout after each hidden activation, dropping RATIO of the units "
+        "(a MultiLayerNetExtend; fully connected networks only)",
+    )
+    train.add_argument(
+        "--batchnorm",
+        action="store_true",
+        default=None,
+        help="batch normalisation before each hidden activation (a MultiLayerNetExtend)",
+    )
     data = train.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -521,8 +655,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--optimizer",
         type=str.lower,
         choices=sorted(OPTIMIZERS),
-        default="sgd",
-        help="default: sgd",
+        help=f"default: sgd; {CONVNET_OPTIMIZER} for --model convnet",
     )
     learn.add_argument(
         "--lr",
@@ -535,7 +668,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     length.add_argument(
         "--epochs",
         type=positive_int,
-        help="passes over the training data (default: 60 on mnist-5k)",
+        help="passes over the training data (default: 60 on mnist-5k; convnet: "
+        f"{CONVNET_5K_EPOCHS} on mnist-5k, 20 on the full sets)",
     )
     length.add_argument(
         "--iters",

@@ -18,7 +18,7 @@ import numpy as np
 from chainrule.errors import ShapeError
 from chainrule.viz.display import Picture, figure_output
 
-__all__ = ["FORMATS", "plot_weights", "weight_grid"]
+__all__ = ["FORMATS", "plot_filters", "plot_weights", "weight_grid"]
 
 FORMATS = ("png", "svg")
 _TILE_INCHES = 0.75  # each unit's image; 50 units make a 7.5-inch-wide grid
@@ -95,6 +95,70 @@ def plot_weights(
             interpolation="nearest",
         )
     fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    if title:
+        fig.suptitle(title)
+    return figure_output(fig, path, fmt, dpi=100)
+
+
+def _filter_panel(fig: Any, W: np.ndarray, label: str) -> None:
+    rows, cols = weight_grid(len(W))
+    if label:
+        fig.suptitle(label, fontsize="medium")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index >= len(W):
+            ax.set_axis_off()
+            continue
+        # As the book's visualize_filter: the first channel, grey, each filter scaled to
+        # its own range (so its pattern shows whatever its size).
+        ax.imshow(W[index, 0], cmap="gray_r", interpolation="nearest")
+
+
+def plot_filters(
+    W: Any,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str = "",
+    before: Any = None,
+) -> Path | Picture:
+    """Draw convolution filters ``W`` (FN, C, FH, FW), one small grey image per filter
+    (its first channel, scaled to its own range, as the book's Figure 7-24); with
+    ``before`` (the same shape: e.g. the initial weights), two panels side by side,
+    before and after training. Written atomically to ``path`` (.png or .svg); with no
+    path, returns a PNG :class:`~chainrule.viz.display.Picture`.
+
+    Raises:
+        ShapeError: ``W`` is not 4-d, or ``before`` has another shape.
+        ValueError: another extension, or a NaN or an infinity.
+    """
+    fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 4 or W.size == 0:
+        raise ShapeError(f"plot_filters: W must be 4-d (FN, C, FH, FW), got shape {W.shape}")
+    panels = [(W, "after training" if before is not None else "")]
+    if before is not None:
+        before = np.asarray(before, dtype=np.float64)
+        if before.shape != W.shape:
+            raise ShapeError(f"plot_filters: before {before.shape} and W {W.shape} differ")
+        panels.insert(0, (before, "before training"))
+    if not all(np.all(np.isfinite(w)) for w, _ in panels):
+        raise ValueError("plot_filters: the weights hold NaN or infinite values")
+
+    from matplotlib.figure import Figure
+
+    rows, cols = weight_grid(len(W))
+    width = cols * 0.55 + 0.3
+    fig = Figure(
+        figsize=(width * len(panels), rows * 0.55 + (0.9 if title else 0.5)),
+        layout="constrained",
+    )
+    subfigs = fig.subfigures(1, len(panels), squeeze=False).flat
+    for subfig, (weights, label) in zip(subfigs, panels):
+        _filter_panel(subfig, weights, label)
     if title:
         fig.suptitle(title)
     return figure_output(fig, path, fmt, dpi=100)

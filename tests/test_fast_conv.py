@@ -1,0 +1,100 @@
+"""The fast convolution step (chainrule.fast_conv) equals SimpleConvNet's layers."""
+
+import numpy as np
+import pytest
+
+from chainrule.fast_conv import FastConvStep
+from chainrule.layers import Pooling
+from chainrule.networks import SimpleConvNet
+
+TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def _data(net, n, one_hot, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *net.input_dim)).astype(net.dtype)
+    t = rng.integers(0, net.output_size, n)
+    if one_hot:
+        t = np.eye(net.output_size, dtype=net.dtype)[t]
+    return x, t
+
+
+def _assert_same(net, x, t, dtype, dout=1.0):
+    fast = FastConvStep(net)
+    assert fast.applies(x, t)
+    loss, grads = fast.loss_and_gradient(x, t, dout=dout)
+    ref_loss, ref = net.loss_and_gradient_by_layers(x, t, dout=dout)
+    tol = TOLERANCE[dtype]
+    assert abs(loss - ref_loss) <= tol * abs(ref_loss)
+    assert list(grads) == list(ref)
+    for key in ref:
+        scale = np.abs(ref[key]).max()
+        assert scale > 0, key
+        assert np.abs(grads[key] - ref[key]).max() <= tol * scale, key
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "input_dim, conv_param, one_hot",
+    [
+        ((1, 28, 28), {"filter_num": 6}, False),  # the book's shapes, fewer filters
+        ((2, 11, 13), {"filter_num": 4, "filter_size": 3, "pad": 1, "stride": 2}, True),
+        ((1, 10, 9), {"filter_num": 3, "filter_size": 2}, False),  # odd conv output: cropped
+    ],
+)
+def test_fast_step_equals_the_layers(dtype, input_dim, conv_param, one_hot):
+    net = SimpleConvNet(input_dim, conv_param, 20, 5, "he", dtype=dtype, seed=1)
+    x, t = _data(net, 7, one_hot, seed=2)
+    _assert_same(net, x, t, dtype, dout=0.3)
+    _assert_same(net, x, t, dtype)  # again, with the reused buffer
+
+
+def test_ties_and_zero_windows_send_the_gradient_where_the_layers_do():
+    # Images of a few levels make many equal values in a window (ties), and negative
+    # biases many all-zero windows after ReLU.
+    net = SimpleConvNet((1, 8, 8), {"filter_num": 3, "filter_size": 1}, 6, 3, 1.0, seed=0)
+    net.params["W1"][...] = 1.0
+    net.params["b1"][...] = [-1.0, 0.0, -0.5]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (4, 1, 8, 8)).astype(np.float64)
+    _assert_same(net, x, np.array([0, 1, 2, 1]), np.float64)
+
+
+def test_training_uses_the_fast_step_and_falls_back_for_what_it_does_not_know(monkeypatch):
+    net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, dtype="float32")
+    x, t = _data(net, 5, False, seed=3)
+    calls = []
+    real = FastConvStep.loss_and_gradient
+    monkeypatch.setattr(
+        FastConvStep, "loss_and_gradient", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    net.loss_and_gradient(x, t)
+    assert calls == [1]
+    net.loss_and_gradient(x, t.reshape(-1, 1))  # a column of labels: the layers take it
+    net.layers["Pool1"] = Pooling(3, 3, stride=1, name="Pool1")  # another pooling
+    assert not net._fast_step.applies(x, t)
+
+
+def _broken(monkeypatch, where):
+    if where == "fast":  # the fast step's dW1 off by 0.1%
+        source = FastConvStep.loss_and_gradient
+
+        def wrong(self, x, t, *, dout=1.0):
+            loss, grads = source(self, x, t, dout=dout)
+            grads["W1"] = grads["W1"] * (1 + 1e-3)
+            return loss, grads
+
+        monkeypatch.setattr(FastConvStep, "loss_and_gradient", wrong)
+    else:
+        source = Pooling.backward
+        # the layers' pooling passes back 1% too much
+        monkeypatch.setattr(Pooling, "backward", lambda self, dout: source(self, dout) * 1.01)
+
+
+@pytest.mark.parametrize("where", ["fast", "layers"])
+def test_the_comparison_fails_when_either_side_is_broken(monkeypatch, where):
+    net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, "he", seed=4)
+    x, t = _data(net, 5, False, seed=5)
+    _broken(monkeypatch, where)
+    with pytest.raises(AssertionError):
+        _assert_same(net, x, t, np.float64)
