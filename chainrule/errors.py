@@ -39,3 +39,8 @@ class DownloadError(ChainruleError, OSError):
 
 class TrainingError(ChainruleError, ArithmeticError):
     """Training diverged: the loss or a gradient stopped being finite."""
+
+
+class SearchError(ChainruleError, RuntimeError):
+    """A hyperparameter search cannot go on: its cluster has no workers, lacks chainrule,
+    or lost a trial."""

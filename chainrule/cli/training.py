@@ -160,6 +160,36 @@ def _restore_network(checkpoint, path: str):
     return net
 
 
+def network_and_optimizer(settings: dict):
+    """The network and optimiser that ``chainrule train`` builds from these flag values.
+
+    ``settings`` names them as the flags do, with underscores: ``hidden`` (a list of
+    sizes, or one size repeated ``layers`` times), ``activation``, ``init``,
+    ``weight_decay``, ``optimizer``, ``lr``, ``dtype``, ``seed``; a missing one (or None)
+    takes train's default. ``chainrule search`` builds its trials here too, so that the
+    train command it prints for a trial builds the very same network.
+    """
+    from chainrule.optim import make_optimizer
+
+    hidden = settings["hidden"]
+    hidden = [hidden] * settings.get("layers", 1) if isinstance(hidden, int) else list(hidden)
+    options = argparse.Namespace(
+        activation=settings.get("activation") or "relu", seed=settings.get("seed", 0)
+    )
+    net = build_network(
+        options,
+        hidden,
+        settings.get("dtype") or "float32",
+        settings.get("weight_decay") or 0.0,
+        settings.get("init"),
+    )
+    name = settings.get("optimizer") or "sgd"
+    lr = settings.get("lr")
+    if lr is None and name == "sgd":
+        lr = DEFAULT_SGD_LR
+    return net, make_optimizer(name, **({} if lr is None else {"lr": lr}))
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
@@ -185,14 +215,21 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.epochs is not None or args.iters is not None:
             run["epochs"], run["iters"] = args.epochs, args.iters
     else:
-        hidden = hidden_sizes(args, parser)
         recipe = DEFAULT_RECIPE[args.dataset]
         init = args.init if args.init is not None else recipe["init"]
         decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-        net = build_network(args, hidden, args.dtype, decay, init)
-        name = args.optimizer
-        lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
-        optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
+        net, optimizer = network_and_optimizer(
+            {
+                "hidden": hidden_sizes(args, parser),
+                "activation": args.activation,
+                "init": init,
+                "weight_decay": decay,
+                "optimizer": args.optimizer,
+                "lr": args.lr,
+                "dtype": args.dtype,
+                "seed": args.seed,
+            }
+        )
         if args.epochs is not None or args.iters is not None:
             length = {"epochs": args.epochs, "iters": args.iters}
         else:
