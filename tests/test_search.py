@@ -133,7 +133,7 @@ def test_a_file_of_another_search_or_of_garbage_is_refused(tmp_path):
     path = tmp_path / "results.jsonl"
     ours, theirs = Search(TINY, epochs=3), Search(TINY, epochs=5)
     append_result(path, {**record(0, 0.5, theirs.id), "search": theirs.describe()})
-    with pytest.raises(DataError, match="another search .*epochs 5 there, 3 here"):
+    with pytest.raises(DataError, match=r"another search .*epochs 5 there, 3 here"):
         read_results(path, ours)
     assert read_results(path, theirs)[0]["trial"] == 0
     path.write_text('{"trial": 0}\nnot json\n{"trial": 1}\n')
