@@ -234,10 +234,10 @@ def run_trial(
     ``train_accuracy``, both accuracies per epoch, the seconds taken and where it ran.
 
     ``blas_threads`` (1 by default) holds BLAS to that many threads for the whole trial,
-    training and evaluation: trials run side by side, one per core, and a trial's numbers
-    do not depend on the thread count. ``None`` leaves the training step's own choice
-    (:mod:`chainrule.blas`). A trial whose loss stops being finite is recorded with a
-    ``val_accuracy`` of None and the message in ``diverged``.
+    training and evaluation: trials run side by side, one per core, and a trial gives the
+    same numbers wherever it runs (in this process or on any worker). ``None`` leaves the
+    training step's own choice (:mod:`chainrule.blas`). A trial whose loss stops being
+    finite is recorded with a ``val_accuracy`` of None and the message in ``diverged``.
     """
     (x_train, t_train), (x_val, t_val) = data
     limit = contextlib.nullcontext()

@@ -74,6 +74,18 @@ DIMENSIONS = {
 }
 
 
+SPACE_HELP = {
+    "lr": "learning rate",
+    "weight_decay": "L2 weight decay λ",
+    "hidden": "width of every hidden layer",
+    "layers": "number of hidden layers",
+    "optimizer": "sgd, momentum, nesterov, adagrad, rmsprop, adam",
+    "batch_size": "mini-batch size",
+    "activation": "relu, sigmoid",
+    "init": "initial weight scale: a number, he or xavier",
+}
+
+
 def _space_type(name: str):
     """An argparse ``type`` for one hyperparameter: ``LOW..HIGH`` (log-uniform), ``A,B,C``
     (one of them) or one value (fixed)."""
@@ -301,7 +313,13 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.plot:
         from chainrule.viz.search import plot_search
 
-        plot_search(ranked, args.plot, top=args.top, searched=searched)
+        shown = min(args.top, len(ranked))
+        title = (
+            f"chainrule search: the {shown} best of {len(ranked)} trials by validation "
+            f"accuracy ({'; '.join(f'{_label(n)} {described[n]}' for n in searched)}; "
+            f"{args.epochs} epochs on {args.dataset})"
+        )
+        plot_search(ranked, args.plot, top=args.top, searched=searched, title=title)
         say(f"plot: {args.plot}")
     return 0
 
@@ -320,11 +338,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "again to continue an interrupted search.",
     )
     run = search.add_argument_group("search")
-    run.add_argument("--trials", type=positive_int, default=DEFAULT_TRIALS, help="default: 100")
     run.add_argument(
-        "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="per trial (default: 50)"
+        "--trials", type=positive_int, default=DEFAULT_TRIALS, metavar="N", help="default: 100"
     )
-    run.add_argument("--seed", type=int, default=0, help="draws every trial (default: 0)")
+    run.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        metavar="N",
+        help="of each trial (default: 50)",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="chooses the validation split and every trial's draws (default: 0)",
+    )
     run.add_argument(
         "--validation",
         type=lambda text: _fraction(text),
@@ -355,7 +384,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             type=_space_type(name),
             default=_space_type(name)(default),
             metavar="RANGE",
-            help=f"default: {default}",
+            help=f"{SPACE_HELP[name]} (default: {default})",
         )
     data = search.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default="mnist-5k", help="default: mnist-5k")

@@ -1,0 +1,125 @@
+"""The speed-up of ``chainrule search --jobs N`` over ``--jobs 1``: the same search, timed
+end to end as a user runs it.
+
+Run by hand, not in CI::
+
+    python bench/bench_search.py [--jobs 2] [--trials 10] [--epochs 50] [--repeats 3]
+
+Each run is a fresh ``chainrule search`` process with its own results file, so nothing is
+resumed: ``--jobs 1`` trains the trials one after another in its own process, ``--jobs N``
+starts a Dask LocalCluster of N single-threaded worker processes (each trial on one BLAS
+thread), sends it the data and collects the records. The wall time covers everything:
+starting Python, loading the data, starting and closing the cluster. The runs alternate
+(1, N, N, 1, ...) so that a change in the machine's load falls on both; the speed-up is the
+ratio of the medians. The search is the book's network (six hidden layers of 100, SGD,
+batch 100, 50 epochs) on mnist-5k; every run must give the same validation accuracy for
+each trial, whatever the number of jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def cpu_model() -> str:
+    """lscpu's model name (else /proc/cpuinfo's, else the platform's)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_search(jobs: int, options: list[str], results: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "chainrule", "search", "--quiet", "--jobs", str(jobs)]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, *options, "--results", str(results)], capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"chainrule search --jobs {jobs} failed: {done.stderr.strip()}")
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    return {
+        "jobs": jobs,
+        "seconds": seconds,
+        "trial_seconds": sum(r["seconds"] for r in records),
+        "val_accuracy": {r["trial"]: r["val_accuracy"] for r in records},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="against --jobs 1 (default: 2)")
+    parser.add_argument("--trials", type=int, default=10, help="default: 10")
+    parser.add_argument("--epochs", type=int, default=50, help="per trial (default: 50)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each (default: 3)")
+    parser.add_argument("--json", metavar="PATH", help="also write the runs as JSON")
+    args = parser.parse_args(argv)
+    options = ["--trials", str(args.trials), "--epochs", str(args.epochs)]
+    runs: dict[int, list[dict[str, Any]]] = {1: [], args.jobs: []}
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(args.repeats):
+            order = [1, args.jobs] if repeat % 2 == 0 else [args.jobs, 1]
+            for jobs in order:
+                results = Path(folder) / f"jobs{jobs}-run{repeat}.jsonl"
+                runs[jobs].append(run_search(jobs, options, results))
+                print(f"--jobs {jobs}: {runs[jobs][-1]['seconds']:.1f} s", file=sys.stderr)
+    reference = runs[1][0]["val_accuracy"]
+    same = all(run["val_accuracy"] == reference for each in runs.values() for run in each)
+    median = {jobs: statistics.median(r["seconds"] for r in each) for jobs, each in runs.items()}
+    speedup = median[1] / median[args.jobs]
+    machine = f"{cpu_model()}, {cores()} cores, Python {platform.python_version()}"
+    print(
+        f"chainrule search {' '.join(options)} (the book's network on mnist-5k), "
+        f"median of {args.repeats} runs each, alternating; {machine}"
+    )
+    print()
+    print("| command | median wall time (s) | all runs (s) | trials per minute | speed-up |")
+    print("|---|---:|---|---:|---:|")
+    for jobs, each in runs.items():
+        times = ", ".join(f"{r['seconds']:.1f}" for r in each)
+        print(
+            f"| `--jobs {jobs}` | {median[jobs]:.1f} | {times} | "
+            f"{60 * args.trials / median[jobs]:.1f} | {median[1] / median[jobs]:.2f}× |"
+        )
+    print(
+        f"\n--jobs {args.jobs} is {speedup:.2f}× as fast as --jobs 1; every run gave "
+        + ("the same" if same else "DIFFERENT")
+        + " validation accuracy for each trial"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "machine": machine, "options": options}, f, indent=1)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
