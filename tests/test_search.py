@@ -178,3 +178,34 @@ def test_run_search_runs_only_the_trials_not_in_the_file(data, tmp_path):
     assert path.read_text().startswith(kept)
     assert sorted(r["trial"] for r in second) == list(range(5))
     assert all(r["search_id"] == search.id and r["search"] == search.describe() for r in second)
+
+
+def misaligned(a):
+    """A copy of ``a`` that starts one byte past an aligned address (as arrays a Dask worker
+    receives may)."""
+    raw = np.empty(a.nbytes + 1, np.uint8)[1:]
+    copy = raw.view(a.dtype).reshape(a.shape)
+    copy[...] = a
+    assert not copy.flags.aligned
+    return copy
+
+
+def test_a_trial_copies_misaligned_data_to_aligned_memory(data, monkeypatch):
+    import chainrule.search
+
+    seen = []
+
+    def spy(network, optimizer, x_train, t_train, x_val, t_val, **options):
+        seen.extend([x_train, t_train, x_val, t_val])
+        return fit(network, optimizer, x_train, t_train, x_val, t_val, **options)
+
+    fit = chainrule.search.fit
+    monkeypatch.setattr(chainrule.search, "fit", spy)
+    settings = Search(TINY, epochs=1).trial(0)
+    odd = tuple(tuple(misaligned(a) for a in pair) for pair in data)
+    result = run_trial(settings, odd, network_and_optimizer)
+    assert all(a.flags.aligned and a.flags.c_contiguous for a in seen)
+    assert (
+        result["val_accuracies"]
+        == run_trial(settings, data, network_and_optimizer)["val_accuracies"]
+    )
