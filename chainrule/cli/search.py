@@ -233,15 +233,12 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         + " each"
     )
     described = search.describe()["space"]
-    say(
-        "searching "
-        + ", ".join(
-            f"{_label(n)} {described[n]}" + (" (log-uniform)" if ".." in described[n] else "")
-            for n in searched
-        )
-        + "; fixed: "
-        + (", ".join(f"{_label(n)} {v}" for n, v in described.items() if n not in searched) or "-")
+    ranges = ", ".join(
+        f"{_label(n)} {described[n]}" + (" (log-uniform)" if ".." in described[n] else "")
+        for n in searched
     )
+    fixed = ", ".join(f"{_label(n)} {v}" for n, v in described.items() if n not in searched)
+    say(f"searching {ranges or 'nothing (every value is fixed)'}; fixed: {fixed or '-'}")
     there = f" ({args.trials - len(todo)} of {args.trials} trials already there)"
     say(
         f"results: {results}{there if finished else ''}; "
