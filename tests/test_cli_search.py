@@ -114,6 +114,19 @@ def test_outputs_are_checked_and_another_searchs_file_refused_before_any_work(
     assert "holds the trials of another search" in err and len(err.splitlines()) == 1
 
 
+def test_without_matplotlib_plot_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    real = search_cli.importlib.util.find_spec
+    monkeypatch.setattr(
+        search_cli.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    results = tmp_path / "r.jsonl"
+    assert main(["search", "--plot", str(tmp_path / "p.png"), "--results", str(results)]) == 1
+    assert "pip install 'chainrule[plot]'" in capsys.readouterr().err
+    assert not results.exists()
+
+
 def test_without_dask_jobs_need_the_search_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(search_cli, "_have_dask", lambda: False)
     args = ["search", *SMALL, "--trials", "2", "--epochs", "1", "--results", str(tmp_path / "r")]

@@ -47,6 +47,8 @@ def cluster(tmp_path_factory):
                     "--port",
                     address.rsplit(":", 1)[1],
                     "--no-dashboard",
+                    "--dashboard-address",  # its health checks: any free loopback port
+                    "127.0.0.1:0",
                     log=log,
                 )
             processes.append(scheduler)
@@ -104,3 +106,36 @@ def test_a_search_runs_on_the_cluster_with_the_same_numbers_as_here(cluster, tmp
     here = run_trial({k: record[k] for k in SETTINGS}, data, network_and_optimizer)
     assert here["val_accuracies"] == record["val_accuracies"]
     assert here["train_accuracies"] == record["train_accuracies"]
+
+
+def _worker_settings():
+    import os
+
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), dask.config.get(
+        "distributed.worker.profile.enabled"
+    )
+
+
+def test_a_local_cluster_listens_on_127_0_0_1_only_and_keeps_trials_fast():
+    import os
+
+    import psutil
+
+    from chainrule.search import dask_client
+
+    with dask_client(jobs=2) as client:
+        # Dask's nanny gives workers MALLOC_TRIM_THRESHOLD_=65536, which made each trial
+        # take 30% more CPU (every array over 128 KB mapped anew); its profiler sampled
+        # each trial's stack every 10 ms. Neither is wanted here.
+        assert list(client.run(_worker_settings).values()) == [(None, False)] * 2
+        pids = [os.getpid(), *client.run(os.getpid).values()]
+        listening = [
+            c.laddr
+            for pid in pids
+            for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert len(listening) >= 3  # the scheduler and each worker
+        assert {address.ip for address in listening} == {"127.0.0.1"}

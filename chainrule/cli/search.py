@@ -210,6 +210,8 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     search = Search(space, args.epochs, args.seed, args.validation, args.dataset)
     results = Path(args.results or f"search-{search.id}.jsonl")
     _check_outputs(results, args.plot)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise SearchError("--plot draws with matplotlib: pip install 'chainrule[plot]'")
     finished = {record["trial"] for record in read_results(results, search)}
     todo = [n for n in range(args.trials) if n not in finished]
     jobs = args.jobs
