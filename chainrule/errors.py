@@ -48,3 +48,8 @@ class RendererNotFound(ChainruleError, RuntimeError):
 
 class RenderError(ChainruleError, RuntimeError):
     """The Graphviz program failed or did not finish in time."""
+
+
+class SearchError(ChainruleError, RuntimeError):
+    """A hyperparameter search cannot go on: its cluster has no workers, lacks chainrule,
+    or lost a trial."""

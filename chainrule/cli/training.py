@@ -417,6 +417,36 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
     return net, optimizer, run, init
 
 
+def network_and_optimizer(settings: dict):
+    """The network and optimiser that ``chainrule train`` builds from these flag values.
+
+    ``settings`` names them as the flags do, with underscores: ``hidden`` (a list of
+    sizes, or one size repeated ``layers`` times), ``activation``, ``init``,
+    ``weight_decay``, ``optimizer``, ``lr``, ``dtype``, ``seed``; a missing one (or None)
+    takes train's default. ``chainrule search`` builds its trials here too, so that the
+    train command it prints for a trial builds the very same network.
+    """
+    from chainrule.optim import make_optimizer
+
+    hidden = settings["hidden"]
+    hidden = [hidden] * settings.get("layers", 1) if isinstance(hidden, int) else list(hidden)
+    options = argparse.Namespace(
+        activation=settings.get("activation") or "relu", seed=settings.get("seed", 0)
+    )
+    net = build_network(
+        options,
+        hidden,
+        settings.get("dtype") or "float32",
+        settings.get("weight_decay") or 0.0,
+        settings.get("init"),
+    )
+    name = settings.get("optimizer") or "sgd"
+    lr = settings.get("lr")
+    if lr is None and name == "sgd":
+        lr = DEFAULT_SGD_LR
+    return net, make_optimizer(name, **({} if lr is None else {"lr": lr}))
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 

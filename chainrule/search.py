@@ -1,0 +1,586 @@
+"""Random search over training hyperparameters, as chapter 6 of the book does it.
+
+The book draws ``lr = 10**U(-6, -2)`` and ``weight decay = 10**U(-8, -4)`` a hundred
+times, trains each draw on the training data less a held-out 20%, and ranks the draws by
+their accuracy on that held-out validation set (the test set is never used to choose).
+This module does the same, for any of ``chainrule train``'s hyperparameters:
+
+* a *space* maps each hyperparameter to a :class:`LogUniform` range, a :class:`Choice`
+  or a fixed value; :meth:`Search.trial` turns a trial's number into its settings, a pure
+  function of ``(seed, number)``, so a trial is the same whichever process runs it, in
+  whatever order, in whichever run of a resumed search;
+* :func:`run_trial` trains one trial and returns its record (the settings, the final and
+  per-epoch validation accuracy, the time);
+* a results file of JSON lines, one record per finished trial (:func:`read_results`,
+  :func:`append_result`), makes a search resumable: trials already in it are not run again;
+* :func:`run_search` runs the trials left, one after another in this process, or in
+  parallel on a Dask cluster (:func:`dask_client`: worker processes on this machine, or a
+  scheduler's workers anywhere), and :func:`rank` orders the records, best first.
+
+Like :func:`chainrule.train.fit`, nothing here prints: :func:`run_search` reports each
+finished trial through ``on_trial``. Dask (the ``search`` extra) is imported only when a
+cluster is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import DataError, SearchError, ShapeError, TrainingError
+from chainrule.fileio import fsync_directory
+from chainrule.train import History, fit
+
+__all__ = [
+    "BOOK_SPACE",
+    "Choice",
+    "LogUniform",
+    "Search",
+    "append_result",
+    "dask_client",
+    "rank",
+    "read_results",
+    "run_search",
+    "run_trial",
+    "split_validation",
+]
+
+Data = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Build = Callable[[dict[str, Any]], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A number drawn as ``10**U(log10 low, log10 high)``: each power of ten between ``low``
+    and ``high`` equally likely, the book's way of drawing a learning rate. With
+    ``integer=True`` the draw is rounded to an integer in ``[low, high]``."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low > 0):
+            raise ValueError(f"a log-uniform range needs 0 < low <= high, got {self}")
+        if self.low > self.high:
+            raise ValueError(f"a log-uniform range needs 0 < low <= high, got {self}")
+        if self.integer and math.ceil(self.low) > math.floor(self.high):
+            raise ValueError(f"no integer lies in the range {self}")
+
+    def sample(self, rng: np.random.Generator) -> float | int:
+        value = 10 ** rng.uniform(math.log10(self.low), math.log10(self.high))
+        if self.integer:
+            return int(min(max(round(value), math.ceil(self.low)), math.floor(self.high)))
+        return float(min(max(value, self.low), self.high))
+
+    def __str__(self) -> str:
+        number = (lambda v: str(int(v))) if self.integer else repr
+        return f"{number(self.low)}..{number(self.high)}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``options``, each equally likely (numbers, names or other JSON values)."""
+
+    options: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.options) == 0:
+            raise ValueError("a choice needs at least one option")
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.options[int(rng.integers(len(self.options)))]
+
+    def __str__(self) -> str:
+        return ",".join(repr(o) if isinstance(o, float) else str(o) for o in self.options)
+
+
+# The book's search (chapter 6): the learning rate and the weight decay λ, log-uniform.
+BOOK_SPACE: dict[str, Any] = {
+    "lr": LogUniform(1e-6, 1e-2),
+    "weight_decay": LogUniform(1e-8, 1e-4),
+}
+
+
+def _describe(value: Any) -> Any:
+    return str(value) if isinstance(value, (LogUniform, Choice)) else value
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a search samples and how each trial trains, which together name its results.
+
+    ``space`` maps a hyperparameter's name (those of ``chainrule train``, with
+    underscores: ``lr``, ``weight_decay``, ``hidden``, ``optimizer``, ``batch_size`` ...)
+    to a :class:`LogUniform`, a :class:`Choice` or a fixed value. ``seed`` chooses the
+    validation split and every trial's draws; ``validation`` is the share of the training
+    data held out; ``dataset`` only labels the records (the caller loads the data).
+    """
+
+    space: Mapping[str, Any]
+    epochs: int
+    seed: int = 0
+    validation: float = 0.2
+    dataset: str = "mnist-5k"
+    _id: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        reserved = {"epochs", "seed", "dataset"} & set(self.space)
+        if reserved:
+            raise ValueError(f"{', '.join(sorted(reserved))}: set by the search, not in its space")
+        if not 0 < self.validation < 1:
+            raise ValueError(f"validation must lie between 0 and 1, got {self.validation!r}")
+        text = json.dumps(self.describe(), sort_keys=True)
+        object.__setattr__(self, "_id", hashlib.sha256(text.encode()).hexdigest()[:12])
+
+    def describe(self) -> dict[str, Any]:
+        """The search as plain JSON values: ranges as text, ``'1e-06..0.01'``, ``'sgd,adam'``."""
+        return {
+            "space": {name: _describe(value) for name, value in sorted(self.space.items())},
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "validation": self.validation,
+            "dataset": self.dataset,
+        }
+
+    @property
+    def id(self) -> str:
+        """12 hex digits naming this search: its records carry it, another's are refused."""
+        return self._id
+
+    def trial(self, number: int) -> dict[str, Any]:
+        """Trial ``number``'s settings: its own training ``seed``, one draw of every range
+        (in name order), the fixed values, ``epochs`` and ``dataset``.
+
+        A pure function of ``(seed, number)`` and the space: the generator of trial ``n``
+        is seeded with ``[seed, n]``, so no trial depends on which ran before it.
+        """
+        rng = np.random.default_rng([self.seed, number])
+        settings: dict[str, Any] = {"dataset": self.dataset, "seed": int(rng.integers(2**31))}
+        for name in sorted(self.space):
+            value = self.space[name]
+            settings[name] = value.sample(rng) if isinstance(value, (LogUniform, Choice)) else value
+        settings["epochs"] = self.epochs
+        return settings
+
+    def searched(self) -> list[str]:
+        """The names of the hyperparameters drawn from a range or a choice, in name order."""
+        return [n for n in sorted(self.space) if isinstance(self.space[n], (LogUniform, Choice))]
+
+
+def split_validation(x: np.ndarray, t: np.ndarray, fraction: float = 0.2, seed: int = 0) -> Data:
+    """``((x_train, t_train), (x_val, t_val))``: the book's hold-out, ``int(len(x) *
+    fraction)`` samples drawn at random (by ``seed``) for validation, the rest to train on.
+
+    Give it training data only: the test set is for the end, never for choosing."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation share must lie between 0 and 1, got {fraction!r}")
+    if len(x) != len(t):
+        raise ShapeError(f"validation split: {len(x)} samples but {len(t)} labels")
+    held_out = int(len(x) * fraction)
+    if held_out < 1 or held_out >= len(x):
+        raise ShapeError(
+            f"validation split: {fraction:g} of {len(x)} samples leaves no "
+            + ("validation" if held_out < 1 else "training")
+            + " data"
+        )
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = np.sort(order[:held_out]), np.sort(order[held_out:])
+    return (x[train], t[train]), (x[val], t[val])
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a diverged run's metrics become null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _worker_name() -> str | None:
+    """The address of the Dask worker running this, or None outside one."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:
+        return None
+
+
+def run_trial(
+    settings: dict[str, Any], data: Data, build: Build, *, blas_threads: int | None = 1
+) -> dict[str, Any]:
+    """Train one trial and measure it on the validation data: the trial's record.
+
+    ``build(settings)`` returns ``(network, optimizer)``; :func:`chainrule.train.fit`
+    then trains for ``settings["epochs"]`` epochs with ``settings["batch_size"]`` and
+    ``settings["seed"]``, evaluating on the validation data at each epoch's end. The
+    record holds the settings, ``val_accuracy`` and ``val_loss`` after the last epoch,
+    ``train_accuracy``, both accuracies per epoch, the seconds taken and where it ran.
+
+    ``blas_threads`` (1 by default) holds BLAS to that many threads for the whole trial,
+    training and evaluation: trials run side by side, one per core, and a trial gives the
+    same numbers wherever it runs (in this process or on any worker). ``None`` leaves the
+    training step's own choice (:mod:`chainrule.blas`). A trial whose loss stops being
+    finite is recorded with a ``val_accuracy`` of None and the message in ``diverged``.
+    """
+    # Arrays that came over the network may start at any byte (a Dask worker's scattered
+    # data does): NumPy's take() and BLAS run many times slower on misaligned memory, so
+    # such an array is copied (milliseconds, once per trial).
+    (x_train, t_train), (x_val, t_val) = (
+        tuple(np.require(a, requirements=("ALIGNED", "C_CONTIGUOUS")) for a in pair)
+        for pair in data
+    )
+    limit = contextlib.nullcontext()
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=blas_threads, user_api="blas")
+    history, diverged = History(), None
+    started = time.perf_counter()
+    with limit:
+        network, optimizer = build(settings)
+        try:
+            fit(
+                network,
+                optimizer,
+                x_train,
+                t_train,
+                x_val,
+                t_val,
+                batch_size=settings.get("batch_size", 100),
+                epochs=settings["epochs"],
+                seed=settings["seed"],
+                blas_threads=blas_threads,
+                history=history,
+            )
+        except TrainingError as error:
+            diverged = str(error)
+    seconds = time.perf_counter() - started
+    last = history.evaluations[-1] if history.evaluations else None
+    return {
+        **settings,
+        "val_accuracy": None if diverged or last is None else last.test_accuracy,
+        "val_loss": None if diverged or last is None else _finite(last.test_loss),
+        "train_accuracy": None if diverged or last is None else last.train_accuracy,
+        "val_accuracies": [e.test_accuracy for e in history.evaluations],
+        "train_accuracies": [e.train_accuracy for e in history.evaluations],
+        "diverged": diverged,
+        "seconds": round(seconds, 3),
+        "host": socket.gethostname(),
+        "worker": _worker_name(),
+    }
+
+
+# --------------------------------------------------------------------------- results file
+
+
+def read_results(path: str | os.PathLike[str], search: Search | None = None) -> list[dict]:
+    """The records in a results file (none if it does not exist), in the file's order.
+
+    With ``search``, a record of another search raises DataError naming what differs: one
+    file holds one search. A last line cut short (a crash in the middle of an append, which
+    :func:`append_result` makes all but impossible) is not a finished trial and is skipped.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a results file of chainrule search (not text)") from None
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # the last line, without its newline: cut short
+                continue
+            raise DataError(f"{path}, line {number}: not a JSON record") from None
+        if not isinstance(record, dict) or not isinstance(record.get("trial"), int):
+            raise DataError(f"{path}, line {number}: not a trial record of chainrule search")
+        if search is not None and record.get("search_id") != search.id:
+            theirs = record.get("search")
+            differences = _differences(theirs, search.describe()) if theirs else []
+            raise DataError(
+                f"{path} holds the trials of another search (line {number}: "
+                + ("; ".join(differences) if differences else f"search {record.get('search_id')}")
+                + "): give the same options to continue it, or another results file"
+            )
+        records.append(record)
+    return records
+
+
+def _differences(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """What differs between two searches' descriptions: ``'epochs 3 there, 4 here'``."""
+
+    def flat(description: dict[str, Any]) -> dict[str, Any]:
+        space = description.get("space") or {}
+        rest = {k: v for k, v in description.items() if k != "space"}
+        return {**{k.replace("_", " "): v for k, v in space.items()}, **rest}
+
+    there, here = flat(theirs), flat(ours)
+    return [
+        f"{name} {there.get(name, 'unset')} there, {here.get(name, 'unset')} here"
+        for name in sorted(set(there) | set(here))
+        if there.get(name) != here.get(name)
+    ]
+
+
+def append_result(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append ``record`` to a results file as one JSON line, durably.
+
+    The line goes out in a single ``write`` on a file opened for appending, then fsync:
+    a process killed at any moment leaves the file with or without the whole line, never
+    part of it. (Only a crash of the machine in mid-write could cut a line; such a last
+    line is removed here before the next one is written, as :func:`read_results` skips it.)
+    """
+    path = Path(path)
+    line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            tail_start = _last_line_start(fd, size)
+            tail = os.pread(fd, size - tail_start, tail_start)
+            try:
+                json.loads(tail)
+            except ValueError:
+                os.ftruncate(fd, tail_start)  # the cut-short line of a crash
+            else:
+                line = b"\n" + line  # a complete record that lacks its newline
+        written = 0
+        while written < len(line):
+            written += os.write(fd, line[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_directory(path.parent)
+
+
+def _last_line_start(fd: int, size: int) -> int:
+    """The offset just after the file's last newline (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        block = os.pread(fd, end - start, start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records, best validation accuracy first (ties: the earlier trial); diverged
+    trials last."""
+    return sorted(
+        records,
+        key=lambda r: (r.get("val_accuracy") is None, -(r.get("val_accuracy") or 0), r["trial"]),
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+@contextlib.contextmanager
+def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask ``distributed.Client``: of ``jobs`` single-threaded worker processes on this
+    machine (a ``LocalCluster`` listening on 127.0.0.1 only), or of the cluster whose
+    scheduler listens at ``scheduler`` (``tcp://host:port``). Closed on exit.
+
+    The local workers are started with Ctrl-C ignored: the terminal sends it to every
+    process of the command, and it is the search's to handle (it keeps the finished
+    trials and closes the cluster), not each worker's to print a traceback for. They run
+    without a dashboard, without Dask's statistical profiler, which would sample each
+    trial's stack every 10 ms (about 5% of a trial's CPU time) for no one to read, and
+    without the ``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nanny gives its workers: it
+    stops glibc from adapting its mmap threshold, so each of a step's arrays of more than
+    128 KB is mapped and unmapped anew, page faults and all (a trial took 30% more CPU).
+    """
+    if (jobs is None) == (scheduler is None):
+        raise ValueError("give exactly one of jobs and scheduler")
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(Client(scheduler, timeout="20s", set_as_default=False))
+        else:
+            settings = {
+                "distributed.worker.profile.enabled": False,
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,  # unset
+            }
+            with _sigint_ignored(), dask.config.set(settings):
+                cluster = LocalCluster(
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    # The scheduler serves HTTP (health checks) even without a dashboard,
+                    # by default on port 8787, which another cluster may hold: any free
+                    # port, and on the loopback interface only, as everything here.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.CRITICAL,
+                )
+            stack.enter_context(cluster)
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block starts processes (they inherit it), then restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _chainrule_version() -> str:
+    import chainrule
+
+    return chainrule.__version__
+
+
+def check_workers(client: Any) -> int:
+    """The number of threads the cluster's workers have in all (trials run side by side);
+    SearchError if there is no worker, or one cannot import this chainrule version."""
+    import chainrule
+
+    try:
+        versions = client.run(_chainrule_version, on_error="return")
+    except Exception as error:  # the workers' errors come back as values; this is the call's
+        raise SearchError(f"could not reach the cluster's workers: {error}") from None
+    if not versions:
+        raise SearchError("the cluster has no workers: start some with 'dask worker ADDRESS'")
+    for worker, version in sorted(versions.items()):
+        if version != chainrule.__version__:
+            found = version if isinstance(version, str) else f"no chainrule ({version!r})"
+            raise SearchError(
+                f"worker {worker} has {found}, this search chainrule {chainrule.__version__}: "
+                "install the same chainrule on every worker"
+            )
+    return sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+
+
+def run_search(
+    search: Search,
+    trials: int,
+    data: Data,
+    build: Build,
+    results: str | os.PathLike[str],
+    *,
+    client: Any = None,
+    blas_threads: int | None = 1,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run trials ``0 .. trials-1`` of ``search`` that the results file does not hold yet;
+    return every record of the search, ranked (:func:`rank`).
+
+    Each finished trial is appended to ``results`` (one JSON line, :func:`append_result`)
+    before ``on_trial(record)`` is called; an interrupted search (Ctrl-C, a crash, a
+    killed process) keeps them all, and running it again runs only the rest. Without
+    ``client`` the trials run one after another in this process; with a Dask client, in
+    parallel on its workers, the data sent to each worker once (``scatter``), the records
+    written here as the trials finish, in the order they finish.
+    """
+    done = read_results(results, search)
+    finished = {record["trial"] for record in done}
+    todo = [number for number in range(trials) if number not in finished]
+    records = list(done)
+
+    def keep(number: int, record: dict[str, Any]) -> None:
+        record = {"search_id": search.id, "trial": number, **record}
+        record["search"] = search.describe()
+        append_result(results, record)
+        records.append(record)
+        if on_trial is not None:
+            on_trial(record)
+
+    if client is None:
+        for number in todo:
+            keep(number, run_trial(search.trial(number), data, build, blas_threads=blas_threads))
+    elif todo:
+        _run_on_cluster(client, search, todo, data, build, blas_threads, keep)
+    return rank(records)
+
+
+def _run_on_cluster(client, search, todo, data, build, blas_threads, keep) -> None:
+    from distributed import as_completed
+
+    shared = client.scatter(data, broadcast=True)  # each worker receives the data once
+    pending = {
+        client.submit(
+            run_trial,
+            search.trial(number),
+            shared,
+            build,
+            blas_threads=blas_threads,
+            key=f"chainrule-search-{search.id}-trial-{number}",
+        ): number
+        for number in todo
+    }
+    try:
+        for future in as_completed(list(pending), loop=client.loop):
+            number = pending.pop(future)
+            try:
+                record = future.result()
+            except Exception as error:
+                failure = _trial_failed(number, error)
+                if failure is error:
+                    raise
+                raise failure from None
+            keep(number, record)
+    finally:
+        # Stopped by a failed trial or Ctrl-C: keep the trials that finished meanwhile.
+        for future, number in pending.items():
+            if future.status == "finished":
+                with contextlib.suppress(Exception):
+                    keep(number, future.result(timeout=10))
+        client.cancel(list(pending))
+
+
+def _trial_failed(number: int, error: Exception) -> Exception:
+    """A trial's failure on the cluster as chainrule reports it (its own errors as they are)."""
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(error, KilledWorker):
+        return SearchError(
+            f"trial {number} ended the workers that ran it, one after another "
+            "(out of memory?); the finished trials are kept"
+        )
+    if isinstance(error, FutureCancelledError):
+        return SearchError(
+            f"the cluster dropped trial {number} (did its scheduler stop?); "
+            "the finished trials are kept"
+        )
+    return error
