@@ -404,7 +404,9 @@ def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def dask_client(
+    jobs: int | None = None, scheduler: str | None = None, *, logs: bool = False
+) -> Iterator[Any]:
     """A Dask ``distributed.Client``: of ``jobs`` single-threaded worker processes on this
     machine (a ``LocalCluster`` listening on 127.0.0.1 only), or of the cluster whose
     scheduler listens at ``scheduler`` (``tcp://host:port``). Closed on exit.
@@ -417,6 +419,9 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterat
     without the ``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nanny gives its workers: it
     stops glibc from adapting its mmap threshold, so each of a step's arrays of more than
     128 KB is mapped and unmapped anew, page faults and all (a trial took 30% more CPU).
+
+    Dask's own log messages (a lost scheduler logs a traceback, say) are silenced in this
+    process unless ``logs``: what goes wrong reaches the caller as an exception.
     """
     if (jobs is None) == (scheduler is None):
         raise ValueError("give exactly one of jobs and scheduler")
@@ -426,6 +431,8 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterat
     from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:
+        if not logs:
+            stack.enter_context(_dask_logs_silenced())
         if scheduler is not None:
             client = stack.enter_context(Client(scheduler, timeout="20s", set_as_default=False))
         else:
@@ -449,6 +456,26 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterat
             stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster, set_as_default=False))
         yield client
+
+
+@contextlib.contextmanager
+def _dask_logs_silenced() -> Iterator[None]:
+    """Dask's loggers in this process (``distributed`` and those below it, some of which
+    Dask gives levels of their own) show nothing while the block runs."""
+    import logging
+
+    names = ["distributed"] + [
+        n for n in logging.Logger.manager.loggerDict if n.startswith("distributed.")
+    ]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """`chainrule search --scheduler` on a real Dask cluster: a scheduler and two worker
 processes on 127.0.0.1, started here as a user would start them."""
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -30,11 +32,11 @@ def dask(*args, log):
     )
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """``dask scheduler`` and two ``dask worker`` processes, one thread each, all on
-    127.0.0.1; stopped (then killed, if need be) at the end."""
-    logs = tmp_path_factory.mktemp("dask")
+@contextlib.contextmanager
+def dask_cluster(logs, workers):
+    """``dask scheduler`` and ``workers`` ``dask worker`` processes, one thread each, all on
+    127.0.0.1: yields the scheduler's address and the processes, scheduler first; stops
+    them (then kills them, if need be) at the end."""
     processes = []
     try:
         for attempt in range(3):  # the free port may be taken before the scheduler binds it
@@ -62,12 +64,13 @@ def cluster(tmp_path_factory):
                 "the Dask scheduler did not start: " + (logs / "scheduler2.log").read_text()
             )
         with client:
-            for number in range(2):
+            for number in range(workers):
                 with open(logs / f"worker{number}.log", "w") as log:
                     options = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
                     processes.append(dask("worker", address, *options, log=log))
-            client.wait_for_workers(2, timeout=120)
-        yield address
+            if workers:
+                client.wait_for_workers(workers, timeout=120)
+        yield address, processes
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -79,16 +82,29 @@ def cluster(tmp_path_factory):
                 process.wait()
 
 
-def test_a_search_runs_on_the_cluster_with_the_same_numbers_as_here(cluster, tmp_path):
-    results = tmp_path / "results.jsonl"
-    options = ["--trials", "6", "--epochs", "3", "--hidden", "10", "--layers", "1"]
-    search = [sys.executable, "-m", "chainrule", "search", "--scheduler", cluster]
-    done = subprocess.run(
-        [*search, *options, "--results", str(results)],
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and two worker processes for the module's tests."""
+    with dask_cluster(tmp_path_factory.mktemp("dask"), workers=2) as (address, _):
+        yield address
+
+
+SEARCH = [sys.executable, "-m", "chainrule", "search"]
+
+
+def search(*args):
+    return subprocess.run(
+        [*SEARCH, *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_a_search_runs_on_the_cluster_with_the_same_numbers_as_here(cluster, tmp_path):
+    results = tmp_path / "results.jsonl"
+    options = ["--trials", "6", "--epochs", "3", "--hidden", "10", "--layers", "1"]
+    done = search("--scheduler", cluster, *options, "--results", str(results))
     assert done.returncode == 0, done.stderr
     assert f"the Dask cluster at {cluster}, 2 trials at a time" in done.stdout
     assert done.stderr == ""
@@ -106,6 +122,39 @@ def test_a_search_runs_on_the_cluster_with_the_same_numbers_as_here(cluster, tmp
     here = run_trial({k: record[k] for k in SETTINGS}, data, network_and_optimizer)
     assert here["val_accuracies"] == record["val_accuracies"]
     assert here["train_accuracies"] == record["train_accuracies"]
+
+
+def test_a_lost_scheduler_ends_the_search_in_one_line_keeping_the_finished_trials(tmp_path):
+    results = tmp_path / "results.jsonl"
+    with dask_cluster(tmp_path, workers=1) as (address, processes):
+        options = ["--trials", "50", "--epochs", "30", "--hidden", "10", "--layers", "1"]
+        process = subprocess.Popen(
+            [*SEARCH, "--scheduler", address, *options, "--results", str(results)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not (results.exists() and results.read_text().count("\n") >= 1):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no trial finished"
+            time.sleep(0.02)
+        processes[0].kill()  # the scheduler
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert err.count("\n") == 1 and "did its scheduler stop?" in err
+    kept = results.read_text().splitlines()
+    assert 1 <= len(kept) < 50
+    assert all(isinstance(json.loads(line)["val_accuracy"], float) for line in kept)
+
+
+def test_a_cluster_without_workers_is_refused(tmp_path):
+    with dask_cluster(tmp_path, workers=0) as (address, _):
+        done = search("--scheduler", address, "--results", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith(
+        "the cluster has no workers: start some with 'dask worker ADDRESS'."
+    )
 
 
 def _worker_settings():

@@ -266,7 +266,8 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             )
         else:
             workers = None if args.scheduler else min(jobs, len(todo))
-            with dask_client(workers, args.scheduler) as client:
+            debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
+            with dask_client(workers, args.scheduler, logs=debug) as client:
                 if args.scheduler:
                     from chainrule.search import check_workers
 
