@@ -31,7 +31,7 @@ _SAMPLES = 15  # recent step times of the current count, for its median
 _FIRST_PROBE_S = 0.2  # the first trial of more threads comes this soon into training
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
 _FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
-_CLEARLY_FASTER = 0.85  # more threads must take at most this share of one thread's time
+_CLEARLY_FASTER = 0.95  # more threads must take at most this share of one thread's time
 _HOPELESS = 2.0  # the first timed step this many times slower ends the trial at once
 
 _controllers: list[Any] | None = None
