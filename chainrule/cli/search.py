@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -256,6 +257,15 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     started = time.perf_counter()
     options = {"on_trial": on_trial}
+    # Dask may swallow the KeyboardInterrupt of a Ctrl-C while it waits for results and
+    # return what finished: remember the signal, so the search still ends as interrupted.
+    interrupted: list[bool] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         if not todo or (args.scheduler is None and min(jobs, len(todo)) == 1):
             # One trial at a time here, on one BLAS thread: the same numbers as on a cluster.
@@ -288,6 +298,10 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                     **options,
                 )
     except KeyboardInterrupt:
+        interrupted.append(True)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    if interrupted:
         kept = len(read_results(results))  # the file, not a count: Ctrl-C may cut in between
         print(
             f"{PROG}: interrupted; finished trials kept in {results}: {kept} "
