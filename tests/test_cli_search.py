@@ -195,8 +195,9 @@ def test_ctrl_c_keeps_every_finished_trial_in_one_line(tmp_path):
     pytest.importorskip("distributed")
     results = tmp_path / "results.jsonl"
     # A new session, then SIGINT to all of it: what a terminal does on Ctrl-C.
+    # Enough trials (minutes of work) that the search cannot finish before the signal.
     process = start_search(
-        results, "--trials", "40", "--epochs", "30", "--jobs", "2", start_new_session=True
+        results, "--trials", "2000", "--epochs", "30", "--jobs", "2", start_new_session=True
     )
     deadline = time.monotonic() + 120
     while not (results.exists() and results.read_text().count("\n") >= 1):
