@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,10 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_train import _cpu_model as cpu_model  # noqa: E402
+
 WARM_UP_S = 0.5  # not timed: the first steps, the tuner's first trial
 LOOPS = ("chainrule fit", "chainrule fit (threads pinned)", "PyTorch")
 
@@ -47,7 +50,6 @@ LOOPS = ("chainrule fit", "chainrule fit (threads pinned)", "PyTorch")
 
 
 def work(loop: str, workload: str, seconds: float, start_at: float) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))
     import bench_train
 
     w = bench_train.WORKLOADS[workload]
@@ -136,16 +138,6 @@ def ratios(times: dict[str, list[Any]]) -> dict[str, float]:
         "pair_worst": max(max(pair) for pair in times["pair"]) / alone,
         "pair_median": statistics.median(t for pair in times["pair"] for t in pair) / alone,
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> int:
