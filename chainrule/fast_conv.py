@@ -4,16 +4,23 @@ The readable layers (:mod:`chainrule.layers`: Convolution, Relu, Pooling, Affine
 the book's; :meth:`chainrule.networks.SimpleConvNet.loss_and_gradient_by_layers` walks
 them. This module computes the same loss and gradients for the training step, and the
 tests hold the two equal (float64 to 1e-12 relative, float32 to 1e-5), as
-:mod:`chainrule.fast` does for the fully connected networks. What it does differently:
+:mod:`chainrule.fast` does for the fully connected networks. What it does differently,
+for pooling whose stride equals its P×P window (the book's 2×2, stride 2, no padding):
 
-- im2col by strides: ``sliding_window_view`` of the (padded) images, copied once into
-  a buffer of rows (N·OH·OW, C·FH·FW) that is reused from step to step, with a column
-  of ones, so the bias rides in the product and its gradient in dW's;
-- the convolution's output stays in rows (N·OH·OW, FN), channels last: no transposes;
-- pooling by reshape, for the book's pooling whose stride equals its window (2×2,
-  stride 2, no padding): the maximum over two axes, and in backward the gradient goes
-  to each window's first maximum (the layer's argmax) only where it is positive (a
-  window whose maximum is 0 after ReLU passes nothing back, as ReLU's mask would);
+- the convolution's outputs are computed in the order the pooling reads them: first
+  every window's top-left position (of all images), then every window's next one, and
+  so on; positions no window covers (an odd last row or column) are not computed at all;
+- im2col by strides, copied once into a buffer that is reused from step to step and
+  laid out a row per filter entry, with a row of ones, so the bias rides in the product
+  and its gradient in dW's;
+- the convolution's output in rows (window position, image, ph, pw; channels last), so
+  pooling is the maximum of P·P contiguous blocks, and ReLU runs after the pooling, on a
+  quarter of the values (the maximum of ReLUs is the ReLU of the maximum);
+- the first hidden layer's weights are reordered to take the pooled values channels
+  last, instead of transposing the values to the book's (channel, row, column) order;
+- in backward the gradient goes to each window's first maximum (the layer's argmax,
+  position by position) where the maximum is positive (a window whose maximum is 0 or
+  less passes nothing back, as ReLU's mask would);
 - no gradient for the input images: the first layer's dx is never needed to train.
 
 Anything else (other layers, a pooling with another stride, labels as a column) falls
@@ -25,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from chainrule.layers import Affine, Convolution, Pooling, Relu
 from chainrule.losses import SoftmaxWithLoss, as_batch, log_softmax
@@ -40,8 +47,7 @@ class FastConvStep:
 
     def __init__(self, network: Any) -> None:
         self.network = network
-        self._col: np.ndarray | None = None  # im2col rows, reused while the shape holds
-        self._buffers: dict[str, np.ndarray] = {}  # the large arrays, reused likewise
+        self._buffers: dict[str, np.ndarray] = {}  # the large arrays, reused from step to step
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
@@ -64,27 +70,16 @@ class FastConvStep:
             return False
         if x.ndim != 4 or x.shape[1:] != tuple(net.input_dim) or x.dtype != net.dtype:
             return False
+        if self._pooled_size(x, conv, pool.stride) * conv.W.shape[0] != len(hidden.W):
+            return False  # the layers' own checks say what does not fit
         return t.ndim == 1 or (t.ndim == 2 and t.shape[1] == net.output_size)
 
-    def _im2col(self, x: np.ndarray, conv: Convolution) -> tuple[np.ndarray, int, int]:
-        """Rows (N·OH·OW, C·FH·FW + 1) of x's windows, in the layer's order, and a last
-        column of ones (so one product adds the bias, and one gives its gradient), in a
-        buffer reused from step to step."""
-        _, C, FH, FW = conv.W.shape
-        pad, stride = conv.pad, conv.stride
-        if pad:
-            x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        windows = sliding_window_view(x, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]
-        N, _, OH, OW = windows.shape[:4]
-        K = C * FH * FW
-        shape = (N * OH * OW, K + 1)
-        if self._col is None or self._col.shape != shape or self._col.dtype != x.dtype:
-            self._col = np.empty(shape, x.dtype)
-            self._col[:, K] = 1
-        target = self._col[:, :K]
-        target.shape = (N, OH, OW, C, FH, FW)  # a view of the buffer (raises if it cannot be)
-        np.copyto(target, windows.transpose(0, 2, 3, 1, 4, 5))
-        return self._col, OH, OW
+    @staticmethod
+    def _pooled_size(x: np.ndarray, conv: Convolution, window: int) -> int:
+        _, _, FH, FW = conv.W.shape
+        OH = (x.shape[2] + 2 * conv.pad - FH) // conv.stride + 1
+        OW = (x.shape[3] + 2 * conv.pad - FW) // conv.stride + 1
+        return (OH // window) * (OW // window)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An array kept from step to step for ``name``; new when the shape changes."""
@@ -93,29 +88,52 @@ class FastConvStep:
             buffer = self._buffers[name] = np.empty(shape, dtype)
         return buffer
 
+    def _im2col(self, x: np.ndarray, conv: Convolution, P: int) -> tuple[np.ndarray, int, int]:
+        """The windows of x, a row per filter entry (c, fh, fw) and a column per output
+        position, ordered (i, j, n, ph, pw): the output at row P·ph + i, column P·pw + j
+        of image n. A last row of ones carries the bias. Returns it with PH and PW."""
+        _, C, FH, FW = conv.W.shape
+        pad, s = conv.pad, conv.stride
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        N, _, H, W = x.shape
+        PH, PW = ((H - FH) // s + 1) // P, ((W - FW) // s + 1) // P
+        K = C * FH * FW
+        col = self._buffer("col", (K + 1, P * P * N * PH * PW), x.dtype)
+        col[K] = 1
+        sN, sC, sH, sW = x.strides
+        windows = as_strided(  # (C, FH, FW, i, j, N, PH, PW): a view, nothing copied
+            x,
+            (C, FH, FW, P, P, N, PH, PW),
+            (sC, sH, sW, s * sH, s * sW, sN, P * s * sH, P * s * sW),
+            writeable=False,
+        )
+        np.copyto(col[:K].reshape(C, FH, FW, P, P, N, PH, PW), windows)
+        return col, PH, PW
+
     def loss_and_gradient(
         self, x: np.ndarray, t: np.ndarray, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
         """The loss and the gradients of ``dout · loss``; call :meth:`applies` first."""
         net = self.network
-        conv = net.layers["Conv1"]
+        conv, P = net.layers["Conv1"], net.layers["Pool1"].stride
         W1, b1, W2, b2, W3, b3 = (net.params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
-        FN = W1.shape[0]
-        N = len(x)
+        FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
 
-        # Forward: convolution in rows, ReLU in place, pooling by reshape.
-        col, OH, OW = self._im2col(x, conv)
+        # Forward: the convolution in rows, pooled as the maximum of P·P blocks, then ReLU.
+        col, PH, PW = self._im2col(x, conv, P)
         weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
-        out = np.matmul(col, weights, out=self._buffer("out", (len(col), FN), x.dtype))
-        np.maximum(out, 0, out=out)
-        PH, PW = OH // 2, OW // 2
-        act = out.reshape(N, OH, OW, FN)[:, : 2 * PH, : 2 * PW]  # rows past the last window drop
-        windows = act.reshape(N, PH, 2, PW, 2, FN)
-        pooled = np.maximum(windows[:, :, 0, :, 0], windows[:, :, 0, :, 1])  # (N, PH, PW, FN)
-        np.maximum(pooled, windows[:, :, 1, :, 0], out=pooled)
-        np.maximum(pooled, windows[:, :, 1, :, 1], out=pooled)
-        flat = np.ascontiguousarray(pooled.transpose(0, 3, 1, 2)).reshape(N, -1)  # as NCHW
-        hidden = flat @ W2
+        out = np.matmul(col.T, weights, out=self._buffer("out", (col.shape[1], FN), x.dtype))
+        blocks = out.reshape(P * P, N * PH * PW * FN)  # block c: window position c
+        pooled = blocks[0].copy()
+        for block in blocks[1:]:
+            np.maximum(pooled, block, out=pooled)
+        np.maximum(pooled, 0, out=pooled)
+        flat = pooled.reshape(N, PH * PW * FN)  # channels last
+        # W2's rows in the same order: (ph, pw, channel) instead of the book's (channel, ph, pw)
+        W2_last = self._buffer("W2", (PH * PW * FN, H2), x.dtype)
+        np.copyto(W2_last.reshape(PH * PW, FN, H2), W2.reshape(FN, PH * PW, H2).transpose(1, 0, 2))
+        hidden = flat @ W2_last
         hidden += b2
         np.maximum(hidden, 0, out=hidden)
         scores = hidden @ W3
@@ -137,31 +155,25 @@ class FastConvStep:
         grads = {"W3": hidden.T @ dscores, "b3": dscores.sum(axis=0)}
         dhidden = dscores @ W3.T
         dhidden *= hidden > 0
-        grads["W2"], grads["b2"] = flat.T @ dhidden, dhidden.sum(axis=0)
-        dflat = (dhidden @ W2.T).reshape(N, FN, PH, PW).transpose(0, 2, 3, 1)
+        dW2_last = flat.T @ dhidden
+        grads["W2"] = np.ascontiguousarray(
+            dW2_last.reshape(PH * PW, FN, H2).transpose(1, 0, 2)
+        ).reshape(W2.shape)
+        grads["b2"] = dhidden.sum(axis=0)
+        dpooled = (dhidden @ W2_last.T).reshape(-1)  # (N, PH, PW, FN), as pooled
 
-        # Each window's first maximum, in the layer's order (row by row), where positive.
-        dwin = self._buffer("dwin", (N, PH, 2, PW, 2, FN), x.dtype)
-        positive = pooled > 0  # a zero maximum: ReLU's mask passes nothing back
-        hits = np.equal(
-            windows, pooled[:, :, None, :, None], out=self._buffer("hits", dwin.shape, bool)
-        )
-        hits &= positive[:, :, None, :, None]
-        if np.count_nonzero(hits) == np.count_nonzero(positive):  # no window holds a tie
-            np.multiply(hits, dflat[:, :, None, :, None], out=dwin)
-        else:  # a tie: only the first maximum, in the layer's order, takes the gradient
-            taken = ~positive
-            for i in (0, 1):
-                for j in (0, 1):
-                    first = hits[:, :, i, :, j] & ~taken
-                    np.multiply(dflat, first, out=dwin[:, :, i, :, j])
-                    taken |= first
-        dact = dwin.reshape(N, 2 * PH, 2 * PW, FN)
-        if (2 * PH, 2 * PW) != (OH, OW):  # rows and columns no window covered: no gradient
-            dact = np.pad(dact, ((0, 0), (0, OH - 2 * PH), (0, OW - 2 * PW), (0, 0)))
-        drows = dact.reshape(N * OH * OW, FN)
-        both = drows.T @ col  # (FN, C·FH·FW + 1): dW1, and db1 from the column of ones
-        grads["W1"] = np.ascontiguousarray(both[:, :-1]).reshape(W1.shape)
-        grads["b1"] = np.ascontiguousarray(both[:, -1])
+        # Each window's first maximum, position by position, takes the gradient, where the
+        # maximum is positive (ReLU's mask): the rest of the window gets none.
+        dblocks = self._buffer("dout", out.shape, x.dtype).reshape(blocks.shape)
+        hit = self._buffer("hit", pooled.shape, bool)
+        open_ = np.greater(pooled, 0, out=self._buffer("open", pooled.shape, bool))
+        for block, dblock in zip(blocks, dblocks):
+            np.equal(block, pooled, out=hit)
+            hit &= open_
+            open_ ^= hit  # a window's later maxima (ties) get nothing
+            np.multiply(dpooled, hit, out=dblock)
+        both = col @ dblocks.reshape(out.shape)  # (C·FH·FW + 1, FN): dW1, and db1 from the ones
+        grads["W1"] = np.ascontiguousarray(both[:-1].T).reshape(W1.shape)
+        grads["b1"] = both[-1].copy()
         order = ("W1", "b1", "W2", "b2", "W3", "b3")
         return loss, {key: grads[key] for key in order}

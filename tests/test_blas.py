@@ -1,6 +1,5 @@
 """The BLAS thread tuner: its decisions, on step times given by the test, and its settings."""
 
-
 import pytest
 
 from chainrule import blas

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from chainrule.fast_conv import FastConvStep
-from chainrule.layers import Pooling
+from chainrule.layers import Affine, Pooling
 from chainrule.networks import SimpleConvNet
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
@@ -58,6 +58,20 @@ def test_ties_and_zero_windows_send_the_gradient_where_the_layers_do():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, (4, 1, 8, 8)).astype(np.float64)
     _assert_same(net, x, np.array([0, 1, 2, 1]), np.float64)
+
+
+@pytest.mark.parametrize("window, image", [(3, (2, 13, 14)), (5, (1, 12, 12))])
+def test_another_pooling_whose_stride_is_its_window_runs_fast_and_equal(window, image):
+    # A learner's network with the book's pooling replaced: 3×3 stride 3 (13×14 images:
+    # a last row and column that no window covers), or one 5×5 window per 10×10 map.
+    net = SimpleConvNet(image, {"filter_num": 3, "filter_size": 3}, 8, 4, "he", seed=6)
+    net.layers["Pool1"] = Pooling(window, window, stride=window, name="Pool1")
+    out_h, out_w = image[1] - 2, image[2] - 2
+    W2 = np.random.default_rng(7).standard_normal((3 * (out_h // window) * (out_w // window), 8))
+    net.params["W2"] = W2
+    net.layers["Affine1"] = Affine(W2, net.params["b2"], name="Affine1")
+    x, t = _data(net, 5, False, seed=8)
+    _assert_same(net, x, t, np.float64)
 
 
 def test_training_uses_the_fast_step_and_falls_back_for_what_it_does_not_know(monkeypatch):
