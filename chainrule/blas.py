@@ -18,7 +18,6 @@ does not know, the step runs with the library's own setting.
 from __future__ import annotations
 
 import statistics
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,10 @@ __all__ = ["ThreadTuner", "blas_controllers"]
 
 _PROBE_STEPS = 5  # steps timed with the other thread count, after one warm-up step
 _SAMPLES = 15  # recent step times of the current count, for its median
-_FIRST_PROBE_S = 0.2  # the first trial of more threads comes this soon into training
+# The intervals count the time spent in steps, not the time on the clock: a loop that
+# stops and starts again (a benchmark's rounds, a notebook's cells, the book's loop with
+# its own work between calls) goes on where it stopped instead of trying again at once.
+_FIRST_PROBE_S = 0.2  # the first trial of more threads comes after this much training
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
 _FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
 _CLEARLY_FASTER = 0.95  # more threads must take at most this share of one thread's time
@@ -72,7 +74,8 @@ class ThreadTuner:
         self._times: deque[float] = deque(maxlen=_SAMPLES)  # recent steps on ``current``
         self._trial_times: list[float] = []
         self._interval = _FIRST_PROBE_S
-        self._next_trial = time.perf_counter() + self._interval
+        self._trained = 0.0  # seconds spent in the steps so far: the tuner's clock
+        self._next_trial = self._interval
         self._held = False
         self._applied: int | None = None  # the count set while held
         self._saved: list[int] = []  # the libraries' counts before a step, to restore
@@ -122,6 +125,7 @@ class ThreadTuner:
         """Take the time of the step just run, and decide what the next one uses."""
         if len(self.candidates) == 1:
             return
+        self._trained += seconds
         if self.on_trial is None:
             slowed = (
                 self.current > 1 and len(self._times) >= 3 and seconds > _HOPELESS * self._usual()
@@ -129,7 +133,7 @@ class ThreadTuner:
             if slowed:  # a neighbour started working, most likely: try fewer threads now
                 self._times.clear()
             self._times.append(seconds)
-            if slowed or (len(self._times) >= 3 and time.perf_counter() >= self._next_trial):
+            if slowed or (len(self._times) >= 3 and self._trained >= self._next_trial):
                 self.on_trial = next(n for n in self.candidates if n != self.current)
                 self._trial_times = []
             return
@@ -163,4 +167,4 @@ class ThreadTuner:
         # On more threads, a neighbour that starts working can slow every step many times
         # over, so one thread (never a slow trial) is tried again soon.
         wait = _FEWER_PROBE_INTERVAL_S if self.current > 1 else self._interval
-        self._next_trial = time.perf_counter() + wait
+        self._next_trial = self._trained + wait

@@ -1,5 +1,7 @@
 """The BLAS thread tuner: its decisions, on step times given by the test, and its settings."""
 
+import time
+
 import pytest
 
 from chainrule import blas
@@ -17,72 +19,80 @@ class FakeLibrary:
         self.num_threads = n
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    now = [0.0]
-    monkeypatch.setattr(blas.time, "perf_counter", lambda: now[0])
-    return now
-
-
 def tuner_with(monkeypatch, threads=2, fixed=None):
     library = FakeLibrary(threads)
     monkeypatch.setattr(blas, "blas_controllers", lambda: [library])
     return blas.ThreadTuner(fixed), library
 
 
-def run_steps(tuner, clock, seconds_by_count, steps):
+def run_steps(tuner, seconds_by_count, steps):
     """Run ``steps`` steps whose time depends on the thread count they run with."""
     used = []
     for _ in range(steps):
         count = tuner.start_step()
         used.append(count)
-        clock[0] += 0.1  # time passes between steps
         tuner.end_step(seconds_by_count[count])
     return used
 
 
-def test_starts_with_one_thread_and_keeps_two_when_clearly_faster(monkeypatch, clock):
+def test_starts_with_one_thread_and_keeps_two_when_clearly_faster(monkeypatch):
     tuner, _ = tuner_with(monkeypatch)
-    used = run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 20)
+    used = run_steps(tuner, {1: 1.0, 2: 0.6}, 20)
     assert used[0] == 1
     assert tuner.current == 2 and used[-1] == 2
 
 
-def test_keeps_one_thread_when_two_are_not_clearly_faster(monkeypatch, clock):
+def test_keeps_one_thread_when_two_are_not_clearly_faster(monkeypatch):
     tuner, _ = tuner_with(monkeypatch)
-    used = run_steps(tuner, clock, {1: 1.0, 2: 0.97}, 40)  # 3% faster is not enough
+    used = run_steps(tuner, {1: 1.0, 2: 0.97}, 40)  # 3% faster is not enough
     assert 2 in used  # tried ...
     assert tuner.current == 1  # ... and left
 
 
-def test_a_hopeless_trial_ends_after_two_steps(monkeypatch, clock):
+def test_a_hopeless_trial_ends_after_two_steps(monkeypatch):
     tuner, _ = tuner_with(monkeypatch)
-    used = run_steps(tuner, clock, {1: 1.0, 2: 30.0}, 12)  # spinning threads, busy cores
+    used = run_steps(tuner, {1: 1.0, 2: 30.0}, 12)  # spinning threads, busy cores
     assert 2 in used and tuner.current == 1
     assert (2, 2, 2) not in zip(used, used[1:], used[2:])  # a warm-up and one timed step
 
 
-def test_a_slow_warm_up_alone_does_not_end_the_trial(monkeypatch, clock):
+def test_a_slow_warm_up_alone_does_not_end_the_trial(monkeypatch):
     tuner, _ = tuner_with(monkeypatch)
-    run_steps(tuner, clock, {1: 1.0}, 3)
-    clock[0] += 1.0  # a trial is due
+    run_steps(tuner, {1: 1.0}, 3)  # a trial is due
     assert tuner.start_step() == 2
     tuner.end_step(30.0)  # the warm-up: a thread woke up late
-    used = run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 6)
+    used = run_steps(tuner, {1: 1.0, 2: 0.6}, 6)
     assert used[:5] == [2] * 5 and tuner.current == 2
 
 
-def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch, clock):
+def test_goes_back_to_one_thread_when_a_neighbour_slows_two(monkeypatch):
     tuner, _ = tuner_with(monkeypatch)
-    run_steps(tuner, clock, {1: 1.0, 2: 0.6}, 20)
+    run_steps(tuner, {1: 1.0, 2: 0.6}, 20)
     assert tuner.current == 2
     # A busy neighbour arrives: two threads now crawl. The first slow step starts a trial
     # of one thread, which wins after its warm-up and five timed steps.
-    used = run_steps(tuner, clock, {1: 1.0, 2: 20.0}, 8)
+    used = run_steps(tuner, {1: 1.0, 2: 20.0}, 8)
     assert used[:2] == [2, 1] and tuner.current == 1
 
 
-def test_threads_are_set_for_the_step_and_restored_after(monkeypatch, clock):
+def test_trials_come_after_time_spent_training_not_time_on_the_clock(monkeypatch):
+    # A loop that pauses between its steps (a benchmark's rounds, a notebook's cells) must
+    # not be tried on one thread at every restart: only 2 s of training brings a trial.
+    tuner, _ = tuner_with(monkeypatch)
+    run_steps(tuner, {1: 0.02, 2: 0.01}, 40)
+    assert tuner.current == 2
+    now = [time.perf_counter()]
+
+    def an_hour_later():
+        now[0] += 3600.0
+        return now[0]
+
+    monkeypatch.setattr(time, "perf_counter", an_hour_later)
+    assert run_steps(tuner, {1: 0.02, 2: 0.01}, 150) == [2] * 150  # 1.5 s of training
+    assert 1 in run_steps(tuner, {1: 0.02, 2: 0.01}, 60)  # past 2 s: one thread is tried
+
+
+def test_threads_are_set_for_the_step_and_restored_after(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=4)
     assert tuner.start_step() == 1 and library.num_threads == 1
     tuner.end_step(1.0)
@@ -90,23 +100,23 @@ def test_threads_are_set_for_the_step_and_restored_after(monkeypatch, clock):
     assert tuner.candidates == (1, 4)
 
 
-def test_held_threads_are_set_once_and_restored_after_the_loop(monkeypatch, clock):
+def test_held_threads_are_set_once_and_restored_after_the_loop(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=4)
     with tuner.hold():
-        run_steps(tuner, clock, {1: 1.0, 4: 2.0}, 3)
+        run_steps(tuner, {1: 1.0, 4: 2.0}, 3)
         assert library.num_threads == 1 and library.calls == [1]  # once, not every step
     assert library.num_threads == 4
 
 
-def test_a_fixed_count_is_never_tuned(monkeypatch, clock):
+def test_a_fixed_count_is_never_tuned(monkeypatch):
     tuner, _ = tuner_with(monkeypatch, fixed=2)
-    used = run_steps(tuner, clock, {2: 1.0}, 30)
+    used = run_steps(tuner, {2: 1.0}, 30)
     assert set(used) == {2}
     with pytest.raises(ValueError, match="positive integer"):
         blas.ThreadTuner(0)
 
 
-def test_one_thread_libraries_have_nothing_to_tune(monkeypatch, clock):
+def test_one_thread_libraries_have_nothing_to_tune(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=1)
-    assert run_steps(tuner, clock, {1: 1.0}, 10) == [1] * 10
+    assert run_steps(tuner, {1: 1.0}, 10) == [1] * 10
     assert library.calls == []
