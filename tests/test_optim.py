@@ -319,6 +319,28 @@ def test_sgd_equals_the_book_bit_for_bit():
     assert np.array_equal(run_ours(SGD(lr=0.1), p0, gs)[-1], p)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_on_large_arrays_equals_the_book_bit_for_bit(dtype):
+    # Arrays past SGD's block size are updated a block at a time: a last block cut short,
+    # a transposed (non-contiguous) parameter, and a small one beside them.
+    rng = np.random.default_rng(3)
+    params = {
+        "W": rng.standard_normal((700, 300)).astype(dtype),  # 210,000 values: 3.2 blocks
+        "Wt": rng.standard_normal((400, 500)).astype(dtype).T,
+        "b": rng.standard_normal(300).astype(dtype),
+    }
+    expected = {key: p.copy() for key, p in params.items()}
+    optimizer = SGD(lr=0.03)
+    for _ in range(3):
+        grads = {key: rng.standard_normal(p.shape).astype(dtype) for key, p in params.items()}
+        optimizer.update(params, grads)
+        for key, p in expected.items():
+            p -= 0.03 * grads[key]
+    for key, p in params.items():
+        assert p.dtype == dtype
+        assert np.array_equal(p, expected[key]), key
+
+
 @pytest.mark.parametrize(
     ("make", "book"),
     [
