@@ -34,7 +34,7 @@ _FIRST_PROBE_S = 0.2  # the first trial of more threads comes after this much tr
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
 _FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
 _CLEARLY_FASTER = 0.95  # more threads must take at most this share of one thread's time
-_HOPELESS = 2.0  # the first timed step this many times slower ends the trial at once
+_HOPELESS = 2.0  # a step this many times slower than usual: a trial ends, or one starts
 
 _controllers: list[Any] | None = None
 
@@ -73,6 +73,7 @@ class ThreadTuner:
         self.on_trial: int | None = None  # the count being tried instead, if any
         self._times: deque[float] = deque(maxlen=_SAMPLES)  # recent steps on ``current``
         self._trial_times: list[float] = []
+        self._slow_step: float | None = None  # the last step, if it was far slower than usual
         self._interval = _FIRST_PROBE_S
         self._trained = 0.0  # seconds spent in the steps so far: the tuner's clock
         self._next_trial = self._interval
@@ -127,11 +128,17 @@ class ThreadTuner:
             return
         self._trained += seconds
         if self.on_trial is None:
-            slowed = (
+            slow = (
                 self.current > 1 and len(self._times) >= 3 and seconds > _HOPELESS * self._usual()
             )
-            if slowed:  # a neighbour started working, most likely: try fewer threads now
+            # Two slow steps in a row: a neighbour started working, most likely, so fewer
+            # threads are tried now, against these steps. One alone is a hiccup (a page
+            # fault, the collector), and against it any trial would win.
+            slowed = slow and self._slow_step is not None
+            if slowed:
                 self._times.clear()
+                self._times.append(self._slow_step)
+            self._slow_step = seconds if slow and not slowed else None
             self._times.append(seconds)
             if slowed or (len(self._times) >= 3 and self._trained >= self._next_trial):
                 self.on_trial = next(n for n in self.candidates if n != self.current)
@@ -147,7 +154,10 @@ class ThreadTuner:
             if self.on_trial > self.current:
                 better = tried <= _CLEARLY_FASTER * usual
             else:
-                better = tried <= usual / _CLEARLY_FASTER  # back to fewer unless clearly worse
+                # Back to fewer when they are as fast. Not when within the margin: the
+                # neighbour that makes more threads slow shows as a far larger gap, and
+                # a margin here let a lucky trial leave a 10% faster count for 30 s.
+                better = tried <= usual
             self._end_trial(switch=better)
 
     def _usual(self) -> float:
