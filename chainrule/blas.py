@@ -30,7 +30,7 @@ _SAMPLES = 15  # recent step times of the current count, for its median
 # The intervals count the time spent in steps, not the time on the clock: a loop that
 # stops and starts again (a benchmark's rounds, a notebook's cells, the book's loop with
 # its own work between calls) goes on where it stopped instead of trying again at once.
-_FIRST_PROBE_S = 0.2  # the first trial of more threads comes after this much training
+_FIRST_PROBE_S = 0.05  # the first trial of more threads comes after this much training
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more threads repeat at least this often
 _FEWER_PROBE_INTERVAL_S = 2.0  # while on more threads, one thread is tried this often
 _CLEARLY_FASTER = 0.95  # more threads must take at most this share of one thread's time

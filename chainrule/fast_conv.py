@@ -21,7 +21,9 @@ for pooling whose stride equals its P×P window (the book's 2×2, stride 2, no p
 - in backward the gradient goes to each window's first maximum (the layer's argmax,
   position by position) where the maximum is positive (a window whose maximum is 0 or
   less passes nothing back, as ReLU's mask would);
-- no gradient for the input images: the first layer's dx is never needed to train.
+- no gradient for the input images: the first layer's dx is never needed to train;
+- the BLAS thread count is chosen by timing (:mod:`chainrule.blas`), as for the fully
+  connected networks.
 
 Anything else (other layers, a pooling with another stride, labels as a column) falls
 back to the layers. The gradient arrays are new on every call.
@@ -29,11 +31,13 @@ back to the layers. The gradient arrays are new on every call.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from chainrule.blas import ThreadTuner
 from chainrule.layers import Affine, Convolution, Pooling, Relu
 from chainrule.losses import SoftmaxWithLoss, as_batch, log_softmax
 
@@ -45,9 +49,14 @@ class FastConvStep:
 
     _KINDS = (Convolution, Relu, Pooling, Affine, Relu, Affine)
 
-    def __init__(self, network: Any) -> None:
+    def __init__(self, network: Any, *, threads: int | None = None) -> None:
         self.network = network
         self._buffers: dict[str, np.ndarray] = {}  # the large arrays, reused from step to step
+        self.pin_threads(threads)
+
+    def pin_threads(self, threads: int | None) -> None:
+        """Use ``threads`` BLAS threads from now on; None tunes the number by timing."""
+        self.tuner = ThreadTuner(threads)
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
@@ -115,6 +124,16 @@ class FastConvStep:
         self, x: np.ndarray, t: np.ndarray, *, dout: float = 1.0
     ) -> tuple[Any, dict[str, np.ndarray]]:
         """The loss and the gradients of ``dout · loss``; call :meth:`applies` first."""
+        started = time.perf_counter()
+        self.tuner.start_step()
+        try:
+            return self._loss_and_gradient(x, t, dout)
+        finally:
+            self.tuner.end_step(time.perf_counter() - started)
+
+    def _loss_and_gradient(
+        self, x: np.ndarray, t: np.ndarray, dout: float
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         net = self.network
         conv, P = net.layers["Conv1"], net.layers["Pool1"].stride
         W1, b1, W2, b2, W3, b3 = (net.params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))

@@ -616,11 +616,16 @@ class SimpleConvNet:
         :meth:`loss_and_gradient_by_layers`, the tests hold them equal), or by the layers
         for what it does not know. The arrays are new on every call."""
         x, t = self._as_input(x), np.asarray(t)
+        if self.fast_step.applies(x, t):
+            return self.fast_step.loss_and_gradient(x, t, dout=dout)
+        return self.loss_and_gradient_by_layers(x, t, dout=dout)
+
+    @property
+    def fast_step(self) -> FastConvStep:
+        """The training step's :class:`~chainrule.fast_conv.FastConvStep`, made on first use."""
         if self._fast_step is None:
             self._fast_step = FastConvStep(self)
-        if self._fast_step.applies(x, t):
-            return self._fast_step.loss_and_gradient(x, t, dout=dout)
-        return self.loss_and_gradient_by_layers(x, t, dout=dout)
+        return self._fast_step
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fast_step": None}  # remade on first use (buffers)

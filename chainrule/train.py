@@ -157,9 +157,9 @@ def fit(
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
-    ``blas_threads`` pins the BLAS threads of a MultiLayerNet's training step (by default
-    the step chooses them by timing, see :mod:`chainrule.blas`). To resume, pass the
-    ``history`` and ``start_step`` of the saved run. Each batch is
+    ``blas_threads`` pins the BLAS threads of the training step of a MultiLayerNet or a
+    SimpleConvNet (by default the step chooses them by timing, see :mod:`chainrule.blas`).
+    To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
 
@@ -196,17 +196,17 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
-    if isinstance(network, MultiLayerNet) and blas_threads is not None:
-        network.fast_step.pin_threads(blas_threads)
+    # The networks whose training step is chainrule's own (chainrule.fast, fast_conv)
+    fast_step = getattr(network, "fast_step", None)
+    if fast_step is not None and blas_threads is not None:
+        fast_step.pin_threads(blas_threads)
     sgd_step = _fused_sgd(network, optimizer)
     batches = None
     batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
     batch_t_buffer = np.empty((batch_size, *t_train.shape[1:]), t_train.dtype)
     # The training step keeps its BLAS thread count from step to step, and gives the
     # library's own back when training ends (see chainrule.blas).
-    threads = (
-        network.fast_step.tuner.hold() if isinstance(network, MultiLayerNet) else nullcontext()
-    )
+    threads = fast_step.tuner.hold() if fast_step is not None else nullcontext()
     with threads:
         for step in range(start_step, total_steps):
             epoch, position = divmod(step, steps_per_epoch)

@@ -297,3 +297,28 @@ def test_nan_or_inf_in_the_data_is_found_before_training():
     x_test[30, 0] = -np.inf
     with pytest.raises(DataError, match=r"test data: sample 30 .*1 of 40"):
         fit(net, SGD(), *blobs(n=20), x_test, t_test, epochs=1)
+
+
+@pytest.mark.parametrize("kind", ["fully connected", "convolutional"])
+def test_fit_sets_the_steps_blas_threads_and_gives_them_back(kind):
+    from chainrule.blas import blas_controllers
+    from chainrule.networks import SimpleConvNet
+
+    libraries = blas_controllers()
+    if not libraries or libraries[0].num_threads < 2:
+        pytest.skip("needs a BLAS library that threadpoolctl controls, with 2+ threads")
+    before = [lib.num_threads for lib in libraries]
+    rng = np.random.default_rng(0)
+    if kind == "convolutional":
+        net = SimpleConvNet((1, 8, 8), {"filter_num": 3, "filter_size": 3}, 6, 3, seed=0)
+        x = rng.random((20, 1, 8, 8))
+    else:
+        net = TwoLayerNet(8, 16, 3, seed=0)
+        x = rng.random((20, 8)).astype(np.float32)
+    t = rng.integers(0, 3, 20)
+    seen = []
+    on_step = lambda step, loss: seen.append(libraries[0].num_threads)  # noqa: E731
+    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=4, blas_threads=1, on_step=on_step)
+    assert seen == [1, 1, 1, 1]  # pinned for the training steps ...
+    assert [lib.num_threads for lib in libraries] == before  # ... and given back after
+    assert net.fast_step.tuner.fixed == 1
