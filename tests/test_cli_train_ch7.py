@@ -47,6 +47,37 @@ def test_convnet_resume_continues_bit_for_bit(tmp_path, capsys):
         np.testing.assert_array_equal(a.params[key], b.params[key])
 
 
+def test_dropout_resume_continues_bit_for_bit(tmp_path, capsys):
+    # The masks of the steps after the resume come from the saved random state.
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    common = ["train", "--hidden", "20", "--dropout", "0.3", "--quiet"]
+    assert main([*common, "--iters", "6", "--save", str(straight)]) == 0
+    assert main([*common, "--iters", "3", "--save", str(half)]) == 0
+    assert (
+        main(["train", "--quiet", "--resume", str(half), "--iters", "6", "--save", str(half)]) == 0
+    )
+    a, b = load_checkpoint(straight), load_checkpoint(half)
+    assert a.step == b.step == 6
+    assert a.meta["history"]["losses"] == b.meta["history"]["losses"]
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+def test_a_dropout_state_numpy_cannot_read_names_the_file(tmp_path, capsys):
+    saved = tmp_path / "run.npz"
+    assert main(["train", "--hidden", "20", "--dropout", "0.3", "--iters", "2", "--quiet",
+                 "--save", str(saved)]) == 0  # fmt: skip
+    checkpoint = load_checkpoint(saved)
+    checkpoint.meta["dropout_rng"]["Dropout1"]["state"] = {"state": "x"}
+    from chainrule.checkpoint import save_checkpoint
+
+    save_checkpoint(saved, checkpoint.params, optimizer_state=checkpoint.optimizer_state,
+                    step=checkpoint.step, meta=checkpoint.meta)  # fmt: skip
+    assert main(["train", "--resume", str(saved), "--iters", "4"]) == 1
+    err = capsys.readouterr().err
+    assert str(saved) in err and "Dropout1" in err and len(err.strip().splitlines()) == 1
+
+
 def test_convnet_refuses_the_fully_connected_flags(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--model", "convnet", "--hidden", "20", "--dropout", "0.2"])

@@ -179,6 +179,18 @@ def _running_stats(net) -> dict:
     }
 
 
+def _dropout_states(net) -> dict:
+    """Each Dropout layer's random generator state by layer name, so that a resumed run
+    draws the masks the uninterrupted one would (plain numbers: JSON in the checkpoint)."""
+    from chainrule.layers import Dropout
+
+    return {
+        name: layer.rng.bit_generator.state
+        for name, layer in net.layers.items()
+        if isinstance(layer, Dropout)
+    }
+
+
 def _build_network(args: argparse.Namespace, parser, hidden: list[int], decay: float, init):
     """The network a new run's flags ask for: SimpleConvNet for --model convnet, a
     MultiLayerNetExtend with --dropout or --batchnorm, else build_network's."""
@@ -286,6 +298,17 @@ def _restore_network(checkpoint, path: str):
             raise CheckpointError(f"{path}: running statistics for {name}, not in the network")
         layer.running_mean = np.asarray(stats["running_mean"], dtype=net.dtype)
         layer.running_var = np.asarray(stats["running_var"], dtype=net.dtype)
+    for name, state in checkpoint.meta.get("dropout_rng", {}).items():
+        layer = net.layers.get(name)
+        if layer is None or not hasattr(layer, "rng"):
+            raise CheckpointError(f"{path}: a dropout random state for {name}, not in the network")
+        try:
+            layer.rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(
+                f"{path}: the random state of {name}'s dropout masks is not one NumPy reads "
+                f"({error})"
+            ) from None
     return net
 
 
@@ -502,9 +525,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "history": history.to_dict(),
             "chainrule_version": __version__,
         }
-        stats = _running_stats(net)
+        stats, masks = _running_stats(net), _dropout_states(net)
         if stats:
             meta["running_stats"] = stats
+        if masks:
+            meta["dropout_rng"] = masks
         save_checkpoint(
             args.save, net.params, optimizer_state=optimizer.state_dict(), step=step, meta=meta
         )
