@@ -3,6 +3,7 @@
 Run by hand, not in CI::
 
     python bench/bench_memory.py --data-dir /tmp/mnist-full [--steps 10000] [--json out.json]
+    python bench/bench_memory.py --model convnet --dataset mnist-5k --steps 2000
 
 The budget checked: while training, the process's peak resident memory stays within the
 float32 size of the dataset (train and test images and labels as loaded) plus 150 MB,
@@ -37,7 +38,8 @@ from typing import Any
 
 from chainrule import MultiLayerNet
 from chainrule.data.mnist import load_mnist
-from chainrule.optim import SGD
+from chainrule.networks import SimpleConvNet
+from chainrule.optim import SGD, Adam
 from chainrule.train import fit, iters_per_epoch
 
 MB = 1024 * 1024
@@ -66,6 +68,14 @@ def reset_peak_rss() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="/tmp/mnist-full", help="the four MNIST IDX files")
+    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or mnist-5k")
+    parser.add_argument(
+        "--model",
+        choices=("mlp", "convnet"),
+        default="mlp",
+        help="mlp: MultiLayerNet, SGD lr 0.1; convnet: the book's SimpleConvNet (float32), "
+        "Adam lr 0.001, as train_convnet.py",
+    )
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--hidden", default="50", help="hidden sizes, e.g. 50 or 1024,1024")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -76,12 +86,19 @@ def main(argv: list[str] | None = None) -> int:
 
     tracemalloc.start()
     start = proc_status()
-    (x_train, t_train), (x_test, t_test) = load_mnist(dataset="mnist", data_dir=args.data_dir)
+    convnet = args.model == "convnet"
+    (x_train, t_train), (x_test, t_test) = load_mnist(
+        dataset=args.dataset, data_dir=args.data_dir, flatten=not convnet
+    )
     dataset_bytes = sum(a.nbytes for a in (x_train, t_train, x_test, t_test))
     loaded = proc_status()
 
-    net = MultiLayerNet(784, hidden, 10, weight_init_std=0.01, seed=0)
-    optimizer = SGD(lr=0.1)
+    if convnet:
+        net: Any = SimpleConvNet(weight_init_std=0.01, dtype="float32", seed=0)
+        optimizer: Any = Adam(lr=0.001)
+    else:
+        net = MultiLayerNet(784, hidden, 10, weight_init_std=0.01, seed=0)
+        optimizer = SGD(lr=0.1)
     gc.collect()
     peak_reset = reset_peak_rss()
     tracemalloc.reset_peak()
