@@ -52,6 +52,7 @@ class FastConvStep:
     def __init__(self, network: Any, *, threads: int | None = None) -> None:
         self.network = network
         self._buffers: dict[str, np.ndarray] = {}  # the large arrays, reused from step to step
+        self._inference_buffers: dict[str, np.ndarray] = {}  # the same, for scores()
         self.pin_threads(threads)
 
     def pin_threads(self, threads: int | None) -> None:
@@ -60,6 +61,11 @@ class FastConvStep:
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
         """Whether the network is the book's layers, in order, and the data fits them."""
+        t_fits = t.ndim == 1 or (t.ndim == 2 and t.shape[1] == self.network.output_size)
+        return t_fits and self.applies_to(x)
+
+    def applies_to(self, x: np.ndarray) -> bool:
+        """Whether the network is the book's layers, in order, and the images fit them."""
         net = self.network
         layers = list(net.layers.values())
         if len(layers) != 6 or not all(type(a) is b for a, b in zip(layers, self._KINDS)):
@@ -79,9 +85,8 @@ class FastConvStep:
             return False
         if x.ndim != 4 or x.shape[1:] != tuple(net.input_dim) or x.dtype != net.dtype:
             return False
-        if self._pooled_size(x, conv, pool.stride) * conv.W.shape[0] != len(hidden.W):
-            return False  # the layers' own checks say what does not fit
-        return t.ndim == 1 or (t.ndim == 2 and t.shape[1] == net.output_size)
+        # Where the pooled maps do not fit W2, the layers' own checks say what is wrong.
+        return self._pooled_size(x, conv, pool.stride) * conv.W.shape[0] == len(hidden.W)
 
     @staticmethod
     def _pooled_size(x: np.ndarray, conv: Convolution, window: int) -> int:
@@ -96,6 +101,17 @@ class FastConvStep:
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
             buffer = self._buffers[name] = np.empty(shape, dtype)
         return buffer
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """The network's scores (logits) of images x, as ``predict`` computes them; call
+        :meth:`applies_to` first. Its buffers are its own, so evaluating between training
+        steps, in chunks of another size, leaves the step's buffers as they are."""
+        training = self._buffers
+        self._buffers = self._inference_buffers
+        try:
+            return self._forward(x)[-1]
+        finally:
+            self._buffers = training
 
     def _im2col(self, x: np.ndarray, conv: Convolution, P: int) -> tuple[np.ndarray, int, int]:
         """The windows of x, a row per filter entry (c, fh, fw) and a column per output
@@ -131,15 +147,13 @@ class FastConvStep:
         finally:
             self.tuner.end_step(time.perf_counter() - started)
 
-    def _loss_and_gradient(
-        self, x: np.ndarray, t: np.ndarray, dout: float
-    ) -> tuple[Any, dict[str, np.ndarray]]:
+    def _forward(self, x: np.ndarray) -> tuple[Any, ...]:
+        """The forward pass: the convolution in rows, pooled as the maximum of P·P
+        blocks, then ReLU, the hidden layer and the scores; returns what backward needs."""
         net = self.network
         conv, P = net.layers["Conv1"], net.layers["Pool1"].stride
         W1, b1, W2, b2, W3, b3 = (net.params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
         FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
-
-        # Forward: the convolution in rows, pooled as the maximum of P·P blocks, then ReLU.
         col, PH, PW = self._im2col(x, conv, P)
         weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
         out = np.matmul(col.T, weights, out=self._buffer("out", (col.shape[1], FN), x.dtype))
@@ -157,6 +171,15 @@ class FastConvStep:
         np.maximum(hidden, 0, out=hidden)
         scores = hidden @ W3
         scores += b3
+        return col, out, blocks, pooled, flat, W2_last, hidden, scores
+
+    def _loss_and_gradient(
+        self, x: np.ndarray, t: np.ndarray, dout: float
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        W1, W2, W3 = (self.network.params[k] for k in ("W1", "W2", "W3"))
+        FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
+        col, out, blocks, pooled, flat, W2_last, hidden, scores = self._forward(x)
+        PH_PW = flat.shape[1] // FN
 
         scores, labels, one_hot = as_batch(scores, t)
         log_y = log_softmax(scores)
@@ -176,7 +199,7 @@ class FastConvStep:
         dhidden *= hidden > 0
         dW2_last = flat.T @ dhidden
         grads["W2"] = np.ascontiguousarray(
-            dW2_last.reshape(PH * PW, FN, H2).transpose(1, 0, 2)
+            dW2_last.reshape(PH_PW, FN, H2).transpose(1, 0, 2)
         ).reshape(W2.shape)
         grads["b2"] = dhidden.sum(axis=0)
         dpooled = (dhidden @ W2_last.T).reshape(-1)  # (N, PH, PW, FN), as pooled

@@ -88,8 +88,9 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     if widest is not None:
         row_bytes = np.dtype(getattr(network, "dtype", np.float64)).itemsize * widest
         chunk = max(1, min(chunk, _EVAL_LAYER_BYTES // row_bytes))
+    predict = getattr(network, "predict_fast", network.predict)  # the same scores, faster
     for start in range(0, len(x), chunk):
-        scores = network.predict(x[start : start + chunk])
+        scores = predict(x[start : start + chunk])
         labels = t[start : start + chunk]
         total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
         label_ids = class_indices(labels, scores.shape[1])

@@ -49,6 +49,44 @@ def test_fast_step_equals_the_layers(dtype, input_dim, conv_param, one_hot):
     _assert_same(net, x, t, dtype)  # again, with the reused buffer
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "input_dim, conv_param",
+    [
+        ((1, 28, 28), {"filter_num": 6}),
+        ((2, 11, 13), {"filter_num": 4, "filter_size": 3, "pad": 1, "stride": 2}),
+        ((1, 10, 9), {"filter_num": 3, "filter_size": 2}),
+    ],
+)
+def test_fast_scores_equal_predict(dtype, input_dim, conv_param):
+    net = SimpleConvNet(input_dim, conv_param, 20, 5, "he", dtype=dtype, seed=1)
+    x, t = _data(net, 9, False, seed=2)
+    net.params["b1"][...] = np.linspace(-0.5, 0.5, len(net.params["b1"]))  # some dead maps
+    expected = net.predict(x)
+    scale = np.abs(expected).max()
+    for chunk in (x, x[:4], x):  # buffers sized, resized, reused
+        got = net.predict_fast(chunk)
+        assert got.shape == (len(chunk), 5) and got.dtype == dtype
+        assert np.abs(got - expected[: len(chunk)]).max() <= TOLERANCE[dtype] * scale
+
+
+def test_evaluating_between_steps_leaves_the_steps_buffers_alone():
+    net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, "he", seed=4)
+    x, t = _data(net, 6, False, seed=5)
+    before = net.loss_and_gradient(x, t)[1]["W1"].copy()
+    net.predict_fast(_data(net, 11, False, seed=6)[0])  # another size, between two steps
+    np.testing.assert_array_equal(net.loss_and_gradient(x, t)[1]["W1"], before)
+
+
+def test_fast_scores_fall_back_to_the_layers_for_what_they_do_not_know(monkeypatch):
+    net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, "he", seed=4)
+    x, _ = _data(net, 5, False, seed=3)
+    net.layers["Pool1"] = Pooling(3, 3, stride=1, name="Pool1")  # another pooling
+    monkeypatch.setattr(FastConvStep, "scores", lambda *a: pytest.fail("not for this pooling"))
+    with pytest.raises(Exception, match="Affine1"):  # the layers' own error: 3·8·8 ≠ 3·5·5
+        net.predict_fast(x)
+
+
 def test_ties_and_zero_windows_send_the_gradient_where_the_layers_do():
     # Images of a few levels make many equal values in a window (ties), and negative
     # biases many all-zero windows after ReLU.
