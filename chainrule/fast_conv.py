@@ -214,7 +214,8 @@ class FastConvStep:
             hit &= open_
             open_ ^= hit  # a window's later maxima (ties) get nothing
             np.multiply(dpooled, hit, out=dblock)
-        both = col @ dblocks.reshape(out.shape)  # (C·FH·FW + 1, FN): dW1, and db1 from the ones
+        with self.tuner.one_thread():  # two threads make this long, thin product slower
+            both = col @ dblocks.reshape(out.shape)  # (C·FH·FW + 1, FN): dW1, and db1
         grads["W1"] = np.ascontiguousarray(both[:-1].T).reshape(W1.shape)
         grads["b1"] = both[-1].copy()
         order = ("W1", "b1", "W2", "b2", "W3", "b3")

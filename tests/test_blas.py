@@ -133,3 +133,17 @@ def test_one_thread_libraries_have_nothing_to_tune(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=1)
     assert run_steps(tuner, {1: 1.0}, 10) == [1] * 10
     assert library.calls == []
+
+
+def test_one_thread_for_a_block_then_the_steps_count_again(monkeypatch):
+    tuner, library = tuner_with(monkeypatch, threads=4)
+    with tuner.hold():
+        tuner.start_step()
+        tuner.end_step(1.0)
+        library.set_num_threads(4)  # as a step on four threads runs
+        with tuner.one_thread():
+            assert library.num_threads == 1
+        assert library.num_threads == 4
+        with pytest.raises(ZeroDivisionError), tuner.one_thread():
+            1 / 0  # noqa: B018
+        assert library.num_threads == 4

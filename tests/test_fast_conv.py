@@ -60,7 +60,7 @@ def test_fast_step_equals_the_layers(dtype, input_dim, conv_param, one_hot):
 )
 def test_fast_scores_equal_predict(dtype, input_dim, conv_param):
     net = SimpleConvNet(input_dim, conv_param, 20, 5, "he", dtype=dtype, seed=1)
-    x, t = _data(net, 9, False, seed=2)
+    x, _ = _data(net, 9, False, seed=2)
     net.params["b1"][...] = np.linspace(-0.5, 0.5, len(net.params["b1"]))  # some dead maps
     expected = net.predict(x)
     scale = np.abs(expected).max()
