@@ -95,25 +95,16 @@ class FastConvStep:
         OW = (x.shape[3] + 2 * conv.pad - FW) // conv.stride + 1
         return (OH // window) * (OW // window)
 
-    def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """An array kept from step to step for ``name``; new when the shape changes."""
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._buffers[name] = np.empty(shape, dtype)
-        return buffer
-
     def scores(self, x: np.ndarray) -> np.ndarray:
         """The network's scores (logits) of images x, as ``predict`` computes them; call
         :meth:`applies_to` first. Its buffers are its own, so evaluating between training
         steps, in chunks of another size, leaves the step's buffers as they are."""
-        training = self._buffers
-        self._buffers = self._inference_buffers
-        try:
-            return self._forward(x)[-1]
-        finally:
-            self._buffers = training
+        return self._forward(x, self._inference_buffers)[-1]
 
-    def _im2col(self, x: np.ndarray, conv: Convolution, P: int) -> tuple[np.ndarray, int, int]:
+    @staticmethod
+    def _im2col(
+        x: np.ndarray, conv: Convolution, P: int, store: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, int, int]:
         """The windows of x, a row per filter entry (c, fh, fw) and a column per output
         position, ordered (i, j, n, ph, pw): the output at row P·ph + i, column P·pw + j
         of image n. A last row of ones carries the bias. Returns it with PH and PW."""
@@ -124,7 +115,7 @@ class FastConvStep:
         N, _, H, W = x.shape
         PH, PW = ((H - FH) // s + 1) // P, ((W - FW) // s + 1) // P
         K = C * FH * FW
-        col = self._buffer("col", (K + 1, P * P * N * PH * PW), x.dtype)
+        col = _buffer(store, "col", (K + 1, P * P * N * PH * PW), x.dtype)
         col[K] = 1
         sN, sC, sH, sW = x.strides
         windows = as_strided(  # (C, FH, FW, i, j, N, PH, PW): a view, nothing copied
@@ -147,16 +138,17 @@ class FastConvStep:
         finally:
             self.tuner.end_step(time.perf_counter() - started)
 
-    def _forward(self, x: np.ndarray) -> tuple[Any, ...]:
-        """The forward pass: the convolution in rows, pooled as the maximum of P·P
-        blocks, then ReLU, the hidden layer and the scores; returns what backward needs."""
+    def _forward(self, x: np.ndarray, store: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        """The forward pass, into the buffers of ``store``: the convolution in rows,
+        pooled as the maximum of P·P blocks, then ReLU, the hidden layer and the scores;
+        returns what backward needs."""
         net = self.network
         conv, P = net.layers["Conv1"], net.layers["Pool1"].stride
         W1, b1, W2, b2, W3, b3 = (net.params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
         FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
-        col, PH, PW = self._im2col(x, conv, P)
+        col, PH, PW = self._im2col(x, conv, P, store)
         weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
-        out = np.matmul(col.T, weights, out=self._buffer("out", (col.shape[1], FN), x.dtype))
+        out = np.matmul(col.T, weights, out=_buffer(store, "out", (col.shape[1], FN), x.dtype))
         blocks = out.reshape(P * P, N * PH * PW * FN)  # block c: window position c
         pooled = blocks[0].copy()
         for block in blocks[1:]:
@@ -164,7 +156,7 @@ class FastConvStep:
         np.maximum(pooled, 0, out=pooled)
         flat = pooled.reshape(N, PH * PW * FN)  # channels last
         # W2's rows in the same order: (ph, pw, channel) instead of the book's (channel, ph, pw)
-        W2_last = self._buffer("W2", (PH * PW * FN, H2), x.dtype)
+        W2_last = _buffer(store, "W2", (PH * PW * FN, H2), x.dtype)
         np.copyto(W2_last.reshape(PH * PW, FN, H2), W2.reshape(FN, PH * PW, H2).transpose(1, 0, 2))
         hidden = flat @ W2_last
         hidden += b2
@@ -178,7 +170,7 @@ class FastConvStep:
     ) -> tuple[Any, dict[str, np.ndarray]]:
         W1, W2, W3 = (self.network.params[k] for k in ("W1", "W2", "W3"))
         FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
-        col, out, blocks, pooled, flat, W2_last, hidden, scores = self._forward(x)
+        col, out, blocks, pooled, flat, W2_last, hidden, scores = self._forward(x, self._buffers)
         PH_PW = flat.shape[1] // FN
 
         scores, labels, one_hot = as_batch(scores, t)
@@ -206,9 +198,10 @@ class FastConvStep:
 
         # Each window's first maximum, position by position, takes the gradient, where the
         # maximum is positive (ReLU's mask): the rest of the window gets none.
-        dblocks = self._buffer("dout", out.shape, x.dtype).reshape(blocks.shape)
-        hit = self._buffer("hit", pooled.shape, bool)
-        open_ = np.greater(pooled, 0, out=self._buffer("open", pooled.shape, bool))
+        store = self._buffers
+        dblocks = _buffer(store, "dout", out.shape, x.dtype).reshape(blocks.shape)
+        hit = _buffer(store, "hit", pooled.shape, bool)
+        open_ = np.greater(pooled, 0, out=_buffer(store, "open", pooled.shape, bool))
         for block, dblock in zip(blocks, dblocks):
             np.equal(block, pooled, out=hit)
             hit &= open_
@@ -220,3 +213,13 @@ class FastConvStep:
         grads["b1"] = both[-1].copy()
         order = ("W1", "b1", "W2", "b2", "W3", "b3")
         return loss, {key: grads[key] for key in order}
+
+
+def _buffer(
+    store: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype: Any
+) -> np.ndarray:
+    """The array ``store`` keeps for ``name`` from step to step; new when the shape changes."""
+    buffer = store.get(name)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = store[name] = np.empty(shape, dtype)
+    return buffer

@@ -118,6 +118,7 @@ class Optimizer:
         # One scratch array per parameter receives every intermediate result, so a
         # step allocates nothing.  It is not state: its contents never outlive a step.
         self._scratch: dict[str, np.ndarray] = {}
+        self._block: np.ndarray | None = None  # SGD's scratch block for large arrays
         for buf in self._buffers:
             setattr(self, buf, {})
 
@@ -323,7 +324,7 @@ class Optimizer:
 
     def _block_tmp(self, p: np.ndarray) -> np.ndarray:
         """A scratch block of :data:`_BLOCK` values of p's dtype, shared by all params."""
-        tmp = getattr(self, "_block", None)
+        tmp = self._block
         if tmp is None or tmp.dtype != p.dtype:
             tmp = self._block = np.empty(_BLOCK, p.dtype)
         return tmp
@@ -360,7 +361,7 @@ class SGD(Optimizer):
         lr = self.lr
         for key, p in params.items():
             g = grads[key]
-            if p.size > _BLOCK and p.flags.c_contiguous and np.ndim(g) and g.flags.c_contiguous:
+            if p.size > _BLOCK and p.flags.c_contiguous and g.flags.c_contiguous:
                 # A large array a block at a time, so that lr·g is still in the cache when
                 # it is subtracted: 40% less time for a 1024×1024 matrix. Same numbers.
                 flat_p, flat_g = p.reshape(-1), g.reshape(-1)
