@@ -315,13 +315,22 @@ for key in grad_numerical.keys():
 
 
 def test_batch_norm_gradient_check(book):
-    found = results(run(book, "ch06/batch_norm_gradient_check.py", BATCH_NORM_GRADIENT_CHECK))
-    assert list(found) == [
-        *("W1", "b1", "W2", "b2", "W3", "b3"),
-        *("gamma1", "beta1", "gamma2", "beta2"),
-    ]
-    # Mean differences of 1e-13 to 1e-8, as the book prints; a central difference that
-    # straddles a ReLU kink (the book's check steps over them too) adds at most ~1e-6.
+    # Mean differences of 1e-13 to 1e-8, as the book prints, for most networks. The script
+    # draws a new random network each run, and for a few of them the book's step h = 1e-4
+    # is too coarse: three samples can leave a unit of batch normalisation with a small
+    # variance, whose curvature spoils the central difference (measured over 120 seeds:
+    # 3 with a mean difference of 1e-5 or more, the worst 3.7e-3; that network gives
+    # 2.3e-8 with h = 1e-6). So up to three runs, each a new network: a wrong backprop
+    # fails every one of them, a coarse step one in forty.
+    for _ in range(3):
+        script = run(book, "ch06/batch_norm_gradient_check.py", BATCH_NORM_GRADIENT_CHECK)
+        found = results(script)
+        assert list(found) == [
+            *("W1", "b1", "W2", "b2", "W3", "b3"),
+            *("gamma1", "beta1", "gamma2", "beta2"),
+        ]
+        if all(diff < 1e-5 for (diff,) in found.values()):
+            break
     assert all(diff < 1e-5 for (diff,) in found.values()), found
 
 
