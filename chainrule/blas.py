@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ThreadTuner", "blas_controllers"]
+__all__ = ["ThreadTuner", "blas_controllers", "matmul"]
 
 _PROBE_STEPS = 5  # steps timed with the other thread count, after one warm-up step
 _SAMPLES = 15  # recent step times of the current count, for its median
@@ -37,6 +37,15 @@ _CLEARLY_FASTER = 0.95  # more threads must take at most this share of one threa
 _HOPELESS = 2.0  # a step this many times slower than usual: a trial ends, or one starts
 
 _controllers: list[Any] | None = None
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` (into ``out`` when given) for the training step: every product of the
+    engine goes through here, so that how products are split across threads is decided
+    in one place."""
+    import numpy as np
+
+    return np.matmul(a, b, out=out)
 
 
 def blas_controllers() -> list[Any]:
