@@ -53,3 +53,13 @@ class RenderError(ChainruleError, RuntimeError):
 class SearchError(ChainruleError, RuntimeError):
     """A hyperparameter search cannot go on: its cluster has no workers, lacks chainrule,
     or lost a trial."""
+
+
+class ArgumentError(ChainruleError, ValueError):
+    """A function or constructor of the Python API was given a value it cannot use: a
+    negative size, an unknown name, a learning rate that is not a number."""
+
+
+class UnsafePickleError(ChainruleError, ValueError):
+    """A pickle file names a global that reading plain arrays and numbers never needs, so
+    it is refused before anything in it runs."""
