@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.checks import check_real
-from chainrule.errors import DataError, ShapeError, TrainingError
+from chainrule.errors import ArgumentError, DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.networks import MultiLayerNet
-from chainrule.optim import SGD, make_optimizer
+from chainrule.optim import OPTIMIZERS, SGD
 
 __all__ = [
     "SAMPLINGS",
@@ -273,19 +273,39 @@ def _fused_sgd(network: Any, optimizer: Any) -> Callable[[np.ndarray, np.ndarray
 class Trainer:
     """The book's ``Trainer``: trains ``network`` and keeps the book's result lists.
 
+    ``network`` is any object with the book's interface: ``params``, ``gradient(x, t)``,
+    ``loss(x, t)``, ``accuracy(x, t)`` and ``predict(x)``; the book's own classes and a
+    learner's train as chainrule's do. Where the network offers one pass for both,
+    ``loss_and_gradient`` (chainrule's networks), training uses it.
+
     ``optimizer`` is a name in any letter case (``"SGD"``, ``"sgd"``, ``"Momentum"``,
-    ``"Nesterov"``, ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``) with ``optimizer_param``.
-    ``evaluate_sample_num_per_epoch`` limits each epoch's evaluation to the first that many
-    training and test samples, as the book's. ``sampling="with-replacement"`` reproduces
-    the book's batch sampling; ``callbacks`` are passed on to :func:`fit`.
+    ``"Nesterov"``, ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``) with ``optimizer_param``,
+    built from the classes ``optimizer_classes`` names (chainrule's; the book's runner
+    gives the book's). ``evaluate_sample_num_per_epoch`` limits each epoch's evaluation
+    to the first that many training and test samples, as the book's.
+
+    ``sampling`` chooses the loop:
+
+    - ``"shuffle"`` (default) and ``"with-replacement"``: :func:`fit`'s, batches drawn
+      from ``seed``, a step's loss taken before its update, evaluation at each epoch's end;
+      ``callbacks`` are passed on to :func:`fit`;
+    - ``"book"``: the book's own, step by step (:meth:`train_step`): each batch drawn by
+      ``np.random.choice`` from NumPy's global generator, ``gradient``, the update, then
+      ``loss`` on the batch (after the update: what the book's ``train_loss_list`` holds),
+      and ``accuracy`` after the first step of each epoch. A seeded script then trains
+      exactly as the book's ``Trainer`` does. Callbacks: ``on_step`` and ``on_evaluate``
+      (whose record has no loss: NaN).
 
     ``verbose`` (the book's default, True) prints what the book's prints: a line per epoch,
     ``=== epoch:1, train acc:0.9, test acc:0.89 ===``, then the accuracy on the whole test
-    set under ``=============== Final Test Accuracy ===============``; in place of the
-    book's line per step, a progress bar on stderr where tqdm is installed and stderr is
-    a terminal. This is the one place chainrule prints: the book's explicit opt-in. The
-    library otherwise reports through callbacks, and the command line does not use it.
+    set under ``=============== Final Test Accuracy ===============``; and its line per
+    step, ``train loss:2.30…``, with ``sampling="book"``, else a progress bar on stderr
+    where tqdm is installed and stderr is a terminal. This is the one place chainrule
+    prints: the book's explicit opt-in. The library otherwise reports through callbacks,
+    and the command line does not use it.
     """
+
+    optimizer_classes: Mapping[str, type] = OPTIMIZERS
 
     def __init__(
         self,
@@ -305,13 +325,31 @@ class Trainer:
         sampling: str = "shuffle",
         **callbacks: Callable[..., None],
     ) -> None:
+        if sampling not in (*SAMPLINGS, "book"):
+            raise ArgumentError(
+                f"sampling must be one of {', '.join(SAMPLINGS)}, book; got {sampling!r}"
+            )
+        if sampling == "book" and set(callbacks) - {"on_step", "on_evaluate"}:
+            unknown = ", ".join(sorted(set(callbacks) - {"on_step", "on_evaluate"}))
+            raise ArgumentError(f"sampling='book' takes on_step and on_evaluate, not {unknown}")
         self.network = network
         self.x_train, self.t_train, self.x_test, self.t_test = x_train, t_train, x_test, t_test
         self.epochs, self.batch_size = epochs, mini_batch_size
-        self.optimizer = make_optimizer(optimizer, **(optimizer_param or {"lr": 0.01}))
+        self.optimizer = self._make_optimizer(optimizer, optimizer_param)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.verbose, self.seed, self.sampling, self.callbacks = verbose, seed, sampling, callbacks
         self.history = History()
+        # The book's counters (its epoch is counted in steps of train_size / batch_size)
+        self.train_size = len(x_train)
+        self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
+        self.max_iter = int(epochs * self.iter_per_epoch)
+        self.current_iter = self.current_epoch = 0
+
+    def _make_optimizer(self, name: str, param: dict[str, float] | None) -> Any:
+        if not isinstance(name, str) or name.lower() not in self.optimizer_classes:
+            names = ", ".join(self.optimizer_classes)
+            raise ArgumentError(f"unknown optimizer {name!r}; valid names: {names}")
+        return self.optimizer_classes[name.lower()](**({"lr": 0.01} if param is None else param))
 
     @property
     def train_loss_list(self) -> list[float]:
@@ -327,12 +365,11 @@ class Trainer:
 
     def train(self) -> History:
         """Run all epochs; return the history (also kept in ``self.history``)."""
+        if self.sampling == "book":
+            return self._train_as_the_book()
         callbacks = dict(self.callbacks)
         on_step, on_evaluate = callbacks.pop("on_step", None), callbacks.pop("on_evaluate", None)
-        x_test, t_test = self.x_test, self.t_test
-        if self.evaluate_sample_num_per_epoch is not None:
-            x_test = x_test[: self.evaluate_sample_num_per_epoch]
-            t_test = t_test[: self.evaluate_sample_num_per_epoch]
+        x_test, t_test = self._evaluation_samples(self.x_test, self.t_test)
         steps = self.epochs * iters_per_epoch(len(self.x_train), self.batch_size)
         with _BookProgress(steps if self.verbose else 0) as progress:
 
@@ -342,15 +379,15 @@ class Trainer:
                     on_step(step, loss)
 
             def report_epoch(record: Evaluation) -> None:
-                progress.say(
-                    f"=== epoch:{record.epoch:g}, train acc:{record.train_accuracy}, "
-                    f"test acc:{record.test_accuracy} ==="
-                )
+                progress.say(_epoch_line(record))
                 if on_evaluate is not None:
                     on_evaluate(record)
 
+            network = self.network
+            if not hasattr(network, "loss_and_gradient"):
+                network = _BookInterface(network)
             fit(
-                self.network,
+                network,
                 self.optimizer,
                 self.x_train,
                 self.t_train,
@@ -370,10 +407,75 @@ class Trainer:
                 test_acc = self.history.evaluations[-1].test_accuracy
                 if len(x_test) < len(self.x_test):  # the last evaluation saw a sample only
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        test_acc = evaluate(self.network, self.x_test, self.t_test)[1]
-                progress.say("=============== Final Test Accuracy ===============")
+                        test_acc = evaluate(network, self.x_test, self.t_test)[1]
+                progress.say(_FINAL_LINE)
                 progress.say(f"test acc:{test_acc}")
         return self.history
+
+    def _evaluation_samples(self, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        count = self.evaluate_sample_num_per_epoch
+        return (x, t) if count is None else (x[:count], t[:count])
+
+    def _train_as_the_book(self) -> History:
+        for _ in range(self.max_iter):
+            self.train_step()
+        test_acc = self.network.accuracy(self.x_test, self.t_test)
+        if self.verbose:
+            print(_FINAL_LINE)
+            print(f"test acc:{test_acc}")
+        return self.history
+
+    def train_step(self) -> None:
+        """One step of the book's loop (see ``sampling="book"``)."""
+        index = np.random.choice(self.train_size, self.batch_size)  # noqa: NPY002 (the book's)
+        x_batch, t_batch = self.x_train[index], self.t_train[index]
+        grads = self.network.gradient(x_batch, t_batch)
+        self.optimizer.update(self.network.params, grads)
+        loss = self.network.loss(x_batch, t_batch)
+        self.history.losses.append(loss)
+        if self.verbose:
+            print(f"train loss:{loss}")
+        if "on_step" in self.callbacks:
+            self.callbacks["on_step"](self.current_iter + 1, float(loss))
+        if self.current_iter % self.iter_per_epoch == 0:
+            self.current_epoch += 1
+            train_acc = self.network.accuracy(*self._evaluation_samples(self.x_train, self.t_train))
+            test_acc = self.network.accuracy(*self._evaluation_samples(self.x_test, self.t_test))
+            record = Evaluation(self.current_epoch, self.current_iter + 1, math.nan, train_acc)
+            record.test_accuracy = test_acc
+            self.history.evaluations.append(record)
+            if self.verbose:
+                print(_epoch_line(record))
+            if "on_evaluate" in self.callbacks:
+                self.callbacks["on_evaluate"](record)
+        self.current_iter += 1
+
+
+_FINAL_LINE = "=============== Final Test Accuracy ==============="
+
+
+def _epoch_line(record: Evaluation) -> str:
+    return (
+        f"=== epoch:{record.epoch:g}, train acc:{record.train_accuracy}, "
+        f"test acc:{record.test_accuracy} ==="
+    )
+
+
+class _BookInterface:
+    """A network with only the book's methods, seen through those :func:`fit` calls."""
+
+    _CHUNK = 100  # images per forward pass in evaluation, as the book's accuracy takes them
+
+    def __init__(self, network: Any) -> None:
+        self.network, self.params = network, network.params
+
+    def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[Any, dict[str, Any]]:
+        grads = self.network.gradient(x, t)
+        return self.network.loss(x, t), grads
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        chunks = range(0, len(x), self._CHUNK)
+        return np.concatenate([self.network.predict(x[i : i + self._CHUNK]) for i in chunks])
 
 
 class _BookProgress:
