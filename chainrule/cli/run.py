@@ -30,7 +30,7 @@ __all__ = ["add_parser", "cmd_run"]
 
 _DATA_NAMES = {
     "mnist": "full MNIST",
-    "mnist-5k": "the 5,000 digits inside chainrule (mnist-5k, offline)",
+    "mnist-5k": "mnist-5k, the 5,000 digits inside chainrule: offline",
     "fashion-mnist": "Fashion-MNIST",
 }
 

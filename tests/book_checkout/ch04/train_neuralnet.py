@@ -1,0 +1,24 @@
+# ruff: noqa
+# Chapter 4: the sigmoid TwoLayerNet of chapter 4 (its own file), trained a few steps.
+import sys, os
+sys.path.append(os.pardir)
+import numpy as np
+from dataset.mnist import load_mnist
+from two_layer_net import TwoLayerNet
+
+np.random.seed(4)
+(x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True)
+print("data", x_train.dtype, x_train.shape, t_train.dtype, t_train.shape)
+network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
+iters_num, train_size, batch_size, learning_rate = 30, x_train.shape[0], 100, 0.5
+iter_per_epoch = max(train_size / batch_size, 1)
+for i in range(iters_num):
+    batch_mask = np.random.choice(train_size, batch_size)
+    x_batch, t_batch = x_train[batch_mask], t_train[batch_mask]
+    grad = network.gradient(x_batch, t_batch)
+    for key in ("W1", "b1", "W2", "b2"):
+        network.params[key] -= learning_rate * grad[key]
+    print("loss:" + str(network.loss(x_batch, t_batch)))
+    if i % iter_per_epoch == 0:
+        print(network.accuracy(x_train, t_train), network.accuracy(x_test, t_test))
+print("final:", network.accuracy(x_test, t_test))
