@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def sample_weights() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(3)
     sizes = (784, 50, 100, 10)
     weights = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+    for i, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
         weights[f"W{i}"] = rng.standard_normal((fan_in, fan_out)) * 0.1
         weights[f"b{i}"] = rng.standard_normal(fan_out) * 0.01
     return weights
