@@ -150,3 +150,29 @@ def test_ch07_convnet_trains_saves_and_loads_as_the_books(tmp_path):
         params = pickle.load(handle)
     assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     assert params["W1"].shape == (8, 1, 5, 5) and params["W1"].dtype == np.float64
+
+
+def test_ch08_deep_network_with_the_books_dropout_masks(tmp_path):
+    # DeepConvNet's loss runs a training forward: each step draws four dropout masks from
+    # NumPy's global generator, between the batches, in the book's order
+    book, ours = both(tmp_path, "ch08/train_deepnet.py")
+    assert_same_numbers(book, ours)
+    assert len(losses(ours, "train loss:")) == 4
+    with open(tmp_path / "ours" / "ch08" / "deep_convnet_params.pkl", "rb") as handle:
+        assert sorted(pickle.load(handle)) == sorted(f"{p}{i}" for p in "Wb" for i in range(1, 9))
+
+
+def test_book_layers_keeps_the_books_network_classes(tmp_path):
+    # --book-layers: the checkout's own simple_convnet.py, on chainrule's common.layers
+    root = fresh_checkout(tmp_path / "layers")
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "run", "--dataset", "mnist-5k", "--book-layers",
+         "train_convnet.py"],
+        cwd=root / "ch07", env={**os.environ, "BOOK_MNIST_NPZ": str(MNIST_5K)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "simple_convnet" not in done.stderr.splitlines()[0]
+    assert "multi_layer_net" not in done.stderr.splitlines()[0]
+    book = run_script(fresh_checkout(tmp_path / "book"), "ch07/train_convnet.py", chainrule=False)
+    assert_same_numbers(book.stdout, done.stdout)

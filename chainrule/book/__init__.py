@@ -28,6 +28,7 @@ STAND_INS = {
     "dataset.mnist": "chainrule.book.mnist",
     "two_layer_net": "chainrule.book.two_layer_net",
     "simple_convnet": "chainrule.book.simple_convnet",
+    "deep_convnet": "chainrule.book.deep_convnet",
 }
 
 # A chapter-local module name means different networks in different chapters (ch04's

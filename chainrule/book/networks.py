@@ -32,7 +32,7 @@ from chainrule.init import init_std
 from chainrule.layers import BatchNormalization, Dropout
 from chainrule.safepickle import read_params
 
-__all__ = ["MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "TwoLayerNet"]
+__all__ = ["DeepConvNet", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "TwoLayerNet"]
 
 
 def draw_book_weights(params: dict[str, np.ndarray], draws: Iterable[tuple[str, float]]) -> None:
@@ -157,6 +157,55 @@ class SimpleConvNet(_networks.SimpleConvNet):
         fan_ins = (channels * size * size, len(self.params["W2"]), hidden_size)
         draws = [(f"W{i}", init_std(weight_init_std, n)) for i, n in enumerate(fan_ins, 1)]
         draw_book_weights(self.params, draws)
+
+    def loss(self, x: Any, t: Any) -> Any:
+        super().loss(x, t)
+        return cross_entropy_error(self.last_layer.y, t)
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Write ``params`` as the book does: a pickle of the dict of arrays."""
+        save_book_params(self.params, file_name)
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Read the book's pickle (safely) or a chainrule checkpoint into ``params``."""
+        load_book_params(self.params, file_name)
+
+
+_BOOK_DEEP_CONV = (
+    {"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 32, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 32, "filter_size": 3, "pad": 2, "stride": 1},
+    {"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+    {"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+)
+
+
+class DeepConvNet(_networks.DeepConvNet):
+    """The book's ``DeepConvNet`` (``ch08/deep_convnet.py``)."""
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (1, 28, 28),
+        conv_param_1: dict[str, int] = _BOOK_DEEP_CONV[0],
+        conv_param_2: dict[str, int] = _BOOK_DEEP_CONV[1],
+        conv_param_3: dict[str, int] = _BOOK_DEEP_CONV[2],
+        conv_param_4: dict[str, int] = _BOOK_DEEP_CONV[3],
+        conv_param_5: dict[str, int] = _BOOK_DEEP_CONV[4],
+        conv_param_6: dict[str, int] = _BOOK_DEEP_CONV[5],
+        hidden_size: int = 50,
+        output_size: int = 10,
+    ) -> None:
+        convs = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)
+        super().__init__(input_dim, *convs, hidden_size, output_size, dtype=np.float64)
+        # He's scale by each weight's fan-in, as the book's list of them for its sizes
+        fan_ins = [self.params[f"W{i}"][0].size for i in range(1, 7)]
+        fan_ins += [len(self.params["W7"]), hidden_size]
+        draw_book_weights(
+            self.params, [(f"W{i}", init_std("he", n)) for i, n in enumerate(fan_ins, 1)]
+        )
+        for layer in self._dropouts():
+            layer.rng = GLOBAL_GENERATOR
 
     def loss(self, x: Any, t: Any) -> Any:
         super().loss(x, t)
