@@ -6,9 +6,9 @@ running anything the file names.
 ``ch07/params.pkl``, ``ch08/deep_convnet_params.pkl``) and its ``save_params`` writes
 them so. :func:`load_arrays` reads such a file with an unpickler that knows only the
 globals a pickled array needs: NumPy's ``_reconstruct``, ``_frombuffer`` (protocol 5),
-``scalar``, ``ndarray`` and ``dtype``, ``_codecs.encode`` (bytes at protocol 0-2) and
-``collections.OrderedDict``, under the module names NumPy 1 and 2 write. Any other
-global is refused, naming it, before anything runs.
+``scalar``, ``ndarray`` and ``dtype``; ``_codecs.encode`` and an empty ``bytes()`` (how
+protocols 0-2 write bytes); ``collections.OrderedDict``; under the module names NumPy 1
+and 2 write. Any other global is refused, naming it, before anything runs.
 
 Even those few are not NumPy's own functions: each is a stand-in here that checks its
 arguments and builds the array from the raw bytes with ``np.frombuffer``, so no NumPy
@@ -166,6 +166,12 @@ def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin-1")
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    if args:  # protocols 0-2 write empty bytes as bytes(), the rest through _codecs
+        raise _fail("bytes() is allowed only empty")
+    return b""
+
+
 def _ordered_dict(*items: Any) -> dict[Any, Any]:
     if items:  # OrderedDict's pickle is OrderedDict() and then SETITEMS
         raise _fail("OrderedDict is built empty by its pickle")
@@ -180,6 +186,8 @@ def _allowed() -> dict[tuple[str, str], _Global]:
         table[(f"{core}.numeric", "_frombuffer")] = _Global("_frombuffer", _frombuffer)
     table[("numpy", "dtype")] = _Global("numpy.dtype", _DType)
     table[("_codecs", "encode")] = _Global("_codecs.encode", _latin1)
+    for builtins in ("builtins", "__builtin__"):  # Python 3 and 2
+        table[(builtins, "bytes")] = _Global("bytes", _empty_bytes)
     table[("collections", "OrderedDict")] = _Global("OrderedDict", _ordered_dict)
     return table
 
