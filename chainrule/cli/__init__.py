@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chainrule import __version__
-from chainrule.cli import checks, pictures, run, search, training
+from chainrule.cli import checks, convert, mistakes, pictures, run, search, training
 from chainrule.cli.args import PROG
 from chainrule.errors import ChainruleError
 
@@ -93,6 +93,8 @@ def build_parser() -> _Parser:
     pictures.add_parsers(commands)
     search.add_parser(commands)
     run.add_parser(commands)
+    convert.add_parser(commands)
+    mistakes.add_parser(commands)
 
     bench = commands.add_parser(
         "bench",

@@ -620,6 +620,10 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     checkpoint = load_checkpoint(args.checkpoint)
     net = _restore_network(checkpoint, args.checkpoint)
     dataset = args.dataset or checkpoint.meta.get("train", {}).get("dataset", "mnist-5k")
+    if args.dtype == "float16":  # the book's half_float_network.py
+        from chainrule.cli.mistakes import half_float_report, test_data
+
+        return half_float_report(net, *test_data(net, dataset, args.data_dir, args.quiet), dataset)
     (x_train, t_train), (x_test, t_test) = _load_data(
         dataset, args.data_dir, args.quiet, flatten=not _is_convnet(net)
     )
@@ -791,4 +795,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--data-dir", metavar="DIR")
     evaluate.add_argument("--quiet", action="store_true", help="no download progress bar")
+    evaluate.add_argument(
+        "--dtype", choices=("float16",), help="float16: test accuracy with the weights rounded"
+    )
     evaluate.set_defaults(run=cmd_evaluate)
