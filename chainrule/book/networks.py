@@ -159,7 +159,11 @@ class SimpleConvNet(_networks.SimpleConvNet):
         draw_book_weights(self.params, draws)
 
     def loss(self, x: Any, t: Any) -> Any:
-        super().loss(x, t)
+        # The scores by the training step's forward pass where it has one (the book's
+        # Trainer takes a loss after every step: through the layers it cost more than the
+        # step); the last layer still sees them, as backward by the layers needs.
+        scores = getattr(self, "predict_fast", self.predict)(x)
+        self.last_layer.forward(scores, t)
         return cross_entropy_error(self.last_layer.y, t)
 
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
