@@ -158,13 +158,22 @@ class SimpleConvNet(_networks.SimpleConvNet):
         draws = [(f"W{i}", init_std(weight_init_std, n)) for i, n in enumerate(fan_ins, 1)]
         draw_book_weights(self.params, draws)
 
+    _by_layers = False  # True while a backward through the layers follows the loss
+
     def loss(self, x: Any, t: Any) -> Any:
         # The scores by the training step's forward pass where it has one (the book's
         # Trainer takes a loss after every step: through the layers it cost more than the
-        # step); the last layer still sees them, as backward by the layers needs.
-        scores = getattr(self, "predict_fast", self.predict)(x)
-        self.last_layer.forward(scores, t)
+        # step), unless a backward through the layers needs their forward.
+        predict = self.predict if self._by_layers else getattr(self, "predict_fast", self.predict)
+        self.last_layer.forward(predict(x), t)
         return cross_entropy_error(self.last_layer.y, t)
+
+    def loss_and_gradient_by_layers(self, x: Any, t: Any, *, dout: float = 1.0) -> Any:
+        self._by_layers = True
+        try:
+            return super().loss_and_gradient_by_layers(x, t, dout=dout)
+        finally:
+            self._by_layers = False
 
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
         """Write ``params`` as the book does: a pickle of the dict of arrays."""
