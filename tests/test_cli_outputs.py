@@ -1,6 +1,8 @@
 """Output paths (--plot, --save, --json, -o) are checked before any work starts."""
 
+import errno
 import os
+import subprocess
 import sys
 
 import pytest
@@ -93,3 +95,42 @@ def test_atomic_write_names_the_callers_path_not_its_temporary_file(tmp_path):
         handle.write(b"never")
     assert ".tmp" not in str(info.value) and str(tmp_path / "c.png") in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary file left
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "run.npz"
+    target.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the disk fills as the data reaches it
+    with pytest.raises(OSError) as info, atomic_write(target) as handle:
+        handle.write(b"new")
+    assert info.value.errno == errno.ENOSPC
+    assert str(info.value) == f"[Errno 28] {os.strerror(errno.ENOSPC)}: '{target}'"
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids in temporary names: POSIX")
+def test_stale_temporaries_of_the_target_are_removed_and_live_ones_kept(tmp_path):
+    target = tmp_path / "run.npz"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    stale = [
+        tmp_path / f".run.npz.{int(ended.stdout)}-0123456789ab.tmp",  # its writer has ended
+        tmp_path / ".run.npz.0123456789ab.tmp",  # an older chainrule's name: no process id
+    ]
+    kept = [
+        tmp_path / f".run.npz.{os.getpid()}-0123456789ab.tmp",  # a writer still running
+        tmp_path / ".other.npz.0123456789ab.tmp",  # another target's
+        tmp_path / "notes.tmp",
+    ]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    with atomic_write(target) as handle:
+        handle.write(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name] + [p.name for p in kept]
+    )
