@@ -311,3 +311,24 @@ def test_a_description_nested_200000_deep_is_one_line(trained, tmp_path, capsys)
             archive.writestr(name, data)
     assert main(["evaluate", str(bad)]) == 1
     assert "nested too deeply" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        "TwoLayerNet(784, 7, 10)",
+        "MultiLayerNet(12, [5, 4, 3], 6)",
+        "MultiLayerNetExtend(12, [5, 4], 3, use_batchnorm=True, use_dropout=True)",
+        "MultiLayerNetExtend(12, [5], 3)",
+        "SimpleConvNet((1, 28, 28))",
+        "SimpleConvNet((3, 13, 11), {'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 2})",
+    ],
+)
+def test_the_shapes_a_description_implies_are_the_networks_own(network):
+    from chainrule import networks
+    from chainrule.cli.description import check_description, parameter_shapes
+
+    net = eval(network, vars(networks))
+    check_description({"network": net.config()}, "net.npz")
+    shapes = {name: value.shape for name, value in net.params.items()}
+    assert parameter_shapes(net.config()) == shapes
