@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from chainrule.errors import ArgumentError, CheckpointError
+from chainrule.errors import ArgumentError, CheckpointError, DTypeError
 from chainrule.fileio import atomic_write
 
 __all__ = [
@@ -183,7 +183,7 @@ def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[
             raise ArgumentError(f"{what} keys must be non-empty str, got {name!r}")
         arr = np.asarray(value)
         if not _plain_numeric(arr.dtype):
-            raise TypeError(
+            raise DTypeError(
                 f"{what}[{name!r}] has dtype {arr.dtype}; a checkpoint stores plain "
                 "numeric arrays only (no object, string or structured arrays)"
             )

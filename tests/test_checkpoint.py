@@ -21,7 +21,7 @@ from chainrule.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from chainrule.errors import CheckpointError
+from chainrule.errors import ArgumentError, CheckpointError, DTypeError
 from chainrule.optim import Adam, Momentum
 
 
@@ -537,3 +537,17 @@ def test_an_error_about_many_members_stays_one_short_line(tmp_path):
     with pytest.raises(CheckpointError, match="and 5995 more") as info:
         load_checkpoint(many, expected_params=lambda meta: expected)
     assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"step": -1}, ArgumentError),
+        ({"params": {"": np.ones(1)}}, ArgumentError),
+        ({"params": {"W": np.array(["a"])}}, DTypeError),
+    ],
+)
+def test_bad_save_arguments_raise_chainrules_own_errors(tmp_path, kwargs, error):
+    args = {"params": {"W": np.ones(2)}, **kwargs}
+    with pytest.raises(error):
+        save_checkpoint(tmp_path / "x.npz", args.pop("params"), **args)

@@ -531,3 +531,10 @@ def test_real_mnist(raw5k) -> None:
     (x5, t5), (xt5, tt5) = raw5k
     for rows, labels in ((x5, t5), (xt5, tt5)):
         assert all(index.get(r.tobytes()) == lab for r, lab in zip(rows, labels, strict=True))
+
+
+def test_an_unknown_dataset_is_an_argument_error() -> None:
+    from chainrule.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="unknown dataset 'mnist-6k'"):
+        dataset_info("mnist-6k")

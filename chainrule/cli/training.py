@@ -21,7 +21,7 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
-from chainrule.errors import CheckpointError, TrainingError
+from chainrule.errors import ArgumentError, CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -574,7 +574,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     steps_per_epoch = iters_per_epoch(len(x_train), batch)
     total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
     if start_step >= total:
-        raise ValueError(
+        raise ArgumentError(
             f"{args.resume} is already at step {start_step} of {total}; "
             "pass a larger --epochs or --iters to train on"
         )
