@@ -2,8 +2,10 @@
 
 import errno
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +136,16 @@ def test_stale_temporaries_of_the_target_are_removed_and_live_ones_kept(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [target.name] + [p.name for p in kept]
     )
+
+
+def test_the_readmes_example_commands_overwrite_no_tracked_file():
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = set(listed.stdout.split())
+    blocks = re.findall(r"```sh\n(.*?)```", (root / "README.md").read_text("utf-8"), re.S)
+    flags = r"(?:-o|--plot|--save|--json|--results)"
+    written = re.findall(rf"(?:^|\s){flags}\s+(\S+)", "\n".join(blocks))
+    assert "training-curve.png" in written  # the pattern finds what the examples write
+    assert [path for path in written if path in tracked] == []
