@@ -202,6 +202,15 @@ _NPY_PREFIX_BYTES = 16 * 1024
 _MAX_SCALAR_BYTES = 1024  # format_version and step are 0-d integers
 _QUOTE_CHARS = 200  # an error quotes at most this much of what it found
 
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes; where the OS does not say, a terabyte."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
 #: ``expected_params(meta)``: the parameters (name -> (shape, dtype)) that a description
 #: implies, checked against the members' headers before any array is inflated.
 ExpectedParams = Callable[[dict[str, Any]], Mapping[str, tuple[tuple[int, ...], np.dtype]]]
@@ -228,7 +237,8 @@ def load_checkpoint(
     """Read a checkpoint written by ``save_checkpoint`` (never unpickles anything).
 
     Nothing is inflated before it is checked: every member's ``.npy`` header (shape and
-    dtype) is read first and must agree with the size the zip declares; the description
+    dtype) is read first and must agree with the size the zip declares, and together the
+    arrays must fit in half the machine's memory; the description
     (``meta_json``) is read only up to ``MAX_META_BYTES``; and with ``expected_params``,
     the parameters the description implies must match the stored headers before any
     parameter is read. So a small file cannot make the loader allocate much more than
@@ -264,6 +274,12 @@ def load_checkpoint(
             raise fail(f"not a readable .npz file ({_describe(exc)})") from exc
         with archive:
             members = _member_headers(archive, fail)
+            declared = sum(member.nbytes for member in members.values())
+            if declared > physical_memory() // 2:  # whoever asks what it holds
+                raise fail(
+                    f"its arrays declare {declared:,} bytes, more than half of this "
+                    "machine's memory; refused before reading them"
+                )
             version = _int_scalar(archive, members, "format_version", fail)
             if version == 1:  # its rng_json is skipped unread (see the module's docstring)
                 members.pop(_RETIRED_IN_VERSION_2, None)

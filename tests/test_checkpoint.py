@@ -551,3 +551,14 @@ def test_bad_save_arguments_raise_chainrules_own_errors(tmp_path, kwargs, error)
     args = {"params": {"W": np.ones(2)}, **kwargs}
     with pytest.raises(error):
         save_checkpoint(tmp_path / "x.npz", args.pop("params"), **args)
+
+
+def test_arrays_declaring_more_than_half_the_memory_are_refused_unread(tmp_path, monkeypatch):
+    import chainrule.checkpoint as checkpoint_module
+
+    bomb = tmp_path / "bomb.npz"
+    write_zip(bomb, [*small_members(), ("param/W1.npy", npy_bytes((1024, 1024), "<f8"))])
+    assert load_checkpoint(bomb).params["W1"].shape == (1024, 1024)
+    monkeypatch.setattr(checkpoint_module, "physical_memory", lambda: 8 * 2**20)  # 8 MiB
+    with pytest.raises(CheckpointError, match=r"declare 8,388,6\d\d bytes, more than half"):
+        load_checkpoint(bomb)

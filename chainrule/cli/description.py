@@ -12,12 +12,12 @@ weights could not fill.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from chainrule.checkpoint import physical_memory
 from chainrule.errors import CheckpointError
 
 __all__ = [
@@ -320,21 +320,13 @@ def parameter_shapes(network: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _memory_bytes() -> int:
-    """The machine's physical memory; where the OS does not say, a terabyte."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return 2**40
-
-
 def network_too_large(network: Mapping[str, Any]) -> str | None:
     """Why the network a (checked) config describes cannot be trained here, or None."""
     if network["network"] == "TwoLayerNet" and len(network["hidden_size_list"]) != 1:
         return "a TwoLayerNet has exactly one hidden layer"
     values = sum(math.prod(shape) for shape in parameter_shapes(network).values())
     needed = values * np.dtype(network["dtype"]).itemsize * COPIES_WHILE_TRAINING
-    memory = _memory_bytes()
+    memory = physical_memory()
     if needed > memory:
         return (
             f"its {values:,} parameters would take about {needed / 2**30:,.1f} GiB while "
