@@ -42,11 +42,12 @@ from chainrule.formatting import (
     describe,
     format_number,
     format_shape,
+    is_matrix,
     is_scalar,
     is_short,
     summarize,
 )
-from chainrule.graph import Graph, Node, Value
+from chainrule.graph import Graph, Node, Value, as_graph
 from chainrule.messages import display_width, message, pad
 
 __all__ = [
@@ -118,6 +119,42 @@ def _row(label: str, text: str) -> str:
     return _wrapped(f"    {pad(label, LABEL_WIDTH)} {text}", _INDENT + "  ")
 
 
+# A small matrix as summarize writes it on one line, [[1, 2], [3, 4]]: two rows or more.
+_MATRIX = re.compile(r"\[(\[[^\[\]]*\](?:, \[[^\[\]]*\])+)\]")
+
+
+def stack_matrices(text: str) -> str:
+    """``text`` with each line's last small matrix written row under row, as NumPy
+    prints one, the rows under the first::
+
+        X = (2×2) [[1, 2],
+                   [3, 4]]
+    """
+    lines = []
+    for line in text.split("\n"):
+        found = list(_MATRIX.finditer(line))
+        if not found:
+            lines.append(line)
+            continue
+        matrix = found[-1]
+        rows = re.findall(r"\[[^\[\]]*\]", matrix.group(1))
+        head, tail = line[: matrix.start()], line[matrix.end() :]
+        indent = " " * (display_width(_ANSI.sub("", head)) + 1)
+        lines.append(f"{head}[{rows[0]},")
+        lines += [f"{indent}{row}," for row in rows[1:-1]]
+        lines.append(f"{indent}{rows[-1]}]{tail}")
+    return "\n".join(lines)
+
+
+# A name with an operator in it (X · W) is written in parentheses after ∂: ∂L/∂(X · W).
+_OPERATOR = re.compile(r"[·×+−*/@^]| - ")
+
+
+def partial(name: str) -> str:
+    """``∂`` and ``name``, in parentheses where it holds an operator: ``∂(X · W)``."""
+    return f"∂({name})" if _OPERATOR.search(name) else f"∂{name}"
+
+
 def _shape_note(x: Any) -> str:
     """`` (2×50)`` after the name of an array; nothing after a scalar's."""
     return "" if x is None or is_scalar(x) else f" ({format_shape(np.shape(x))})"
@@ -181,20 +218,29 @@ class _Letters:
 
     A node writes its rule in its own letters (MulLayer's ``z = x · y``). Where the graph
     names another value with one of them (the learner's ``y`` is this node's input ``x``),
-    the letter gets a prime here (``x′``), in every formula of the node's block.
+    the letter gets a prime here (``x′``), in every formula of the node's block, and
+    :meth:`where` says which value of the graph each primed letter stands for.
     """
 
     def __init__(self, node: Node, names: dict[str, Value]) -> None:
-        own = dict(zip(node.input_letters, node.inputs))
-        own[node.output_letter] = node.output
+        own = {node.output_letter: node.output, **dict(zip(node.input_letters, node.inputs))}
         self.primes = {
             letter: letter + "′"
             for letter, value in own.items()
             if names.get(letter, value) is not value
         }
+        self.stands_for = {self.primes[k]: v for k, v in own.items() if k in self.primes}
         self.node = node
         self.input_letters = tuple(self.primes.get(x, x) for x in node.input_letters)
         self.output_letter = self.primes.get(node.output_letter, node.output_letter)
+
+    def where(self, name_of: Any, lang: str = "en") -> str:
+        """``y′ is v₂, x′ is v₁``: the value each primed letter stands for, by ``name_of``;
+        empty where no letter has a prime."""
+        return ", ".join(
+            message("stands_for", lang, letter=letter, name=name_of(value))
+            for letter, value in self.stands_for.items()
+        )
 
     def __call__(self, text: str) -> str:
         """``text`` with each clashing letter primed, where it stands alone (not the x of
@@ -249,9 +295,12 @@ def _first_row(lhs: str, grad: Any, style: _Style) -> list[str]:
 class _Trace:
     """The text of one backpropagated graph, built from what the graph recorded."""
 
-    def __init__(self, graph: Graph, style: _Style) -> None:
+    def __init__(self, graph: Graph, style: _Style, who: str = "explain") -> None:
         if graph.seed is None:
-            raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
+            raise StateError(
+                f"{who}: the graph has no gradients yet; call graph.backward(output), or "
+                "pass (graph, loss) as net.record(x, t) returns it"
+            )
         self.graph, self.style, self.top = graph, style, graph.seed
         loss = self.top.node is not None and self.top.node.is_loss
         # A gradient other than ones arrives from a loss further on (the book's dY).
@@ -300,7 +349,7 @@ class _Trace:
         """``price = apple price × tax = 200 × 1.1 = 220``; arrays by shape and summary."""
         expression = _expression(node, [self.name(v) for v in node.inputs])
         text = _assignment(self.name(node.output), expression)
-        if all(is_short(v.data) for v in node.inputs):
+        if all(np.ndim(v.data) <= 1 and is_short(v.data) for v in node.inputs):
             text += f" = {_expression(node, [summarize(v.data) for v in node.inputs])}"
         return f"{text} = {describe(node.output.data)}"
 
@@ -314,9 +363,10 @@ class _Trace:
             self.style.head(say("backward", n=len(self.ran), s=plural, top=self.name(self.top))),
             *say("backward_note").splitlines(),
             "",
-            f"{say('start')}: ∂{self.out}/∂{self.name(self.top)} = "
-            + self.style.grad(describe(self.top.grad)),
+            f"{say('start')}: {self.start()}",
         ]
+        if any(_Letters(node, self.names).primes for node in self.ran):
+            lines[-2:-2] = say("primes_note").splitlines()
         for step, node in enumerate(self.ran, start=1):
             lines += ["", *self.step(step, node)]
         skipped = len(self.graph.nodes) - len(self.ran)
@@ -325,18 +375,27 @@ class _Trace:
             lines += ["", say("skipped", n=skipped, s=plural, verb=verb, top=self.top.name)]
         return lines + self._input_gradients() + self._param_gradients()
 
+    def start(self) -> str:
+        """``∂L/∂Y = …``: the gradient backward started with."""
+        derivative = f"{partial(self.out)}/{partial(self.name(self.top))}"
+        return f"{derivative} = {self.style.grad(describe(self.top.grad))}"
+
     def step(self, step: int, node: Node) -> list[str]:
-        """The block of one node of the backward pass: its heading, the gradient arriving,
-        its local derivatives, and what it passes to each input and parameter."""
+        """The block of one node of the backward pass: its heading, which value each primed
+        letter stands for, the gradient arriving, its local derivatives, and what it
+        passes to each input and parameter."""
         letters = _Letters(node, self.names)
-        return [
+        where = letters.where(self.name, self.style.lang)
+        lines = [
             self.style.head(self._heading(step, node, letters)),
+            *([_row(self.style.say("where"), where)] if where else []),
             _row(self.style.say("arriving"), self._arriving(node)),
             *self._local_rows(node, letters),
             *self._input_rows(node, letters),
             *self._param_rows(node, letters),
             *self._fan_out_notes(node),
         ]
+        return stack_matrices("\n".join(lines)).split("\n")
 
     def _heading(self, step: int, node: Node, letters: _Letters) -> str:
         """``[1] price = apple price × tax        MulLayer: z = x · y``."""
@@ -348,7 +407,7 @@ class _Trace:
 
     def _arriving(self, node: Node) -> str:
         """``dout = ∂price/∂all price = 1.1``, or the sum where the output feeds several nodes."""
-        text = f"dout = ∂{self.out}/∂{self.name(node.output)} = "
+        text = f"dout = {partial(self.out)}/{partial(self.name(node.output))} = "
         parts = self.grads_of(node.output)
         if len(parts) > 1:
             total = _sum_text(parts, node.output.grad, self.style)
@@ -373,7 +432,7 @@ class _Trace:
         if all(formula == "1" for formula, x in zip(node.local, node.inputs) if not x.constant):
             terms[-1] += "   " + self.style.say("passes")
         one_row = _row(label, "    ".join(terms))
-        if "\n" not in one_row:
+        if "\n" not in one_row and not any(is_matrix(v) for v in values if v is not None):
             return [one_row]
         return [_row(label if i == 0 else "", term) for i, term in enumerate(terms)]
 
@@ -472,14 +531,14 @@ class _Trace:
         if not leaves:
             return []
         lines = ["", self.style.head(self.style.say("input_grads", out=self.out))]
-        width = max(display_width(v.name) for v in leaves)
+        width = max(display_width(partial(v.name)) for v in leaves)
         for value in leaves:
             parts = self.grads_of(value)
             if len(parts) > 1:
                 text = _sum_text(parts, value.grad, self.style)
             else:
                 text = self.style.grad(describe(value.grad))
-            lines.append(f"    ∂{self.out}/∂{pad(value.name, width)}  {text}")
+            lines.append(f"    {partial(self.out)}/{pad(partial(value.name), width)}  {text}")
         return lines
 
     def _param_gradients(self) -> list[str]:
@@ -497,27 +556,6 @@ class _Trace:
             self.style.head(self.style.say("param_grads")),
             *(f"    {label:<{width}}  {self.style.grad(summarize(g))}" for label, g in rows),
         ]
-
-
-def _backpropagated(recorded: Graph | Value | tuple[Graph, Value]) -> Graph:
-    """The graph of ``recorded``: a graph as it is; for a value, or ``(graph, loss)`` as
-    ``net.record(x, t)`` returns it, its graph after a backward from that value."""
-    if isinstance(recorded, tuple) and len(recorded) == 2:
-        graph, output = recorded
-        if not (isinstance(graph, Graph) and isinstance(output, Value)):
-            raise TypeError(
-                "explain takes a Graph, a Value, or (graph, output) as net.record gives"
-            )
-        if output.graph is not graph:
-            raise StateError(f"explain: {output.name!r} is not a value of that graph")
-        recorded = output
-    if isinstance(recorded, Value):
-        if recorded.graph.seed is not recorded:
-            recorded.backward()
-        return recorded.graph
-    if not isinstance(recorded, Graph):
-        raise TypeError(f"explain takes a Graph or a Value, got {type(recorded).__name__}")
-    return recorded
 
 
 def explain(
@@ -547,14 +585,14 @@ def explain(
     Raises:
         StateError: ``graph.backward`` has not run.
     """
-    graph = _backpropagated(recorded)
+    graph = as_graph(recorded, "explain")
 
     def text(style: _Style) -> str:
         trace = _Trace(graph, style)
         lines = [*trace.forward(), "", *trace.backward()]
         if same_as is not None:
             lines += ["", "", *trace.same_as(same_as)]
-        return "\n".join(lines) + "\n"
+        return stack_matrices("\n".join(lines)) + "\n"
 
     message("start", lang)  # an unknown language is an error before any work
     coloured = text(_Style(True, lang))

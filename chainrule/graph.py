@@ -44,7 +44,7 @@ from chainrule.formatting import format_shape, is_short, summarize
 from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
 from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
 
-__all__ = ["Graph", "Node", "Value"]
+__all__ = ["Graph", "Node", "Value", "as_graph"]
 
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -550,3 +550,26 @@ class Graph:
         inputs = [v.name for v in self.values if v.node is None and not v.constant]
         state = f"backward from {self.seed.name}" if self.seed is not None else "no backward yet"
         return f"<Graph of {len(self.nodes)} nodes; inputs {', '.join(inputs)}; {state}>"
+
+
+def as_graph(recorded: Graph | Value | tuple[Graph, Value], who: str) -> Graph:
+    """The graph of ``recorded``, for ``who`` (the function that asks, named in errors).
+
+    A graph is itself. A value, or ``(graph, loss)`` as a network's ``record(x, t)``
+    returns it, stands for its graph backpropagated from that value: the backward runs
+    here unless the graph's last one started there.
+    """
+    if isinstance(recorded, tuple) and len(recorded) == 2:
+        graph, output = recorded
+        if not (isinstance(graph, Graph) and isinstance(output, Value)):
+            raise TypeError(f"{who} takes a Graph, a Value, or (graph, output) as net.record gives")
+        if output.graph is not graph:
+            raise StateError(f"{who}: {output.name!r} is not a value of that graph")
+        recorded = output
+    if isinstance(recorded, Value):
+        if recorded.graph.seed is not recorded:
+            recorded.backward()
+        return recorded.graph
+    if not isinstance(recorded, Graph):
+        raise TypeError(f"{who} takes a Graph or a Value, got {type(recorded).__name__}")
+    return recorded

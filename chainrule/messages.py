@@ -44,7 +44,15 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "ko": "연쇄법칙: 각 노드는 상류에서 흘러온 미분(dout)에 국소적 미분을 곱해\n"
         "각 입력으로 흘려보냅니다. 여러 노드가 쓰는 값은 그 미분들의 합을 받습니다.",
     },
+    "primes_note": {
+        "en": "A letter with a prime (x′) is a node's own letter where the graph already has\n"
+        "a value of that name; the node's 'where' row says which value it stands for.",
+        "ko": "프라임(x′)이 붙은 문자는 그래프에 같은 이름의 다른 값이 있어 구별한 노드 자신의\n"
+        "문자입니다. 그 노드의 '여기서' 행이 어느 값을 가리키는지 알려 줍니다.",
+    },
     "start": {"en": "Start", "ko": "시작"},
+    "where": {"en": "where", "ko": "여기서"},
+    "stands_for": {"en": "{letter} is {name}", "ko": "{letter}: {name}"},
     "arriving": {"en": "gradient arriving", "ko": "상류의 미분"},
     "local": {"en": "local derivative", "ko": "국소적 미분"},
     "locals": {"en": "local derivatives", "ko": "국소적 미분"},
