@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import StateError
+from chainrule.errors import ArgumentError, StateError
 from chainrule.formatting import (
     describe,
     format_number,
@@ -676,6 +676,8 @@ def example_graph(
     activation: str = "relu",
     samples: int = 2,
     seed: int = 0,
+    inputs: dict[str, Any] | None = None,
+    lang: str = "en",
 ) -> Graph:
     """A backpropagated graph by name, one of :data:`EXAMPLE_NAMES`.
 
@@ -687,12 +689,17 @@ def example_graph(
     weights from ``seed``, on ``samples`` real MNIST digits (from the embedded set).
     ``"convnet"`` is the book's ``SimpleConvNet`` (chapter 7; float64, the book's 0.01
     initial scale, weights from ``seed``) on ``samples`` digits as 1×28×28 images.
+    ``inputs`` changes the book's examples' inputs by name (``{"apple": 120}``;
+    :func:`chainrule.examples.example_inputs` lists them); ``lang="ko"`` names the
+    shopping examples' values as the Korean edition does.
     """
-    from chainrule.examples import EXAMPLES
+    from chainrule.examples import EXAMPLES, build
     from chainrule.networks import MultiLayerNet, TwoLayerNet
 
     if name in EXAMPLES:
-        return EXAMPLES[name]()
+        return build(name, inputs, lang=lang)
+    if inputs:
+        raise ArgumentError(f"{name} has no inputs to change: it reads MNIST digits")
     if name not in EXAMPLE_NAMES:
         raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
     if samples < 1:
@@ -717,10 +724,18 @@ def example_graph(
     return network_graph(net, x, t)
 
 
-def explain_example(name: str, *, color: bool = False, lang: str = "en", **options: Any) -> Trace:
-    """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
-    primitive nodes ends with the book's fused layer on the same numbers."""
-    from chainrule.examples import FUSED
+def explain_example(
+    name: str,
+    *,
+    color: bool = False,
+    lang: str = "en",
+    inputs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Trace:
+    """:func:`explain` of :func:`example_graph` ``(name, inputs=inputs, **options)``; a
+    figure built from primitive nodes ends with the book's fused layer on the same numbers."""
+    from chainrule.examples import FUSED, build_fused
 
-    fused = FUSED[name]() if name in FUSED else None
-    return explain(example_graph(name, **options), color=color, same_as=fused, lang=lang)
+    graph = example_graph(name, inputs=inputs, lang=lang, **options)
+    fused = build_fused(name, inputs) if name in FUSED else None
+    return explain(graph, color=color, same_as=fused, lang=lang)

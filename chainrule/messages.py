@@ -104,14 +104,15 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "forward value above each arrow, gradient below it in red",
         "ko": "화살표 위는 순전파의 값, 아래 빨간색은 역전파의 미분",
     },
-    # Titles of the pictures of the examples
+    # Titles of the pictures of the examples; {name} shows the value of that name.
     "title_apple": {
-        "en": "Buying apples: 100 × 2 × 1.1 = 220",
-        "ko": "사과 쇼핑: 100 × 2 × 1.1 = 220",
+        "en": "Buying apples: {apple} × {apple count} × {tax} = {price}",
+        "ko": "사과 쇼핑: {사과} × {사과 개수} × {소비세} = {지불 금액}",
     },
     "title_apple-orange": {
-        "en": "Buying apples and oranges: (100 × 2 + 150 × 3) × 1.1 = 715",
-        "ko": "사과와 귤 쇼핑: (100 × 2 + 150 × 3) × 1.1 = 715",
+        "en": "Buying apples and oranges: ({apple} × {apple count} + {orange} × "
+        "{orange count}) × {tax} = {price}",
+        "ko": "사과와 귤 쇼핑: ({사과} × {사과 개수} + {귤} × {귤 개수}) × {소비세} = {지불 금액}",
     },
     "title_sigmoid": {
         "en": "Figure 5-19: the sigmoid y = 1 / (1 + exp(−x)) from ×(−1), exp, +1 and / nodes",
@@ -151,10 +152,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
 
 
 def message(key: str, lang: str = "en", **fields: object) -> str:
-    """The text of ``key`` in ``lang`` (``"en"`` or ``"ko"``), with ``fields`` filled in."""
+    """The text of ``key`` in ``lang`` (``"en"`` or ``"ko"``), with ``fields`` filled in
+    (given none, the text as it is: a picture's title names values in braces)."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
-    return _MESSAGES[key][lang].format(**fields)
+    text = _MESSAGES[key][lang]
+    return text.format(**fields) if fields else text  # a title keeps its {name} fields
 
 
 def display_width(text: str) -> int:
