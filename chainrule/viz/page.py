@@ -254,7 +254,7 @@ pre {{ background: #f6f6f6; padding: 0.6em; min-height: 7em; }}
 .hl ellipse, .hl polygon {{ fill: #ffe08a; stroke: #c07000; stroke-width: 2; }}
 .pending {{ visibility: hidden; }}
 /* A wide character (Hangul) takes two columns, as in a terminal, whatever the font. */
-.wide {{ display: inline-block; }}
+.wide {{ display: inline-block; width: 2ch; text-align: center; }}
 </style></head>
 <body>
 <div id="picture">{svg}</div>
@@ -303,18 +303,19 @@ const signed = (x) => (fmt(x).startsWith("-") ? "(" + fmt(x) + ")" : fmt(x));
 const WIDE_CHARS = "\\u1100-\\u115f\\u2e80-\\ua4cf\\uac00-\\ud7a3\\uf900-\\ufaff\\uff00-\\uff60";
 const WIDE = new RegExp("[" + WIDE_CHARS + "]");
 const width = (s) => [...s].reduce((w, c) => w + (WIDE.test(c) ? 2 : 1), 0);
-// Text in the pre, each run of wide characters in a box exactly two columns a character,
-// since a font's Hangul is rarely twice its Latin letters' width.
+// Text in the pre, each wide character in a box exactly two columns wide, since a
+// font's Hangul is rarely twice its Latin letters' width.
 function setColumns(element, text) {
   element.textContent = "";
   for (const part of text.split(new RegExp("([" + WIDE_CHARS + "]+)"))) {
     if (!part) continue;
     if (!WIDE.test(part)) { element.appendChild(document.createTextNode(part)); continue; }
-    const box = document.createElement("span");
-    box.className = "wide";
-    box.style.width = 2 * [...part].length + "ch";
-    box.textContent = part;
-    element.appendChild(box);
+    for (const char of part) {
+      const box = document.createElement("span");
+      box.className = "wide";
+      box.textContent = char;
+      element.appendChild(box);
+    }
   }
 }
 const row = (label, text) =>
