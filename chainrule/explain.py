@@ -104,8 +104,10 @@ _INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 def _wrapped(line: str, indent: str) -> str:
     """``line``, or if wider than 100 columns, broken before its last ``=`` (the result),
-    and before its last ``·`` when what is left is still too wide."""
-    if display_width(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
+    and before its last ``·`` when what is left is still too wide. A small matrix counts
+    as wide as its rows will be (:func:`stack_matrices`)."""
+    stacked = stack_matrices(line).split("\n")
+    if max(display_width(_ANSI.sub("", part)) for part in stacked) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
     if display_width(_ANSI.sub("", head)) > _WIDTH and " · " in head:  # a long product too
