@@ -349,3 +349,20 @@ def test_the_korean_rows_line_up_in_the_browser(browser, tmp_path):
     columns = [browser.execute_script(COLUMN, marker) for marker in ("dout =", "∂z/∂x′", "dx′ =")]
     assert None not in columns and max(columns) - min(columns) < 1, columns
     browser.save_screenshot(str(tmp_path / "korean.png"))
+
+
+def test_a_page_of_non_finite_numbers_runs_and_recomputes(browser, tmp_path):
+    g = Graph()
+    x = g.input(float("nan"), "x")
+    with np.errstate(all="ignore"):
+        y = (x.exp() + g.input(1000.0, "big").exp()).named("y")
+        y.backward()
+    open_page(browser, tmp_path, g, "non-finite")
+    assert browser.get_log("browser") == []  # JSON.parse read the page's data
+    index = g.values.index(y)
+    assert svg_value(browser, index) == "nan"
+    box = browser.find_element("id", "input-0")
+    box.clear()
+    box.send_keys("0")
+    assert svg_value(browser, index) == "inf"  # exp(0) + exp(1000), as NumPy gives it
+    assert svg_value(browser, 0, gradient=True) == "1"  # dy/dx = exp(0)

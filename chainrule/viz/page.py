@@ -109,7 +109,7 @@ def _page_data(graph: Graph, labels: dict[str, str], lang: str, who: str) -> dic
                 "inputs": inputs,
                 "forward": forward,
                 "local": list(local_rules),
-                "k": _number(getattr(node.layer, "k", None)),
+                "k": _number(getattr(node.layer, "k", None)) if live else None,
                 "step": order.get(node),
                 "heading": trace._heading(order.get(node, 0) + 1, node, letters),
                 "expression": _assignment(
