@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chainrule.errors import ArgumentError
 from chainrule.fileio import atomic_write
 from chainrule.viz.curves import FORMATS
 
@@ -40,7 +41,7 @@ def plot_search(
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+        raise ArgumentError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
     from matplotlib.figure import Figure
 
     shown = records[:top]
