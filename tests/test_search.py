@@ -360,3 +360,26 @@ def test_the_lock_removes_the_empty_file_it_created(tmp_path):
     with results_lock(path):
         assert path.is_file()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7])
+def test_the_plots_epoch_axis_has_whole_epochs_only(epochs, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from chainrule.viz.search import _figure, plot_search
+
+    curve = [0.1 * (e + 1) for e in range(epochs)]
+    records = [
+        {**record(n, curve[-1]), "val_accuracies": curve, "train_accuracies": curve}
+        for n in range(3)
+    ]
+    figure = _figure(records, 20, [], "")
+    FigureCanvasAgg(figure).draw()  # the ticks of the laid-out panels, as saved
+    for ax in figure.axes[:3]:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        if epochs == 1:  # a line of one point is invisible: its points are drawn
+            assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
+    assert plot_search(records, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
