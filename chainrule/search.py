@@ -554,8 +554,8 @@ def results_lock(path: str | os.PathLike[str]) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SearchError(
-                    f"{path} is in use by another search, which runs the same trials: wait "
-                    "for it to end, or give another results file"
+                    f"{path} is in use by another search (two would run each trial twice): "
+                    "wait for it to end, or give another results file"
                 ) from None
         _HELD.add(key)
         try:

@@ -351,7 +351,15 @@ def _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial) -> 
                     from chainrule.search import check_workers
 
                     threads = check_workers(client)
-                    say(f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time")
+                    plain = args.scheduler.startswith("tcp://")
+                    say(
+                        f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time"
+                        + (
+                            " (plain tcp://: whoever reaches it can run code on its workers)"
+                            if plain
+                            else ""
+                        )
+                    )
                 else:
                     say(f"engine: Dask, {workers} worker processes on this machine (TLS)")
                 # Each trial holds BLAS to one thread: N worker processes × 1 thread keep N
