@@ -12,10 +12,12 @@ This module does the same, for any of ``chainrule train``'s hyperparameters:
 * :func:`run_trial` trains one trial and returns its record (the settings, the final and
   per-epoch validation accuracy, the time);
 * a results file of JSON lines, one record per finished trial (:func:`read_results`,
-  :func:`append_result`), makes a search resumable: trials already in it are not run again;
+  which checks every record, :func:`append_result`), makes a search resumable: trials
+  already in it are not run again; :func:`results_lock` keeps it to one search at a time;
 * :func:`run_search` runs the trials left, one after another in this process, or in
-  parallel on a Dask cluster (:func:`dask_client`: worker processes on this machine, or a
-  scheduler's workers anywhere), and :func:`rank` orders the records, best first.
+  parallel on a Dask cluster (:func:`dask_client`: worker processes on this machine,
+  behind TLS, or a scheduler's workers anywhere, every wait on it bounded), and
+  :func:`rank` orders the records, best first.
 
 Like :func:`chainrule.train.fit`, nothing here prints: :func:`run_search` reports each
 finished trial through ``on_trial``. Dask (the ``search`` extra) is imported only when a

@@ -221,6 +221,17 @@ def refuses_a_stranger(address):
             return True
 
 
+def http_status(port, route):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", route)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def test_the_local_cluster_listens_on_127_0_0_1_only_speaks_tls_and_keeps_trials_fast(tmp_path):
     import os
 
@@ -250,6 +261,13 @@ def test_the_local_cluster_listens_on_127_0_0_1_only_speaks_tls_and_keeps_trials
         servers = [scheduler, *workers, *(w["nanny"] for w in workers.values())]
         assert len(servers) == 5 and all(a.startswith("tls://127.0.0.1:") for a in servers)
         assert all(refuses_a_stranger(address) for address in servers)
+        # The HTTP servers left (health checks) tell a stranger nothing of the trials.
+        dask_ports = {int(a.rsplit(":", 1)[1]) for a in servers}
+        http_ports = [a.port for a in listening if a.port not in dask_ports]
+        assert http_ports and all(
+            http_status(port, "/health") == 200 and http_status(port, "/json/identity.json") == 404
+            for port in http_ports
+        )
         with pytest.raises(Exception, match="TLS certificate does not match"):
             distributed.Client(
                 scheduler,
