@@ -703,21 +703,21 @@ def example_graph(
     if inputs:
         raise ArgumentError(f"{name} has no inputs to change: it reads MNIST digits")
     if name not in EXAMPLE_NAMES:
-        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
+        raise ArgumentError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
     if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+        raise ArgumentError(f"samples must be at least 1, got {samples}")
     if name == "convnet":
         from chainrule.networks import SimpleConvNet
 
         if hidden:
-            raise ValueError("convnet has the book's hidden layer of 100: give no hidden sizes")
+            raise ArgumentError("convnet has the book's hidden layer of 100: give no hidden sizes")
         x, t = _mnist_batch(samples, seed)
         conv = SimpleConvNet(dtype=np.float64, seed=seed)
         return network_graph(conv, x.reshape(-1, 1, 28, 28), t)
     if name == "two-layer-net":
         sizes = list(hidden) if hidden else [50]
         if len(sizes) != 1:
-            raise ValueError(f"two-layer-net has one hidden layer, got sizes {sizes}")
+            raise ArgumentError(f"two-layer-net has one hidden layer, got sizes {sizes}")
         net: MultiLayerNet = TwoLayerNet(784, sizes[0], 10, dtype=np.float64, seed=seed)
     else:
         sizes = list(hidden) if hidden else [50, 50]

@@ -562,7 +562,9 @@ def as_graph(recorded: Graph | Value | tuple[Graph, Value], who: str) -> Graph:
     if isinstance(recorded, tuple) and len(recorded) == 2:
         graph, output = recorded
         if not (isinstance(graph, Graph) and isinstance(output, Value)):
-            raise TypeError(f"{who} takes a Graph, a Value, or (graph, output) as net.record gives")
+            raise ArgumentError(
+                f"{who} takes a Graph, a Value, or (graph, output) as net.record gives"
+            )
         if output.graph is not graph:
             raise StateError(f"{who}: {output.name!r} is not a value of that graph")
         recorded = output
@@ -571,5 +573,5 @@ def as_graph(recorded: Graph | Value | tuple[Graph, Value], who: str) -> Graph:
             recorded.backward()
         return recorded.graph
     if not isinstance(recorded, Graph):
-        raise TypeError(f"{who} takes a Graph or a Value, got {type(recorded).__name__}")
+        raise ArgumentError(f"{who} takes a Graph or a Value, got {type(recorded).__name__}")
     return recorded

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import unicodedata
 
+from chainrule.errors import ArgumentError
+
 __all__ = [
     "LANGUAGES",
     "display_width",
@@ -155,7 +157,7 @@ def message(key: str, lang: str = "en", **fields: object) -> str:
     """The text of ``key`` in ``lang`` (``"en"`` or ``"ko"``), with ``fields`` filled in
     (given none, the text as it is: a picture's title names values in braces)."""
     if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+        raise ArgumentError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
     text = _MESSAGES[key][lang]
     return text.format(**fields) if fields else text  # a title keeps its {name} fields
 

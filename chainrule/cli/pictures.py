@@ -17,6 +17,7 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
+from chainrule.errors import CheckpointError
 
 # The network examples' options when not given. Their parser default is None, so that
 # one given for an example it does not apply to can be refused rather than ignored.
@@ -207,7 +208,7 @@ def _initial_filters(checkpoint, path: str):
 
     network, run = checkpoint.meta.get("network", {}), checkpoint.meta.get("train", {})
     if network.get("network") != "SimpleConvNet" or "seed" not in run or "init" not in run:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: --before needs a convnet checkpoint written by 'chainrule train "
             "--model convnet' (its seed and initial scale rebuild the starting filters)"
         )
@@ -229,7 +230,7 @@ def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
     checkpoint = load_checkpoint(args.checkpoint)
     if "W1" not in checkpoint.params:
-        raise ValueError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
+        raise CheckpointError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
     W1 = checkpoint.params["W1"]
     shape = "×".join(map(str, W1.shape))
     shown = _display_path(args.checkpoint)

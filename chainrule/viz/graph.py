@@ -31,7 +31,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from chainrule.errors import RendererNotFound, RenderError
+from chainrule.errors import ArgumentError, RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
 from chainrule.formatting import (
     array_stats,
@@ -431,7 +431,7 @@ def render(
     ``"png"``) as a :class:`~chainrule.viz.display.Picture`, which a notebook shows.
 
     Raises:
-        ValueError: another extension.
+        ArgumentError: another extension.
         RendererNotFound: SVG or PNG asked for, and no Graphviz program is installed.
         RenderError: the program failed or ran longer than a minute.
     """
@@ -442,7 +442,7 @@ def render(
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"cannot write {path.name!r}; use a .dot, .svg or .png name")
+        raise ArgumentError(f"cannot write {path.name!r}; use a .dot, .svg or .png name")
     if fmt in ("dot", "gv"):
         with atomic_write(path, "w", encoding="utf-8") as handle:
             handle.write(dot_text)
@@ -457,7 +457,7 @@ def _draw(dot_text: str, path: Path, dpi: int) -> bytes:
     """The picture ``path``'s suffix names (svg or png), drawn by the Graphviz program."""
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png"):
-        raise ValueError(f"cannot draw {fmt!r}; a picture is svg or png")
+        raise ArgumentError(f"cannot draw {fmt!r}; a picture is svg or png")
     program = find_renderer()
     if program is None:
         raise RendererNotFound(_not_found_message(path))
