@@ -325,12 +325,13 @@ def network_too_large(network: Mapping[str, Any]) -> str | None:
     if network["network"] == "TwoLayerNet" and len(network["hidden_size_list"]) != 1:
         return "a TwoLayerNet has exactly one hidden layer"
     values = sum(math.prod(shape) for shape in parameter_shapes(network).values())
-    needed = values * np.dtype(network["dtype"]).itemsize * COPIES_WHILE_TRAINING
+    bytes_per_value = np.dtype(network["dtype"]).itemsize * COPIES_WHILE_TRAINING
     memory = physical_memory()
-    if needed > memory:
+    if values * bytes_per_value > memory:
         return (
-            f"its {values:,} parameters would take about {needed / 2**30:,.1f} GiB while "
-            f"training, more than this machine's {memory / 2**30:,.1f} GiB of memory"
+            f"its {values:,} parameters would take about "
+            f"{values * bytes_per_value / 2**30:,.1f} GiB while training; this machine's "
+            f"{memory / 2**30:,.1f} GiB of memory holds at most {memory // bytes_per_value:,}"
         )
     return None
 
