@@ -798,7 +798,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="folder with the four IDX files (.gz or raw) of mnist/fashion-mnist",
+        help="an existing folder with the four IDX files (.gz or raw) of mnist/fashion-mnist "
+        f"('{PROG} fetch' downloads them); a checkpoint remembers it",
     )
     learn = train.add_argument_group("learning")
     learn.add_argument(
@@ -853,7 +854,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--save",
         type=output_path(),
         metavar="PATH",
-        help="write a checkpoint (.npz) as training goes",
+        help="write a checkpoint (.npz) as training goes (with --resume: the resumed file, "
+        "unless this names another)",
     )
     out.add_argument(
         "--save-every",
@@ -865,7 +867,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="PATH",
         help="continue the run saved in this checkpoint, with its network, optimiser and "
-        "data; only --epochs or --iters, --lr and the output flags may change",
+        "data (its --data-dir too), saving to it; only --epochs or --iters, --lr, --data-dir "
+        "and the output flags may change",
     )
     out.add_argument(
         "--plot",
@@ -891,6 +894,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--dataset", choices=DATASETS, help="default: the dataset the checkpoint was trained on"
     )
-    evaluate.add_argument("--data-dir", metavar="DIR")
+    evaluate.add_argument(
+        "--data-dir", metavar="DIR", help="default: the folder the checkpoint's run read"
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no download progress bar")
     evaluate.set_defaults(run=cmd_evaluate)
