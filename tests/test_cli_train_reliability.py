@@ -85,6 +85,13 @@ def test_the_checkpoint_remembers_its_data_folder(tmp_path, monkeypatch, capsys,
     resume = ["train", "--quiet", "--resume", str(run), "--iters", "9"]
     assert main([*resume, "--data-dir", str(tmp_path / "more")]) == 0
     assert load_checkpoint(run).meta["train"]["data_dir"] == str(tmp_path / "more")
+    # The remembered folder gone: the message says whose memory it was.
+    (tmp_path / "more").rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--quiet"]) == 1
+    line = one_error_line(capsys)
+    assert f"{run} was trained on mnist from {tmp_path / 'more'}, which is no longer" in line
+    assert "pass the folder that holds the files now with --data-dir DIR" in line
 
 
 def test_a_missing_data_folder_is_an_error_not_created_and_nothing_downloaded(

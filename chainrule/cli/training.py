@@ -111,10 +111,14 @@ def _say(bar, message: str, quiet: bool) -> None:
         print(message, flush=True)
 
 
-def _load_data(dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True):
+def _load_data(
+    dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True, remembered_by=None
+):
+    """The data set's two splits; ``remembered_by``: the checkpoint that named ``data_dir``
+    (not the user's --data-dir), for the message when that folder is gone."""
     from chainrule.data.mnist import load_mnist
 
-    _check_data_dir(dataset, data_dir)
+    _check_data_dir(dataset, data_dir, remembered_by)
     tqdm = _tqdm(quiet)
     bars = []
 
@@ -133,7 +137,7 @@ def _load_data(dataset: str, data_dir: str | None, quiet: bool, flatten: bool = 
             bar.close()
 
 
-def _check_data_dir(dataset: str, data_dir: str | None) -> None:
+def _check_data_dir(dataset: str, data_dir: str | None, remembered_by=None) -> None:
     """A --data-dir must be an existing folder: one the user named is never created, and
     nothing is downloaded into a folder that was mistyped."""
     if data_dir is None or dataset == "mnist-5k":
@@ -145,6 +149,11 @@ def _check_data_dir(dataset: str, data_dir: str | None) -> None:
     folder = Path(data_dir).expanduser()
     if folder.is_dir():
         return
+    if remembered_by is not None:
+        raise DataError(
+            f"{remembered_by} was trained on {dataset} from {data_dir}, which is no longer a "
+            "folder; pass the folder that holds the files now with --data-dir DIR"
+        )
     if folder.exists():
         raise DataError(f"--data-dir {data_dir} is a file, not a folder of IDX files")
     raise DataError(
@@ -568,7 +577,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     dataset = run["dataset"]
     (x_train, t_train), (x_test, t_test) = _load_data(
-        dataset, run.get("data_dir"), args.quiet, flatten=not _is_convnet(net)
+        dataset,
+        run.get("data_dir"),
+        args.quiet,
+        flatten=not _is_convnet(net),
+        remembered_by=args.resume if args.resume and args.data_dir is None else None,
     )
     batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
     steps_per_epoch = iters_per_epoch(len(x_train), batch)
@@ -719,11 +732,12 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     net = _restore_network(checkpoint, args.checkpoint)
     trained = checkpoint.meta.get("train", {})
     dataset = args.dataset or trained.get("dataset", "mnist-5k")
-    data_dir = args.data_dir
+    data_dir, remembered_by = args.data_dir, None
     if data_dir is None and dataset == trained.get("dataset"):
         data_dir = trained.get("data_dir")  # where the run found its data
+        remembered_by = args.checkpoint
     (x_train, t_train), (x_test, t_test) = _load_data(
-        dataset, data_dir, args.quiet, flatten=not _is_convnet(net)
+        dataset, data_dir, args.quiet, flatten=not _is_convnet(net), remembered_by=remembered_by
     )
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
         loss, accuracy = evaluate(net, x, t)
