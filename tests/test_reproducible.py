@@ -1,0 +1,63 @@
+"""The same seed and data give the same numbers, bit for bit: beside a busy process, on any
+number of threads, and through a resume (what the README promises)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Products of these networks are cut into blocks (chainrule.blas), so the thread count
+# matters to them; and long enough for the tuner to try more threads (after 0.05 s).
+MLP = ["--hidden", "256", "256", "--batch-size", "100"]
+EPOCHS = 6  # 40 steps an epoch on mnist-5k's 4,000 training images
+
+
+def train(tmp_path, name, *flags):
+    """Run ``chainrule train`` and return its JSON report's history."""
+    report = tmp_path / f"{name}.json"
+    command = [sys.executable, "-m", "chainrule", "train", *flags, "--quiet"]
+    subprocess.run([*command, "--json", str(report)], check=True, timeout=300)
+    return json.loads(report.read_text(encoding="utf-8"))["history"]
+
+
+@pytest.fixture
+def busy_neighbour():
+    """A process that keeps one core busy for as long as the test runs."""
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield
+    neighbour.kill()
+    neighbour.wait()
+
+
+def assert_same_run(first, second):
+    assert len(first["losses"]) == len(second["losses"])
+    differ = [i for i, (a, b) in enumerate(zip(first["losses"], second["losses"])) if a != b]
+    assert not differ, f"the losses differ from step {differ[0] + 1} on ({len(differ)} steps)"
+    assert first["evaluations"] == second["evaluations"]
+
+
+@pytest.mark.usefixtures("busy_neighbour")
+def test_two_runs_and_a_resumed_one_agree_bit_for_bit_beside_a_busy_process(tmp_path):
+    epochs = ["--epochs", str(EPOCHS)]
+    first = train(tmp_path, "first", *MLP, *epochs)
+    assert len(first["losses"]) == 40 * EPOCHS
+    assert_same_run(first, train(tmp_path, "second", *MLP, *epochs))
+    checkpoint = str(tmp_path / "half.npz")
+    train(tmp_path, "half", *MLP, "--epochs", str(EPOCHS // 2), "--save", checkpoint)
+    resumed = train(tmp_path, "resumed", "--resume", checkpoint, *epochs)
+    assert_same_run(first, resumed)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [*MLP, "--epochs", "2"],
+        ["--model", "convnet", "--iters", "12", "--batch-size", "50"],
+    ],
+    ids=["mlp", "convnet"],
+)
+def test_any_thread_count_gives_the_same_run(tmp_path, flags):
+    one = train(tmp_path, "one", *flags, "--threads", "1")
+    assert_same_run(one, train(tmp_path, "two", *flags, "--threads", "2"))
+    assert_same_run(one, train(tmp_path, "three", *flags, "--threads", "3"))
