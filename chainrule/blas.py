@@ -50,13 +50,15 @@ __all__ = [
     "workers",
 ]
 
-# Products of fewer multiply-adds than this are one block: sharing them out costs more
-# than it saves. Blocks hold at least this many, cut at multiples of _ALIGN rows or
-# columns, and there are at most _MOST_BLOCKS of them (a power of two, so that two or
-# four workers get equal shares).
+# Products of fewer multiply-adds than twice this are one block: sharing them out costs
+# more than it saves. Blocks hold at least this many and are at least _MIN_SIDE rows or
+# columns wide (narrower blocks make one thread's BLAS slower), cut at multiples of
+# _ALIGN; there are at most _MOST_BLOCKS of them, a power of two, so that two or four
+# workers get equal shares.
 _BLOCK_MACS = 1 << 21
+_MIN_SIDE = 48
 _ALIGN = 16
-_MOST_BLOCKS = 16
+_MOST_BLOCKS = 4
 _SPLIT_DTYPES = frozenset("fd")  # float32 and float64: the types the steps compute in
 
 _PROBE_STEPS = 5  # steps timed with the other worker count, after one warm-up step
@@ -110,7 +112,7 @@ def block_bounds(rows: int, inner: int, cols: int) -> tuple[int, list[int]]:
     A function of the three sizes alone."""
     axis = 0 if rows >= cols else 1
     size = (rows, cols)[axis]
-    count = min(_MOST_BLOCKS, rows * inner * cols // _BLOCK_MACS, size // _ALIGN)
+    count = min(_MOST_BLOCKS, rows * inner * cols // _BLOCK_MACS, size // _MIN_SIDE)
     count = 1 << (count.bit_length() - 1) if count > 1 else 1
     return axis, [round(i * size / count / _ALIGN) * _ALIGN for i in range(count)] + [size]
 

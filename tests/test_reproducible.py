@@ -54,8 +54,9 @@ def test_two_runs_and_a_resumed_one_agree_bit_for_bit_beside_a_busy_process(tmp_
     [
         [*MLP, "--epochs", "2"],
         ["--model", "convnet", "--iters", "12", "--batch-size", "50"],
+        [*MLP, "--epochs", "1", "--batchnorm", "--dropout", "0.2"],
     ],
-    ids=["mlp", "convnet"],
+    ids=["mlp", "convnet", "batchnorm-dropout"],
 )
 def test_any_thread_count_gives_the_same_run(tmp_path, flags):
     one = train(tmp_path, "one", *flags, "--threads", "1")
