@@ -62,3 +62,10 @@ def test_any_thread_count_gives_the_same_run(tmp_path, flags):
     one = train(tmp_path, "one", *flags, "--threads", "1")
     assert_same_run(one, train(tmp_path, "two", *flags, "--threads", "2"))
     assert_same_run(one, train(tmp_path, "three", *flags, "--threads", "3"))
+
+
+def test_a_thread_count_that_is_not_a_positive_integer_is_a_usage_error():
+    command = [sys.executable, "-m", "chainrule", "train", "--threads", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--threads" in done.stderr
