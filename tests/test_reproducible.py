@@ -31,10 +31,15 @@ def busy_neighbour():
 
 
 def assert_same_run(first, second):
+    """The same loss at every step, and the same evaluations at the steps both made one
+    (a run that stopped to be resumed also evaluated where it stopped)."""
     assert len(first["losses"]) == len(second["losses"])
     differ = [i for i, (a, b) in enumerate(zip(first["losses"], second["losses"])) if a != b]
     assert not differ, f"the losses differ from step {differ[0] + 1} on ({len(differ)} steps)"
-    assert first["evaluations"] == second["evaluations"]
+    evaluations = [{e["step"]: e for e in run["evaluations"]} for run in (first, second)]
+    both = evaluations[0].keys() & evaluations[1].keys()
+    assert max(both) == len(first["losses"])  # the last one included
+    assert [evaluations[0][s] for s in sorted(both)] == [evaluations[1][s] for s in sorted(both)]
 
 
 @pytest.mark.usefixtures("busy_neighbour")
@@ -62,6 +67,15 @@ def test_any_thread_count_gives_the_same_run(tmp_path, flags):
     one = train(tmp_path, "one", *flags, "--threads", "1")
     assert_same_run(one, train(tmp_path, "two", *flags, "--threads", "2"))
     assert_same_run(one, train(tmp_path, "three", *flags, "--threads", "3"))
+
+
+def test_a_convnet_resumed_on_other_thread_counts_continues_bit_for_bit(tmp_path):
+    convnet = ["--model", "convnet", "--batch-size", "50"]
+    straight = train(tmp_path, "straight", *convnet, "--iters", "12", "--threads", "1")
+    checkpoint = str(tmp_path / "half.npz")
+    train(tmp_path, "half", *convnet, "--iters", "6", "--threads", "2", "--save", checkpoint)
+    resumed = train(tmp_path, "resumed", "--resume", checkpoint, "--iters", "12", "--threads", "3")
+    assert_same_run(straight, resumed)
 
 
 def test_a_thread_count_that_is_not_a_positive_integer_is_a_usage_error():
