@@ -158,3 +158,12 @@ def test_one_thread_for_a_block_then_the_steps_count_again(monkeypatch):
             1 / 0  # noqa: B018
         assert blas.worker_count() == 4
         tuner.end_step(1.0)
+
+
+def test_without_threadpoolctl_the_steps_run_on_one_worker(monkeypatch):
+    monkeypatch.setattr(blas, "blas_controllers", lambda: [])
+    tuner = blas.ThreadTuner()
+    assert tuner.candidates == (1,)
+    with tuner.hold():
+        assert run_steps(tuner, {1: 1.0}, 5) == [1] * 5
+        assert blas.worker_count() == 1
