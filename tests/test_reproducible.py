@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from chainrule.checkpoint import load_checkpoint
+
 # Products of these networks are cut into blocks (chainrule.blas), so the thread count
 # matters to them; and long enough for the tuner to try more threads (after 0.05 s).
 MLP = ["--hidden", "256", "256", "--batch-size", "100"]
@@ -42,16 +44,26 @@ def assert_same_run(first, second):
     assert [evaluations[0][s] for s in sorted(both)] == [evaluations[1][s] for s in sorted(both)]
 
 
+def assert_same_weights(first, second):
+    first, second = (load_checkpoint(path).params for path in (first, second))
+    assert first.keys() == second.keys()
+    for key in first:
+        assert first[key].tobytes() == second[key].tobytes(), key
+
+
 @pytest.mark.usefixtures("busy_neighbour")
 def test_two_runs_and_a_resumed_one_agree_bit_for_bit_beside_a_busy_process(tmp_path):
     epochs = ["--epochs", str(EPOCHS)]
-    first = train(tmp_path, "first", *MLP, *epochs)
+    ends = [str(tmp_path / f"{name}-end.npz") for name in ("first", "second", "resumed")]
+    first = train(tmp_path, "first", *MLP, *epochs, "--save", ends[0])
     assert len(first["losses"]) == 40 * EPOCHS
-    assert_same_run(first, train(tmp_path, "second", *MLP, *epochs))
+    assert_same_run(first, train(tmp_path, "second", *MLP, *epochs, "--save", ends[1]))
     checkpoint = str(tmp_path / "half.npz")
     train(tmp_path, "half", *MLP, "--epochs", str(EPOCHS // 2), "--save", checkpoint)
-    resumed = train(tmp_path, "resumed", "--resume", checkpoint, *epochs)
+    resumed = train(tmp_path, "resumed", "--resume", checkpoint, *epochs, "--save", ends[2])
     assert_same_run(first, resumed)
+    assert_same_weights(ends[0], ends[1])
+    assert_same_weights(ends[0], ends[2])
 
 
 @pytest.mark.parametrize(
