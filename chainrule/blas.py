@@ -162,22 +162,43 @@ class _Job:
     def __init__(self, blocks: list[Callable[[], Any]]) -> None:
         self.blocks = blocks
         self.claims = itertools.count()  # next() is atomic in CPython
-        self.left = len(blocks)
-        self.lock = threading.Lock()
-        self.finished = threading.Lock()
-        self.finished.acquire()  # released by the thread that completes the last block
+        self.helping = 0  # helper threads inside help()
+        self.done = threading.Condition()
         self.error: BaseException | None = None
 
-    def work(self) -> None:
-        while (index := next(self.claims)) < len(self.blocks):
-            try:
-                self.blocks[index]()
-            except BaseException as error:  # raised again in the calling thread
-                self.error = error
-            with self.lock:
-                self.left -= 1
-                if self.left == 0:
-                    self.finished.release()
+    def next_block(self) -> Callable[[], Any] | None:
+        index = next(self.claims)
+        return self.blocks[index] if index < len(self.blocks) else None
+
+    def help(self) -> None:
+        """A helper thread's share: blocks until none is left (or one raised)."""
+        with self.done:
+            self.helping += 1  # before claiming, so that the caller waits for the block
+        try:
+            while (block := self.next_block()) is not None:
+                block()
+        except BaseException as error:  # raised again in the calling thread
+            self.error = error
+        finally:
+            with self.done:
+                self.helping -= 1
+                self.done.notify()
+
+    def work_and_wait(self) -> None:
+        """The calling thread's share, then the wait for the helpers' blocks: they write
+        into the caller's arrays, so none may still run when it goes on, even after an
+        exception (a KeyboardInterrupt, say)."""
+        try:
+            while (block := self.next_block()) is not None:
+                block()
+        finally:
+            while self.next_block() is not None:
+                pass  # stopped early: leave the helpers nothing more to start
+            with self.done:
+                while self.helping:
+                    self.done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 class _Pool:
@@ -202,13 +223,10 @@ class _Pool:
             for signal in self._signals[: count - 1]:
                 if signal.locked():  # else it is awake already, or about to be
                     signal.release()
-            job.work()
-            job.finished.acquire()
-            self._job = None
+            job.work_and_wait()
         finally:
+            self._job = None
             self._busy.release()
-        if job.error is not None:
-            raise job.error
 
     def _start_helper(self) -> None:
         signal = threading.Lock()
@@ -221,7 +239,7 @@ class _Pool:
             signal.acquire()
             job = self._job
             if job is not None:
-                job.work()
+                job.help()
 
 
 _pool = _Pool()

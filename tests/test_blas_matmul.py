@@ -1,6 +1,7 @@
 """blas.matmul: the same numbers, bit for bit, on any number of threads, and np.matmul's."""
 
 import threading
+import time
 from unittest import mock
 
 import numpy as np
@@ -166,3 +167,24 @@ def test_products_it_does_not_cut_are_numpys():
         blas.matmul(np.ones((300, 400)), np.ones((300, 400)))
     with pytest.raises(ValueError):
         blas.matmul(np.ones((2000, 400)), np.ones((400, 2000)), out=np.empty((5, 5)))
+
+
+def test_no_helper_still_writes_when_the_caller_stops_on_an_exception(monkeypatch):
+    caller = threading.get_ident()
+    helper_started, finished = threading.Event(), []
+
+    def blocks(a, b, out):
+        def block():
+            if threading.get_ident() == caller:
+                helper_started.wait(timeout=10)
+                raise KeyboardInterrupt  # as Ctrl-C in a notebook, mid-product
+            helper_started.set()
+            time.sleep(0.2)  # a block that takes a while
+            finished.append(True)
+
+        return block
+
+    monkeypatch.setattr(blas, "_product", blocks)
+    with blas.workers(2), pytest.raises(KeyboardInterrupt):
+        blas.matmul(np.ones((256, 512)), np.ones((512, 256)))
+    assert finished == [True]  # the helper's block was over before matmul raised
