@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.cli.args import PROG
+
 __all__ = ["add_parser", "cmd_convert"]
 
 
@@ -16,10 +18,12 @@ def cmd_convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     params = load_arrays(args.pickle)
     config = network_config(params, args.activation, args.pickle)
     params = {key: value.astype(config["dtype"]) for key, value in params.items()}
-    meta = {"network": config, "train": {"dataset": "mnist"}, "converted_from": args.pickle}
-    save_checkpoint(args.output, params, meta=meta)
+    # Only the network: how it was trained is not in the file (a checkpoint's "train"
+    # record describes a chainrule run)
+    save_checkpoint(args.output, params, meta={"network": config})
     shapes = ", ".join(f"{key} {'×'.join(map(str, p.shape))}" for key, p in params.items())
     print(f"wrote {args.output}: a {config['network']} ({shapes})")
+    print(f"the book trains on the full MNIST: {PROG} evaluate {args.output} --dataset mnist")
     return 0
 
 

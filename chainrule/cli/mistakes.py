@@ -28,13 +28,12 @@ def network_from_file(path: str, activation: str = "relu") -> tuple[Any, str | N
     """The network in ``path`` with its weights, and the dataset it was trained on (None
     if the file does not say): a chainrule checkpoint, or the book's pickle."""
     from chainrule.book.weights import network_config
-    from chainrule.checkpoint import load_checkpoint
-    from chainrule.cli.training import _restore_network
+    from chainrule.cli.training import _load_described, _restore_network
     from chainrule.networks import network_from_config
     from chainrule.safepickle import is_pickle, load_arrays
 
     if not is_pickle(path):
-        checkpoint = load_checkpoint(path)
+        checkpoint = _load_described(path, to_resume=False)  # checked as evaluate does
         return _restore_network(checkpoint, path), checkpoint.meta.get("train", {}).get("dataset")
     params = load_arrays(path)
     network = network_from_config(network_config(params, activation, path))
