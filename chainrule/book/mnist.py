@@ -21,10 +21,10 @@ __all__ = ["load_mnist", "use"]
 
 _source: dict[str, Any] = {"dataset": "mnist", "data_dir": None, "progress": None}
 
-FETCH_HINT = (
-    "get the files with 'chainrule fetch mnist DIR' and run with 'chainrule run "
-    "--data-dir DIR ...', or run on the 5,000 digits inside chainrule with "
-    "'--dataset mnist-5k'"
+_FETCH = "get the files with 'chainrule fetch mnist DIR'"
+_RUN_HINT = (
+    "then 'chainrule run --data-dir DIR ...'; or run on the 5,000 digits inside chainrule "
+    "with '--dataset mnist-5k'"
 )
 
 
@@ -56,7 +56,9 @@ def load_mnist(
     except DataError as err:
         if not getattr(err, "__notes__", None):  # a corrupt file: its message says so
             raise
-        raise DataError(f"{str(err).rstrip('.')}; {FETCH_HINT}") from err
+        message = str(err).rstrip(".")
+        fetch = "" if "chainrule fetch" in message else f"{_FETCH}, "
+        raise DataError(f"{message}; {fetch}{_RUN_HINT}") from err
     return _book_labels(*train, one_hot_label), _book_labels(*test, one_hot_label)
 
 
