@@ -175,3 +175,15 @@ def test_half_float_rounds_the_weights_and_restores_them(capsys):
     assert out[1].startswith("float16 accuracy 0.0000")
     assert out[2] == "2 of 2 predictions change"
     assert network.params["W1"][0, 1] == 1.0 + 2**-12  # as it was
+
+
+def test_evaluate_float16_reads_the_books_deep_convnet_pickle(tmp_path):
+    # half_float_network.py's own case: ch08's DeepConvNet, from its pickle
+    np.random.seed(8)
+    book_pickle(tmp_path / "deep_convnet_params.pkl", DeepConvNet().params)
+    done = cli("evaluate", "deep_convnet_params.pkl", "--dataset", "mnist-5k", "--dtype",
+               "float16", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("float64 accuracy ") and lines[1].startswith("float16 accuracy ")
+    assert lines[2].endswith(" of 1000 predictions change")

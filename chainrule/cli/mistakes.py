@@ -18,7 +18,13 @@ import numpy as np
 from chainrule.cli.args import output_path, positive_int, suffixes
 from chainrule.data import DATASETS
 
-__all__ = ["add_parser", "cmd_show_mistakes", "half_float_report", "network_from_file"]
+__all__ = [
+    "add_parser",
+    "cmd_half_float",
+    "cmd_show_mistakes",
+    "half_float_report",
+    "network_from_file",
+]
 
 _FORMATS = ("png", "svg")
 _CHUNK = 100  # images per forward pass
@@ -124,6 +130,14 @@ def half_float_report(network: Any, x: np.ndarray, t: np.ndarray, dataset: str) 
     )
     print(f"{changed} of {len(x)} predictions change")
     return 0
+
+
+def cmd_half_float(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``chainrule evaluate CHECKPOINT --dtype float16``."""
+    network, trained_on = network_from_file(args.checkpoint)
+    dataset = args.dataset or trained_on or "mnist-5k"
+    x, t = test_data(network, dataset, args.data_dir, args.quiet)
+    return half_float_report(network, x, t, dataset)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -729,6 +729,11 @@ def _save_when_stopped(stop: _Interrupted, target: str | None, save, history) ->
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.train import evaluate
 
+    if args.dtype == "float16":  # the book's half_float_network.py (checkpoint or pickle)
+        from chainrule.cli.mistakes import cmd_half_float
+
+        return cmd_half_float(args, parser)
+
     checkpoint = _load_described(args.checkpoint, to_resume=False)
     net = _restore_network(checkpoint, args.checkpoint)
     trained = checkpoint.meta.get("train", {})
@@ -737,10 +742,6 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if data_dir is None and dataset == trained.get("dataset"):
         data_dir = trained.get("data_dir")  # where the run found its data
         remembered_by = args.checkpoint
-    if args.dtype == "float16":  # the book's half_float_network.py
-        from chainrule.cli.mistakes import half_float_report, test_data
-
-        return half_float_report(net, *test_data(net, dataset, data_dir, args.quiet), dataset)
     (x_train, t_train), (x_test, t_test) = _load_data(
         dataset, data_dir, args.quiet, flatten=not _is_convnet(net), remembered_by=remembered_by
     )
@@ -925,6 +926,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--quiet", action="store_true", help="no download progress bar")
     evaluate.add_argument(
-        "--dtype", choices=("float16",), help="float16: test accuracy with the weights rounded"
+        "--dtype",
+        choices=("float16",),
+        help="float16: test accuracy with the weights rounded (a checkpoint or the book's .pkl)",
     )
     evaluate.set_defaults(run=cmd_evaluate)
