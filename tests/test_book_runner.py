@@ -162,17 +162,20 @@ def test_ch08_deep_network_with_the_books_dropout_masks(tmp_path):
         assert sorted(pickle.load(handle)) == sorted(f"{p}{i}" for p in "Wb" for i in range(1, 9))
 
 
-def test_book_layers_keeps_the_books_network_classes(tmp_path):
-    # --book-layers: the checkout's own simple_convnet.py, on chainrule's common.layers
+@pytest.mark.parametrize("script", ["ch07/train_convnet.py", "ch08/train_deepnet.py"])
+def test_book_layers_keeps_the_books_network_classes(tmp_path, script):
+    # --book-layers: the checkout's own simple_convnet.py and deep_convnet.py, on
+    # chainrule's common.layers (their load_params' pickle.load reads arrays only)
     root = fresh_checkout(tmp_path / "layers")
+    folder, name = (root / script).parent, Path(script).name
     done = subprocess.run(
         [sys.executable, "-m", "chainrule", "run", "--dataset", "mnist-5k", "--book-layers",
-         "train_convnet.py"],
-        cwd=root / "ch07", env={**os.environ, "BOOK_MNIST_NPZ": str(MNIST_5K)},
+         name],
+        cwd=folder, env={**os.environ, "BOOK_MNIST_NPZ": str(MNIST_5K)},
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "simple_convnet" not in done.stderr.splitlines()[0]
-    assert "multi_layer_net" not in done.stderr.splitlines()[0]
-    book = run_script(fresh_checkout(tmp_path / "book"), "ch07/train_convnet.py", chainrule=False)
+    summary = done.stderr.splitlines()[0]
+    assert "convnet" not in summary and "multi_layer_net" not in summary
+    book = run_script(fresh_checkout(tmp_path / "book"), script, chainrule=False)
     assert_same_numbers(book.stdout, done.stdout)
