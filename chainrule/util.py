@@ -66,7 +66,9 @@ def add_windows(
     """
     n, channels, height, width = input_shape
     _, _, filter_h, filter_w, out_h, out_w = windows.shape
-    img = np.zeros((n, channels, height + 2 * pad, width + 2 * pad), dtype=windows.dtype)
+    # The image laid out in memory as the windows are, so that each addition walks both
+    # in step.
+    img = np.zeros_like(windows[:, :, 0, 0], shape=(n, channels, height + 2 * pad, width + 2 * pad))
     # One addition per position inside the window (filter_h·filter_w of them), each over
     # all samples, channels and window positions at once: overlapping windows add up.
     for y in range(filter_h):
