@@ -473,11 +473,11 @@ class Pooling:
     (N, C, pool_h·pool_w, out_h, out_w)) and takes their maximum; ``mask`` (the book keeps
     ``arg_max``) marks where it was, and backward sends each window's gradient there
     alone. Where the windows tile the image (stride equal to the window, no padding, no
-    pixels left over) the gradient image is the windows reshaped back; elsewhere col2im's
-    loop adds them up where windows overlap. Ties: where several entries of a window share
-    its maximum, the whole gradient goes to the first of them, in row-major order within
-    the window (as NumPy's argmax, which the book's uses; PyTorch's max_pool2d on the CPU
-    chooses the same); the others get 0.
+    pixels left over) each gradient is written in its place through a reshape of dx;
+    elsewhere col2im's loop adds them up where windows overlap. Ties: where several entries
+    of a window share its maximum, the whole gradient goes to the first of them, in
+    row-major order within the window (as NumPy's argmax, which the book's uses; PyTorch's
+    max_pool2d on the CPU chooses the same); the others get 0.
 
     Differs from the book's: the padding is −inf, which is never a maximum (the book's
     pads with 0, which beats a window of negative values); the output size counts the
@@ -518,11 +518,18 @@ class Pooling:
     def backward(self, dout: Any) -> np.ndarray:
         check_dout(self, dout, self.out_shape)
         N, C, out_h, out_w = self.out_shape
-        dwindows = self.mask * np.reshape(dout, (N, C, 1, out_h, out_w))
-        dwindows = dwindows.reshape(N, C, self.pool_h, self.pool_w, out_h, out_w)
-        if self.tiles():  # each pixel in one window: the windows, put back in place
-            return dwindows.transpose(0, 1, 4, 2, 5, 3).reshape(self.x.shape)
-        return add_windows(dwindows, self.x.shape, self.stride, self.pad)
+        ph, pw = self.pool_h, self.pool_w
+        mask = self.mask.reshape(N, C, ph, pw, out_h, out_w)
+        dtype = np.result_type(np.asarray(dout).dtype, self.x.dtype)  # a float, as x is
+        # Each window's gradient, to all its entries; the mask keeps it at the first maximum.
+        dout = np.reshape(dout, (N, C, 1, 1, out_h, out_w)).astype(dtype, copy=False)
+        if not self.tiles():  # col2im's loop adds up the windows' gradients where they overlap
+            return add_windows(mask * dout, self.x.shape, self.stride, self.pad)
+        # Each pixel is in one window: the gradients are written straight to their pixels.
+        dx = np.empty(self.x.shape, dtype)
+        pixels = dx.reshape(N, C, out_h, ph, out_w, pw)  # each window's pixels in its rows
+        np.multiply(mask, dout, out=pixels.transpose(0, 1, 3, 5, 2, 4))
+        return dx
 
     def tiles(self) -> bool:
         """Whether the last input's every pixel was in exactly one window."""
