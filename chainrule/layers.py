@@ -470,12 +470,12 @@ class Pooling:
     out_w), sized as Convolution's.
 
     As the book's, forward lays out each window's entries side by side (here as an array
-    (N, C, pool_h·pool_w, out_h, out_w)) and takes their maximum; ``mask`` (the book keeps
-    ``arg_max``) marks where it was, and backward sends each window's gradient there
-    alone. Where the windows tile the image (stride equal to the window, no padding, no
-    pixels left over) each gradient is written in its place through a reshape of dx;
-    elsewhere col2im's loop adds them up where windows overlap. Ties: where several entries
-    of a window share its maximum, the whole gradient goes to the first of them, in
+    (N, C, pool_h·pool_w, out_h, out_w)) and takes their maximum; ``mask`` marks where it
+    was (``arg_max``, the book's, is read from it), and backward sends each window's
+    gradient there alone. Where the windows tile the image (stride equal to the window, no
+    padding, no pixels left over) each gradient is written in its place through a reshape
+    of dx; elsewhere col2im's loop adds them up where windows overlap. Ties: where several
+    entries of a window share its maximum, the whole gradient goes to the first of them, in
     row-major order within the window (as NumPy's argmax, which the book's uses; PyTorch's
     max_pool2d on the CPU chooses the same); the others get 0.
 
@@ -530,6 +530,12 @@ class Pooling:
         pixels = dx.reshape(N, C, out_h, ph, out_w, pw)  # each window's pixels in its rows
         np.multiply(mask, dout, out=pixels.transpose(0, 1, 3, 5, 2, 4))
         return dx
+
+    @property
+    def arg_max(self) -> np.ndarray:
+        """The book's attribute: where in its window each maximum is (row-major), one entry
+        per window and channel in the order of the book's im2col rows (N, out_h, out_w, C)."""
+        return self.mask.argmax(axis=2).transpose(0, 2, 3, 1).ravel()
 
     def tiles(self) -> bool:
         """Whether the last input's every pixel was in exactly one window."""

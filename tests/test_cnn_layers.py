@@ -219,6 +219,16 @@ def test_pooling_ties_send_the_gradient_to_the_first_maximum():
     np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1)))[0, 0], [[1, 0], [0, 0]])
 
 
+@pytest.mark.parametrize(("pool", "stride", "pad"), [((2, 2), 2, 0), ((3, 2), 1, 1)])
+def test_pooling_keeps_the_books_arg_max(pool, stride, pad):
+    # The book's: argmax over each row of im2col (one per window and channel), in row order.
+    x = np.random.default_rng(6).integers(0, 3, (2, 3, 6, 5)).astype(float)  # many ties
+    layer = Pooling(*pool, stride=stride, pad=pad)
+    layer.forward(x)
+    rows = im2col(x, *pool, stride, pad, pad_value=-np.inf).reshape(-1, pool[0] * pool[1])
+    np.testing.assert_array_equal(layer.arg_max, np.argmax(rows, axis=1))
+
+
 def test_pooling_input_that_is_the_maximum_of_overlapping_windows_gets_their_sum():
     layer = Pooling(2, 2, stride=1)
     x = np.zeros((1, 1, 3, 3))
