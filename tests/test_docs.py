@@ -224,3 +224,23 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--store"]:
         sys.exit("usage: python tests/test_docs.py --store")
     store(NOTEBOOKS)
+
+
+def test_a_docstring_role_naming_nothing_is_a_build_warning(tmp_path, caplog):
+    griffe = require("griffe")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        '"""See :class:`Thing`, :func:`~pkg.make` and :class:`Nothing`."""\n'
+        "class Thing:\n    pass\n\n\ndef make():\n    pass\n",
+        encoding="utf-8",
+    )
+    extension = griffe.load_extensions(f"{DOCS / '_ext' / 'sphinx_roles.py'}:SphinxRoles")
+    with caplog.at_level("WARNING", logger="mkdocs.plugins.sphinx_roles"):
+        module = griffe.load("pkg", search_paths=[str(tmp_path)], extensions=extension)
+    text = module.docstring.value
+    assert '<autoref identifier="pkg.Thing" optional><code>Thing</code></autoref>' in text
+    assert '<autoref identifier="pkg.make" optional><code>make()</code></autoref>' in text
+    assert [r.getMessage() for r in caplog.records] == [
+        "pkg: :class:`Nothing` names nothing in the package"
+    ]
