@@ -161,20 +161,35 @@ def broken_links(site: Path) -> list[str]:
     return broken
 
 
-# The pages' code blocks. A block preceded by <!-- not run: REASON --> is skipped with the
-# reason; every other block runs in a scratch folder: a python block on its own, an sh
-# block line by line, each line a chainrule command.
+# The pages' code blocks. A comment just above a block says how it is checked:
+#   <!-- not run: REASON -->      skipped, with the reason;
+#   <!-- exits N -->              each line fails with status N and one line on stderr;
+#   <!-- output of: COMMAND -->   a text block: each paragraph is in what COMMAND prints.
+# Every other python or sh block runs in a scratch folder: a python block on its own, an
+# sh block line by line, each line a chainrule command that must succeed.
 BLOCK = re.compile(
-    r"(?:<!-- not run: (?P<reason>.*?) -->\n)?```(?P<lang>\w+)\n(?P<body>.*?)```", re.S
+    r"(?:<!-- (?P<mark>not run|exits|output of):? (?P<note>.*?) -->\n)?"
+    r"```(?P<lang>\w+)\n(?P<body>.*?)```",
+    re.S,
 )
 
 
-def code_blocks():
+def blocks(langs):
     for page in PAGES:
         for number, m in enumerate(BLOCK.finditer(page.read_text(encoding="utf-8")), 1):
-            if m["lang"] in ("python", "sh"):
-                yield pytest.param(page, m["lang"], m["body"], m["reason"],
+            if m["lang"] in langs:
+                yield pytest.param(page, m["mark"], m["note"], m["body"],
                                    id=f"{page.stem}-{number}-{m['lang']}")
+
+
+def chainrule(command: str, folder: Path) -> subprocess.CompletedProcess:
+    """Run one ``chainrule ...`` line of a page as ``python -m chainrule``, in ``folder``."""
+    words = shlex.split(command)
+    assert words[0] == "chainrule", f"not a chainrule command (mark the block not run): {command}"
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *words[1:]],
+        cwd=folder, env=kernel_env(folder), capture_output=True, text=True, timeout=120,
+    )
 
 
 def test_every_page_block_is_a_known_language():
@@ -183,26 +198,35 @@ def test_every_page_block_is_a_known_language():
             assert m["lang"] in ("python", "sh", "text"), (page.name, m["lang"])
 
 
-@pytest.mark.parametrize(("page", "lang", "body", "reason"), list(code_blocks()))
-def test_page_code_block_runs(page, lang, body, reason, tmp_path, monkeypatch):
-    if reason:
-        pytest.skip(reason)
+@pytest.mark.parametrize(("page", "mark", "note", "body"), list(blocks({"python"})))
+def test_page_python_block_runs(page, mark, note, body, tmp_path, monkeypatch):
+    if mark == "not run":
+        pytest.skip(note)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "docs").mkdir()
-    if lang == "python":
-        exec(compile(body, f"{page.name} block", "exec"), {"__name__": "__docs__"})
-        return
+    exec(compile(body, f"{page.name} block", "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.parametrize(("page", "mark", "note", "body"), list(blocks({"sh"})))
+def test_page_command_block_runs(page, mark, note, body, tmp_path):
+    if mark == "not run":
+        pytest.skip(note)
+    status = int(note) if mark == "exits" else 0
     for line in body.replace("\\\n", " ").splitlines():
         command = line.split("#", 1)[0].strip()
-        if not command:
-            continue
-        words = shlex.split(command)
-        assert words[0] == "chainrule", f"{page.name}: mark this block not run: {line}"
-        result = subprocess.run(
-            [sys.executable, "-m", "chainrule", *words[1:]],
-            env=kernel_env(tmp_path), capture_output=True, text=True, timeout=120,
-        )
-        assert result.returncode == 0, f"{line}\n{result.stderr}"
+        if command:
+            result = chainrule(command, tmp_path)
+            assert result.returncode == status, f"{line}\n{result.stderr}"
+            if status:
+                assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(("page", "mark", "note", "body"), list(blocks({"text"})))
+def test_page_output_block_is_what_its_command_prints(page, mark, note, body, tmp_path):
+    assert mark == "output of", f"{page.name}: say which command prints this text block"
+    result = chainrule(note, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for paragraph in body.split("\n\n"):
+        assert paragraph.strip("\n") + "\n" in result.stdout, paragraph
 
 
 def store(paths: list[Path]) -> None:
