@@ -250,12 +250,13 @@ if __name__ == "__main__":
     store(NOTEBOOKS)
 
 
-def test_a_docstring_role_naming_nothing_is_a_build_warning(tmp_path, caplog):
+def test_docstring_roles_become_links_and_one_naming_nothing_warns(tmp_path, caplog):
     griffe = require("griffe")
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "__init__.py").write_text(
-        '"""See :class:`Thing`, :func:`~pkg.make` and :class:`Nothing`."""\n'
+        '"""See :class:`Thing`, :func:`~pkg.make` and :class:`Nothing`. Then::\n\n'
+        '    code\n"""\n'
         "class Thing:\n    pass\n\n\ndef make():\n    pass\n",
         encoding="utf-8",
     )
@@ -265,6 +266,7 @@ def test_a_docstring_role_naming_nothing_is_a_build_warning(tmp_path, caplog):
     text = module.docstring.value
     assert '<autoref identifier="pkg.Thing" optional><code>Thing</code></autoref>' in text
     assert '<autoref identifier="pkg.make" optional><code>make()</code></autoref>' in text
+    assert "Then:\n\n" in text and "::" not in text  # reST's literal mark, as reST prints it
     assert [r.getMessage() for r in caplog.records] == [
         "pkg: :class:`Nothing` names nothing in the package"
     ]

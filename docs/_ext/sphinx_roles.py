@@ -1,4 +1,5 @@
-"""A griffe extension: the docstrings' Sphinx roles as cross-references in the API pages.
+"""A griffe extension: the docstrings' Sphinx roles as cross-references in the API pages,
+and reST's literal-block marks as Markdown.
 
 The docstrings write ``:class:`~chainrule.fast.FastStep``` and ``:meth:`Graph.backward```,
 as Sphinx does. Each role becomes a link to the object's entry where the site documents
@@ -15,6 +16,10 @@ import re
 import griffe
 
 ROLE = re.compile(r":(?:class|meth|func|mod|attr|data|exc|obj):`(~?)([\w.]+)`")
+# reST's "text::" before an indented block: Markdown shows the block as code already, so
+# the "::" becomes the ":" reST prints, and a "::" alone on its line goes.
+LITERAL_AFTER_TEXT = re.compile(r"(?<=\S)::[ \t]*$(?=\n[ \t]*\n)", re.MULTILINE)
+LITERAL_ALONE = re.compile(r"^[ \t]*::[ \t]*\n(?=[ \t]*\n)", re.MULTILINE)
 # mkdocs --strict counts the warnings logged under the "mkdocs" logger.
 log = logging.getLogger("mkdocs.plugins.sphinx_roles")
 
@@ -30,7 +35,7 @@ class SphinxRoles(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
         for obj in _members(pkg):
             if obj.docstring is not None:
-                text = obj.docstring.value
+                text = LITERAL_ALONE.sub("", LITERAL_AFTER_TEXT.sub(":", obj.docstring.value))
                 obj.docstring.value = ROLE.sub(lambda m, o=obj: self._link(o, m), text)
 
     def _link(self, obj: griffe.Object, match: re.Match) -> str:
