@@ -129,6 +129,18 @@ def test_korean_tutorial_is_in_the_korean_editions_terms():
     assert traces and all("상류의 미분" in t and "국소적 미분" in t for t in traces)
 
 
+def test_the_two_editions_run_the_same_code():
+    nbformat = require("nbformat")
+    english, korean = (
+        nbformat.read(DOCS / "tutorials" / f"ch05-backprop.{lang}.ipynb", as_version=4).cells
+        for lang in ("en", "ko")
+    )
+    assert [c.cell_type for c in english] == [c.cell_type for c in korean]  # cell for cell
+    for en, ko in zip(english, korean):
+        if en.cell_type == "code":
+            assert ko.source.replace(', lang="ko"', "") == en.source
+
+
 def test_the_site_builds_strictly(tmp_path):
     require("mkdocs")
     site = tmp_path / "site"
