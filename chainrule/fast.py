@@ -14,7 +14,8 @@ the loss of a batch and the gradient of every parameter, for ``Affine → ReLU/S
 - bias gradients are ``ones · dY`` by BLAS (two to three times ``dY.sum(axis=0)``);
 - with plain SGD the learning rate rides on backprop as the loss node's ``dout``, so the
   gradients arrive as the steps themselves and the update is one subtraction;
-- the BLAS thread count is chosen by timing (:mod:`chainrule.blas`).
+- its products go through :func:`chainrule.blas.matmul`, shared among threads whose
+  number is chosen by timing and never changes the numbers (:mod:`chainrule.blas`).
 
 Where the network is not the standard one (a layer of another class put into
 ``net.layers``, weights of another dtype, a single 1-d sample, labels as a column (N, 1))
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.blas import ThreadTuner
+from chainrule.blas import ThreadTuner, matmul
 from chainrule.checks import batch_rows
 from chainrule.layers import Affine, Relu, Sigmoid
 from chainrule.losses import SoftmaxWithLoss, as_batch, check_label_range
@@ -68,7 +69,7 @@ class FastStep:
     ``loss_and_gradient(x, t)`` returns the loss and ``{"W1": dW1, "b1": db1, ...}``; the
     arrays are this object's buffers, overwritten by its next call. ``sgd_step(x, t, lr)``
     applies one SGD update to the network's parameters in place. ``threads`` pins the
-    number of BLAS threads; by default it is tuned (:class:`~chainrule.blas.ThreadTuner`).
+    number of threads; by default it is tuned (:class:`~chainrule.blas.ThreadTuner`).
     """
 
     def __init__(self, network: Any, *, threads: int | None = None) -> None:
@@ -81,7 +82,7 @@ class FastStep:
         self._one_hot = False
 
     def pin_threads(self, threads: int | None) -> None:
-        """Use ``threads`` BLAS threads from now on; None tunes the number by timing."""
+        """Use ``threads`` threads from now on; None tunes the number by timing."""
         self.tuner = ThreadTuner(threads)
 
     # -- the two entry points -------------------------------------------------------------
@@ -188,7 +189,7 @@ class FastStep:
         signal = x.reshape(len(x), -1)
         last = len(self._weights) - 1
         for i, (W, b) in enumerate(self._weights):
-            z = np.matmul(signal, W, out=buf.z[i])
+            z = matmul(signal, W, out=buf.z[i])
             z += b
             if i == last:
                 break
@@ -235,11 +236,11 @@ class FastStep:
         inputs = [x.reshape(batch, -1), *buf.h]
         for i in range(len(self._weights) - 1, -1, -1):
             W = self._weights[i][0]
-            np.matmul(inputs[i].T, dz, out=buf.dW[i])
-            np.matmul(buf.ones, dz, out=buf.db[i])
+            matmul(inputs[i].T, dz, out=buf.dW[i])
+            matmul(buf.ones, dz, out=buf.db[i])
             if i == 0:
                 break  # the network's input needs no gradient
-            dh = np.matmul(dz, W.T, out=buf.dh[i - 1])
+            dh = matmul(dz, W.T, out=buf.dh[i - 1])
             if self._relu:
                 np.multiply(dh, buf.mask[i - 1], out=dh)
             else:

@@ -22,8 +22,8 @@ for pooling whose stride equals its P×P window (the book's 2×2, stride 2, no p
   position by position) where the maximum is positive (a window whose maximum is 0 or
   less passes nothing back, as ReLU's mask would);
 - no gradient for the input images: the first layer's dx is never needed to train;
-- the BLAS thread count is chosen by timing (:mod:`chainrule.blas`), as for the fully
-  connected networks.
+- its products go through :func:`chainrule.blas.matmul`, shared among threads whose
+  number is chosen by timing (:mod:`chainrule.blas`), as for the fully connected networks.
 
 Anything else (other layers, a pooling with another stride, labels as a column) falls
 back to the layers. The gradient arrays are new on every call.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from chainrule.blas import ThreadTuner
+from chainrule.blas import ThreadTuner, matmul
 from chainrule.layers import Affine, Convolution, Pooling, Relu
 from chainrule.losses import SoftmaxWithLoss, as_batch, log_softmax
 
@@ -56,7 +56,7 @@ class FastConvStep:
         self.pin_threads(threads)
 
     def pin_threads(self, threads: int | None) -> None:
-        """Use ``threads`` BLAS threads from now on; None tunes the number by timing."""
+        """Use ``threads`` threads from now on; None tunes the number by timing."""
         self.tuner = ThreadTuner(threads)
 
     def applies(self, x: np.ndarray, t: np.ndarray) -> bool:
@@ -148,7 +148,7 @@ class FastConvStep:
         FN, N, H2 = W1.shape[0], len(x), W2.shape[1]
         col, PH, PW = self._im2col(x, conv, P, store)
         weights = np.concatenate([W1.reshape(FN, -1).T, b1[None, :]])  # (C·FH·FW + 1, FN)
-        out = np.matmul(col.T, weights, out=_buffer(store, "out", (col.shape[1], FN), x.dtype))
+        out = matmul(col.T, weights, out=_buffer(store, "out", (col.shape[1], FN), x.dtype))
         blocks = out.reshape(P * P, N * PH * PW * FN)  # block c: window position c
         pooled = blocks[0].copy()
         for block in blocks[1:]:
@@ -158,10 +158,10 @@ class FastConvStep:
         # W2's rows in the same order: (ph, pw, channel) instead of the book's (channel, ph, pw)
         W2_last = _buffer(store, "W2", (PH * PW * FN, H2), x.dtype)
         np.copyto(W2_last.reshape(PH * PW, FN, H2), W2.reshape(FN, PH * PW, H2).transpose(1, 0, 2))
-        hidden = flat @ W2_last
+        hidden = matmul(flat, W2_last)
         hidden += b2
         np.maximum(hidden, 0, out=hidden)
-        scores = hidden @ W3
+        scores = matmul(hidden, W3)
         scores += b3
         return col, out, blocks, pooled, flat, W2_last, hidden, scores
 
@@ -186,15 +186,15 @@ class FastConvStep:
         else:
             dscores[np.arange(N), labels] -= 1
         dscores *= dout / N
-        grads = {"W3": hidden.T @ dscores, "b3": dscores.sum(axis=0)}
-        dhidden = dscores @ W3.T
+        grads = {"W3": matmul(hidden.T, dscores), "b3": dscores.sum(axis=0)}
+        dhidden = matmul(dscores, W3.T)
         dhidden *= hidden > 0
-        dW2_last = flat.T @ dhidden
+        dW2_last = matmul(flat.T, dhidden)
         grads["W2"] = np.ascontiguousarray(
             dW2_last.reshape(PH_PW, FN, H2).transpose(1, 0, 2)
         ).reshape(W2.shape)
         grads["b2"] = dhidden.sum(axis=0)
-        dpooled = (dhidden @ W2_last.T).reshape(-1)  # (N, PH, PW, FN), as pooled
+        dpooled = matmul(dhidden, W2_last.T).reshape(-1)  # (N, PH, PW, FN), as pooled
 
         # Each window's first maximum, position by position, takes the gradient, where the
         # maximum is positive (ReLU's mask): the rest of the window gets none.
@@ -208,7 +208,7 @@ class FastConvStep:
             open_ ^= hit  # a window's later maxima (ties) get nothing
             np.multiply(dpooled, hit, out=dblock)
         with self.tuner.one_thread():  # two threads make this long, thin product slower
-            both = col @ dblocks.reshape(out.shape)  # (C·FH·FW + 1, FN): dW1, and db1
+            both = matmul(col, dblocks.reshape(out.shape))  # (C·FH·FW + 1, FN): dW1, and db1
         grads["W1"] = np.ascontiguousarray(both[:-1].T).reshape(W1.shape)
         grads["b1"] = both[-1].copy()
         order = ("W1", "b1", "W2", "b2", "W3", "b3")
