@@ -186,8 +186,8 @@ class Relu:
     def backward(self, dout: Any) -> Any:
         check_dout(self, dout, self.mask)
         # A new array, where the book writes `dout[mask] = 0`: editing dout in place would
-        # corrupt a gradient that another node shares.
-        return dout * ~self.mask
+        # corrupt a gradient that another node shares. Not dout · ~mask: inf · 0 is NaN.
+        return np.where(self.mask, 0, dout)
 
     def local_values(self) -> tuple[np.ndarray]:
         return (~self.mask,)
