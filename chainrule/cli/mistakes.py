@@ -48,7 +48,9 @@ def network_from_file(path: str, activation: str = "relu") -> tuple[Any, str | N
     return network, "mnist"  # the book trains on the full MNIST
 
 
-def test_data(network: Any, dataset: str, data_dir: str | None, quiet: bool):
+def test_data(
+    network: Any, dataset: str, data_dir: str | None, quiet: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The test images (as the network takes them: (N, C, H, W) for a convnet) and labels."""
     from chainrule.cli.training import _load_data
 
