@@ -21,6 +21,7 @@ runs the layers and returns arrays of its own.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from itertools import pairwise
@@ -31,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.checkpoint import check_params_match, load_checkpoint, save_checkpoint
-from chainrule.checks import check_flag
-from chainrule.errors import ShapeError
+from chainrule.checks import check_flag, check_real
+from chainrule.errors import ArgumentError, ShapeError
 from chainrule.fast import FastStep
 from chainrule.fast_conv import FastConvStep
 from chainrule.gradcheck import numerical_gradient
@@ -52,6 +53,7 @@ from chainrule.util import conv_output_size
 
 __all__ = [
     "ACTIVATIONS",
+    "DeepConvNet",
     "MultiLayerNet",
     "MultiLayerNetExtend",
     "SimpleConvNet",
@@ -723,8 +725,269 @@ class SimpleConvNet:
         )
 
 
-def network_from_config(config: dict[str, Any]) -> MultiLayerNet | SimpleConvNet:
+_BOOK_DEEP_CONV_PARAMS = tuple(
+    MappingProxyType({"filter_num": n, "filter_size": 3, "pad": pad, "stride": 1})
+    for n, pad in ((16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1))
+)
+
+
+class DeepConvNet:
+    """The book's deep convolutional network (chapter 8), over 99% on MNIST: three stages
+    of ``Conv → Relu → Conv → Relu → Pool`` (2×2 pooling, stride 2), then ``Affine →
+    Relu → Dropout(0.5) → Affine → Dropout(0.5) → SoftmaxWithLoss``.
+
+    Args:
+        input_dim: one image's (C, H, W): (1, 28, 28) for ``load_mnist(flatten=False)``.
+        conv_param_1 … conv_param_6: each convolution's ``filter_num``, ``filter_size``,
+            ``pad`` and ``stride``; a key left out takes the book's value (16, 16, 32, 32,
+            64, 64 filters of 3×3, pad 1 but 2 for the fourth, stride 1).
+        hidden_size: the width of the hidden Affine layer.
+        output_size: the number of classes.
+        dtype: float64 by default, as the book computes; float32 trains faster.
+        seed: seed for the initial weights and, from a stream of its own, the dropout
+            masks; the same seed gives the same network.
+
+    ``params`` are ``W1 … W6`` (the filters), ``W7`` (values after the last pooling,
+    hidden_size), ``W8`` (hidden_size, output_size) and ``b1 … b8``, He-initialised as
+    the book's: standard normals times ``sqrt(2 / fan_in)``, the fan-in of a filter
+    being C·FH·FW and of an Affine its input width (the book writes the list out for
+    its default sizes; it is computed here, the same numbers). ``layers`` is a list, as
+    the book's. ``predict(x, train_flg=False)`` runs inference (dropout passes everything,
+    times 0.5); ``loss`` and ``gradient`` run a training forward, as the book's.
+
+    Differs from the book's as SimpleConvNet does: sizes after each layer are computed,
+    ``accuracy`` counts every image, and ``save_params``/``load_params`` use chainrule's
+    checkpoint format (no pickle) and copy into the network's own arrays.
+    """
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (1, 28, 28),
+        conv_param_1: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[0],
+        conv_param_2: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[1],
+        conv_param_3: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[2],
+        conv_param_4: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[3],
+        conv_param_5: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[4],
+        conv_param_6: Mapping[str, int] = _BOOK_DEEP_CONV_PARAMS[5],
+        hidden_size: int = 50,
+        output_size: int = 10,
+        *,
+        dtype: Any = np.float64,
+        seed: int | None = None,
+    ) -> None:
+        given = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)
+        conv_params = [
+            _conv_param(f"conv_param_{i}", param, book)
+            for i, (param, book) in enumerate(zip(given, _BOOK_DEEP_CONV_PARAMS), start=1)
+        ]
+        if len(input_dim) != 3:
+            raise ArgumentError(f"input_dim must be one image's (C, H, W), got {input_dim!r}")
+        channels, height, width = (_positive_int("input_dim", d) for d in input_dim)
+        self.dtype = _network_dtype(dtype)
+        self.input_dim, self.conv_params = (channels, height, width), conv_params
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.output_size = _positive_int("output_size", output_size)
+
+        rng = np.random.default_rng(seed)
+        masks = np.random.default_rng(None if seed is None else [seed, 1])
+        self.params: dict[str, np.ndarray] = {}
+        self.layers: list[Any] = []
+        widest = 0  # values per sample of the largest array a forward makes (im2col's)
+        for i, param in enumerate(conv_params, start=1):
+            size, filters = param["filter_size"], param["filter_num"]
+            W = rng.standard_normal((filters, channels, size, size), dtype=self.dtype.type)
+            W *= math.sqrt(2.0 / (channels * size * size))
+            self.params[f"W{i}"], self.params[f"b{i}"] = W, np.zeros(filters, self.dtype)
+            conv = Convolution(
+                W, self.params[f"b{i}"], param["stride"], param["pad"], name=f"Conv{i}"
+            )
+            height = _fitting(f"Conv{i}", conv_output_size(height, size, conv.stride, conv.pad))
+            width = _fitting(f"Conv{i}", conv_output_size(width, size, conv.stride, conv.pad))
+            widest = max(widest, channels * size * size * height * width)
+            self.layers += [conv, Relu()]
+            channels = filters
+            if i % 2 == 0:
+                height = _fitting(f"Pool{i // 2}", conv_output_size(height, 2, 2))
+                width = _fitting(f"Pool{i // 2}", conv_output_size(width, 2, 2))
+                self.layers.append(Pooling(2, 2, stride=2, name=f"Pool{i // 2}"))
+        sizes = (channels * height * width, self.hidden_size, self.output_size)
+        for i, (fan_in, fan_out) in enumerate(pairwise(sizes), start=7):
+            self.params[f"W{i}"] = normal_weight(rng, fan_in, fan_out, "he", self.dtype)
+            self.params[f"b{i}"] = np.zeros(fan_out, self.dtype)
+        self.layers += [
+            Affine(self.params["W7"], self.params["b7"], name="Affine1"),
+            Relu(),
+            Dropout(0.5, seed=masks, name="Dropout1"),
+            Affine(self.params["W8"], self.params["b8"], name="Affine2"),
+            Dropout(0.5, seed=masks, name="Dropout2"),
+        ]
+        self.last_layer = SoftmaxWithLoss()
+        self.widest_layer = widest
+        self._masks_drawn_from: list[dict[str, Any]] = []  # the last training forward's
+
+    @property
+    def lastLayer(self) -> SoftmaxWithLoss:
+        """``last_layer`` by the book's chapter 5 name."""
+        return self.last_layer
+
+    def _as_input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        check_real(type(self).__name__, "input", x)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def _dropouts(self) -> list[Dropout]:
+        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
+        """Scores (N, output_size) of images (N, C, H, W); ``train_flg=True`` drops out."""
+        check_flag(type(self).__name__, "train_flg", train_flg)
+        if train_flg:
+            generators = {id(d.rng): d.rng for d in self._dropouts()}.values()
+            self._masks_drawn_from = [g.bit_generator.state for g in generators]
+        x = self._as_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, train_flg) if isinstance(layer, Dropout) else layer.forward(x)
+        return x
+
+    def loss(self, x: Any, t: Any) -> Any:
+        """Mean cross-entropy of a training forward (dropout on), as the book's."""
+        return self.last_layer.forward(self.predict(x, train_flg=True), t)
+
+    def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
+        """Fraction of images whose highest score is the label, ``batch_size`` at a time."""
+        return _accuracy_in_batches(self, x, t, batch_size)
+
+    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` by backpropagation, with the keys of ``params``."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
+        layers; the arrays are new on every call."""
+        loss = self.loss(x, t)
+        grad = self.last_layer.backward(dout)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        weighted = [layer for layer in self.layers if isinstance(layer, (Convolution, Affine))]
+        grads = {}
+        for i, layer in enumerate(weighted, start=1):
+            grads[f"W{i}"], grads[f"b{i}"] = layer.dW, layer.db
+        return loss, grads
+
+    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients of :meth:`loss` by central differences (slow; for checking), with the
+        dropout masks of the last training forward at every evaluation."""
+        generators = list({id(d.rng): d.rng for d in self._dropouts()}.values())
+        states = self._masks_drawn_from or [g.bit_generator.state for g in generators]
+
+        def training_loss() -> Any:
+            for generator, state in zip(generators, states):
+                generator.bit_generator.state = state  # the same masks every time
+            return self.loss(x, t)
+
+        return {key: numerical_gradient(training_loss, p, h) for key, p in self.params.items()}
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
+        convs = {f"conv_param_{i}": dict(p) for i, p in enumerate(self.conv_params, start=1)}
+        return {
+            "network": type(self).__name__,
+            "input_dim": list(self.input_dim),
+            **convs,
+            "hidden_size": self.hidden_size,
+            "output_size": self.output_size,
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DeepConvNet:
+        """Build a network (with fresh weights) from :meth:`config`'s output."""
+        convs = {f"conv_param_{i}": dict(config[f"conv_param_{i}"]) for i in range(1, 7)}
+        return cls(
+            tuple(config["input_dim"]),
+            **convs,
+            hidden_size=config["hidden_size"],
+            output_size=config["output_size"],
+            dtype=config.get("dtype", "float64"),
+        )
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
+        """Write ``params`` to ``file_name`` as a chainrule checkpoint (an ``.npz``, not a
+        pickle, whatever the name), atomically; return the path."""
+        return save_checkpoint(file_name, self.params, meta=self.config())
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Read the parameters :meth:`save_params` wrote into this network's arrays
+        (CheckpointError, and nothing changes, for a file that does not fit)."""
+        _load_params_into(self.params, file_name)
+
+    def __repr__(self) -> str:
+        filters = "-".join(str(p["filter_num"]) for p in self.conv_params)
+        shape = "×".join(map(str, self.input_dim))
+        return (
+            f"DeepConvNet({shape}, filters {filters}, {self.hidden_size}, "
+            f"{self.output_size}, {self.dtype.name})"
+        )
+
+
+def _conv_param(name: str, given: Mapping[str, int], book: Mapping[str, int]) -> dict[str, int]:
+    """A convolution's parameters, the book's where ``given`` leaves one out."""
+    unknown = sorted(set(given) - set(book))
+    if unknown:
+        raise ArgumentError(f"{name}: unknown {unknown}; it takes {', '.join(book)}")
+    param = {**book, **given}
+    for key in ("filter_num", "filter_size", "stride"):
+        _positive_int(f"{name}[{key!r}]", param[key])
+    if (
+        isinstance(param["pad"], bool)
+        or not isinstance(param["pad"], (int, np.integer))
+        or param["pad"] < 0
+    ):
+        raise ArgumentError(f"{name}['pad'] must be an integer >= 0, got {param['pad']!r}")
+    return {key: int(value) for key, value in param.items()}
+
+
+def _fitting(layer: str, size: int) -> int:
+    if size < 1:
+        raise ShapeError(f"DeepConvNet: the images are too small for {layer}")
+    return size
+
+
+def _network_dtype(dtype: Any) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in _DTYPES:
+        raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _accuracy_in_batches(network: Any, x: Any, t: Any, batch_size: int) -> float:
+    """Fraction of samples whose highest score is the label, ``batch_size`` at a time."""
+    t = np.asarray(t)
+    if len(x) != len(t) or len(x) == 0:
+        raise ShapeError(f"accuracy: {len(x)} images and {len(t)} labels")
+    correct = 0
+    for start in range(0, len(x), _positive_int("batch_size", batch_size)):
+        scores = network.predict(x[start : start + batch_size])
+        labels = class_indices(t[start : start + batch_size], scores.shape[1])
+        correct += int(np.count_nonzero(scores.argmax(axis=1) == labels))
+    return correct / len(x)
+
+
+def _load_params_into(params: dict[str, np.ndarray], file_name: Any) -> None:
+    """Copy a checkpoint's parameters into ``params``' own arrays, all or none."""
+    saved = load_checkpoint(file_name).params
+    saved = {k: v.astype(params[k].dtype) if k in params else v for k, v in saved.items()}
+    check_params_match(params, saved, file_name)
+    for key, param in params.items():
+        param[...] = saved[key]
+
+
+def network_from_config(config: dict[str, Any]) -> MultiLayerNet | SimpleConvNet | DeepConvNet:
     """The network (with fresh weights) a ``config()`` describes, whichever class wrote it."""
     if config.get("network") == "SimpleConvNet":
         return SimpleConvNet.from_config(config)
+    if config.get("network") == "DeepConvNet":
+        return DeepConvNet.from_config(config)
     return MultiLayerNet.from_config(config)
