@@ -24,7 +24,6 @@ import numpy as np
 from chainrule.checks import check_real
 from chainrule.errors import DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
-from chainrule.networks import MultiLayerNet
 from chainrule.optim import SGD, make_optimizer
 
 __all__ = [
@@ -151,15 +150,16 @@ def fit(
     """Train ``network`` with ``optimizer`` for ``epochs`` epochs or ``iters`` steps.
 
     Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
-    ``optimizer.update(network.params, grads)``. (With plain ``SGD`` on a
-    ``MultiLayerNet``, :meth:`chainrule.fast.FastStep.sgd_step` does both in one pass:
-    the same step up to rounding.)
+    ``optimizer.update(network.params, grads)``; for chainrule's networks, by their
+    engine step (:mod:`chainrule.engine`), whose gradient buffers no user holds. (With
+    plain ``SGD``, :meth:`chainrule.engine.Step.sgd_step` does both in one pass: the same
+    step up to rounding.)
     Evaluation runs at each epoch's end and after the last step, on all the training data
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
-    ``blas_threads`` pins the BLAS threads of the training step of a MultiLayerNet or a
-    SimpleConvNet (by default the step chooses them by timing, see :mod:`chainrule.blas`).
+    ``blas_threads`` pins the BLAS threads of the training step of chainrule's networks
+    (by default the step chooses them by timing, see :mod:`chainrule.blas`).
     To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
@@ -197,7 +197,7 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
-    # The networks whose training step is chainrule's own (chainrule.fast, fast_conv)
+    # The networks whose training step is chainrule's engine
     fast_step = getattr(network, "fast_step", None)
     if fast_step is not None and blas_threads is not None:
         fast_step.pin_threads(blas_threads)
@@ -227,7 +227,9 @@ def fit(
                 if sgd_step is not None:
                     loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
                 else:
-                    loss, grads = network.loss_and_gradient(batch_x, batch_t)
+                    # The engine's own buffers: nothing outside this step holds them.
+                    train_step = fast_step if fast_step is not None else network
+                    loss, grads = train_step.loss_and_gradient(batch_x, batch_t)
                     loss = float(loss)
                     if math.isfinite(loss):
                         optimizer.update(network.params, grads)
@@ -257,8 +259,8 @@ def fit(
 
 
 def _fused_sgd(network: Any, optimizer: Any) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The fast step's one-pass SGD update for plain SGD on a MultiLayerNet, else None."""
-    if type(optimizer) is not SGD or not isinstance(network, MultiLayerNet):
+    """The engine's one-pass SGD update for plain SGD on chainrule's networks, else None."""
+    if type(optimizer) is not SGD or getattr(network, "fast_step", None) is None:
         return None
     fast = network.fast_step
 

@@ -32,13 +32,16 @@ def test_the_books_parameters_and_layers():
     }  # fmt: skip
     stage = [Convolution, Relu, Convolution, Relu, Pooling]
     kinds = [*stage * 3, Affine, Relu, Dropout, Affine, Dropout]
-    assert [type(layer) for layer in net.layers] == kinds
-    assert [(c.stride, c.pad) for c in net.layers if isinstance(c, Convolution)] == [
+    layers = list(net.layers.values())
+    assert [type(layer) for layer in layers] == kinds
+    assert list(net.layers)[:5] == ["Conv1", "Relu1", "Conv2", "Relu2", "Pool1"]
+    assert list(net.layers)[-5:] == ["Affine1", "Relu7", "Dropout1", "Affine2", "Dropout2"]
+    assert [(c.stride, c.pad) for c in layers if isinstance(c, Convolution)] == [
         (1, 1), (1, 1), (1, 1), (1, 2), (1, 1), (1, 1)
     ]  # fmt: skip
-    assert all((p.pool_h, p.pool_w, p.stride) == (2, 2, 2) for p in net.layers[4:15:5])
-    assert [d.dropout_ratio for d in net.layers if isinstance(d, Dropout)] == [0.5, 0.5]
-    weighted = [layer for layer in net.layers if isinstance(layer, (Convolution, Affine))]
+    assert all((p.pool_h, p.pool_w, p.stride) == (2, 2, 2) for p in layers[4:15:5])
+    assert [d.dropout_ratio for d in layers if isinstance(d, Dropout)] == [0.5, 0.5]
+    weighted = [layer for layer in layers if isinstance(layer, (Convolution, Affine))]
     for i, layer in enumerate(weighted, start=1):  # the layers hold the very arrays
         assert layer.W is net.params[f"W{i}"] and layer.b is net.params[f"b{i}"]
     assert net.lastLayer is net.last_layer
