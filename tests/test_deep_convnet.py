@@ -139,3 +139,21 @@ def test_errors():
         DeepConvNet(input_dim=(1, 2, 2))
     with pytest.raises(ShapeError, match=r"Conv1: input must be images"):
         DeepConvNet(**SMALL).predict(np.zeros((2, 64)))
+
+
+def test_chainrule_train_model_deepconvnet(tmp_path, capsys):
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.cli import main
+
+    path = tmp_path / "deep.npz"
+    assert main(["train", "--model", "deepconvnet", "--iters", "2", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "training DeepConvNet(1×28×28, filters 16-16-32-32-64-64, 50, 10, float32), init he "
+        "on mnist-5k (4000 train / 1000 test), Adam(lr=0.001"
+    )
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.params["W7"].shape == (1024, 50)
+    assert checkpoint.params["W1"].dtype == np.float32  # the command line's float32
+    resumed = ["train", "--resume", str(path), "--iters", "3", "--model", "deepconvnet"]
+    assert main([*resumed, "--quiet"]) == 0  # the checkpoint's own --model is no change
