@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,15 @@ class Buffers:
             array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
             self._arrays[name] = array
         return array
+
+    def front(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An array of ``shape`` at the front of one kept for ``name``, which only grows:
+        for chunks of a batch, where the last one is smaller than the others."""
+        size = math.prod(shape)
+        store = self._arrays.get(name)
+        if store is None or store.size < size or store.dtype != dtype:
+            store = self._arrays[name] = np.empty(size, dtype)
+        return store[:size].reshape(shape)
 
     def like(self, name: str, x: np.ndarray, dtype: Any = None) -> np.ndarray:
         """An array of ``x``'s shape laid out in memory as ``x`` is (channels last for a

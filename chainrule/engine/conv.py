@@ -29,10 +29,20 @@ from chainrule.engine.dense import Kernel
 
 __all__ = ["ConvKernel", "PoolKernel"]
 
+# Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
+# between being written and multiplied (the whole batch's goes out to memory and back).
+_CHUNK_BYTES = 2**22
+
 
 class ConvKernel(Kernel):
     """A Convolution layer, with the Pooling after it when ``pool`` is given (its stride
-    equal to its square window, no padding)."""
+    equal to its square window, no padding).
+
+    The batch goes through in chunks of images whose ``col`` fits in the processor's
+    cache: each chunk's windows are copied, multiplied and (in backward) added back while
+    they are still there, instead of a ``col`` nine times the images' size (3×3 filters)
+    going out to memory and back. Backward copies each chunk's windows again.
+    """
 
     def __init__(self, layer: Any, pool: Any = None) -> None:
         super().__init__(layer)
@@ -48,84 +58,115 @@ class ConvKernel(Kernel):
             oh, ow = oh // self.pool.stride, ow // self.pool.stride
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
+    def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
+        """The output positions of ``images`` images in the order they are computed."""
+        if self.pool is None:
+            return (images, oh, ow)
+        P = self.pool.stride
+        return (P, P, images, oh // P, ow // P)
+
+    def _chunks(self, n: int, rows: int, itemsize: int) -> list[tuple[int, int]]:
+        K = self.layer.W[0].size
+        per = max(1, _CHUNK_BYTES // ((K + 1) * rows * itemsize))
+        return [(start, min(n, start + per)) for start in range(0, n, per)]
+
+    def _col(self, xp: np.ndarray, grid: tuple[int, ...], buf: Buffers) -> np.ndarray:
+        """The windows of the padded images xp, (positions, K + 1), its last column ones."""
+        _, C, FH, FW = self.layer.W.shape
+        K, m = C * FH * FW, int(np.prod(grid))
+        P = None if self.pool is None else self.pool.stride
+        col = buf.front("col", (m, K + 1), xp.dtype)
+        windows = _windows(xp, FH, FW, self.layer.stride, P, grid)
+        np.copyto(col[:, :K].reshape(windows.shape), windows)
+        col[:, K] = 1
+        return col
+
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf, W = self.buffers(train), self.layer.W
         FN, C, FH, FW = W.shape
         K, n = C * FH * FW, len(x)
         xp = _padded(x, self.layer.pad, 0.0, buf)
         oh, ow = _positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
-        P = None if self.pool is None else self.pool.stride
-        grid = (n, oh, ow) if P is None else (P, P, n, oh // P, ow // P)
-        col = buf.get("col", (K + 1, int(np.prod(grid))), W.dtype, fill=1)
-        np.copyto(
-            col[:K].reshape(C, FH, FW, *grid), _windows(xp, FH, FW, self.layer.stride, P, grid)
-        )
-        weights = buf.get("weights", (K + 1, FN), W.dtype)
-        np.copyto(weights[:K], W.reshape(FN, K).T)
+        rows = int(np.prod(self._grid(1, oh, ow)))  # per image
+        chunks = self._chunks(n, rows, W.dtype.itemsize)
+        weights = buf.get("weights", (K + 1, FN), W.dtype)  # rows (fh, fw, c), then b
+        np.copyto(weights[:K].reshape(FH, FW, C, FN), W.transpose(2, 3, 1, 0))
         weights[K] = self.layer.b
-        out = matmul(col.T, weights, out=buf.get("out", (col.shape[1], FN), W.dtype))
+        out = buf.get("out", (n * rows, FN), W.dtype)
+        P = None if self.pool is None else self.pool.stride
+        pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
+        for start, stop in chunks:
+            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow), buf)
+            chunk = matmul(col, weights, out=out[start * rows : stop * rows])
+            if pooled is not None:
+                _pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
         if train:
-            self._x, self._xp, self._col, self._weights, self._out, self._grid = (
-                x,
-                xp,
-                col,
-                weights,
-                out,
-                grid,
-            )
-        if P is None:
+            self._x, self._xp, self._weights, self._out, self._pooled = x, xp, weights, out, pooled
+            self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
+        if pooled is None:
             return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
-        blocks = out.reshape(P * P, -1)  # block k: each window's k-th position
-        pooled = buf.get("pooled", blocks.shape[1:], W.dtype)
-        np.copyto(pooled, blocks[0])
-        for block in blocks[1:]:
-            np.maximum(pooled, block, out=pooled)
-        if train:
-            self._pooled = pooled
-        return pooled.reshape(grid[2], grid[3], grid[4], FN).transpose(0, 3, 1, 2)
+        return pooled.reshape(n, oh // P, ow // P, FN).transpose(0, 3, 1, 2)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        buf, W, out = self._train, self.layer.W, self._out
+        buf, W, rows = self._train, self.layer.W, self._rows
         FN, C, FH, FW = W.shape
         K = C * FH * FW
-        if self.pool is None:
-            dout = _rows_channels_last(dy, buf, "dy")
-        else:
-            dout = self._unpool(_rows_channels_last(dy, buf, "dy").reshape(-1), buf)
-        both = matmul(self._col, dout, out=buf.get("both", (K + 1, FN), W.dtype))  # dW and db
+        dy_rows = _rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
+        both = buf.get("both", (K + 1, FN), W.dtype)  # dW and, in its last row, db
+        part = buf.get("part", (K + 1, FN), W.dtype)
+        if need_dx:
+            dxp = buf.images("dxp", self._xp.shape, W.dtype)
+            dxp[...] = 0
+        pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
+        for i, (start, stop) in enumerate(self._chunks_used):
+            grid = self._grid(stop - start, *self._oh_ow)
+            col = self._col(self._xp[start:stop], grid, buf)
+            dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
+            if self.pool is not None:
+                out = self._out[start * rows : stop * rows]
+                dchunk = _unpool(
+                    out, self._pooled[start * pooled_rows : stop * pooled_rows], dchunk, buf
+                )
+            matmul(col.T, dchunk, out=both if i == 0 else part)
+            if i:
+                both += part
+            if need_dx:
+                dcol = buf.front("dcol", (len(dchunk), K), W.dtype)
+                matmul(dchunk, self._weights[:K].T, out=dcol)
+                _col2im(dcol, dxp[start:stop], (FH, FW), self.layer.stride, grid)
         dW = buf.get("dW", W.shape, W.dtype)
-        np.copyto(dW.reshape(FN, K), both[:K].T)
+        np.copyto(dW, both[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
         db = buf.get("db", (FN,), W.dtype)
         np.copyto(db, both[K])
         self.grads = {"W": dW, "b": db}
         if not need_dx:
             return None
-        dcol = matmul(self._weights[:K], dout.T, out=buf.get("dcol", (K, len(out)), W.dtype))
-        return _col2im(
-            dcol,
-            self._xp,
-            self._x.shape,
-            (FH, FW),
-            self.layer.stride,
-            self.layer.pad,
-            self._grid,
-            buf,
-        )
+        pad, (h, w) = self.layer.pad, self._x.shape[2:]
+        return dxp[:, :, pad : pad + h, pad : pad + w]
 
-    def _unpool(self, dpooled: np.ndarray, buf: Buffers) -> np.ndarray:
-        """The gradient of the convolution's outputs: each window's to its first maximum."""
-        out, pooled = self._out, self._pooled
-        dout = buf.get("dout", out.shape, out.dtype)
-        blocks, dblocks = out.reshape(-1, len(pooled)), dout.reshape(-1, len(pooled))
-        hit = buf.get("hit", pooled.shape, np.bool_)
-        open_ = buf.get("open", pooled.shape, np.bool_)
-        open_[...] = True
-        for block, dblock in zip(blocks, dblocks):
-            np.equal(block, pooled, out=hit)
-            hit &= open_
-            open_ ^= hit  # a window's later maxima (ties) get nothing
-            np.multiply(dpooled, hit, out=dblock)
-        return dout
+
+def _pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
+    """The maximum of the P·P blocks of a chunk's outputs in pooling order (block k: each
+    window's k-th position), into ``pooled``."""
+    blocks = out.reshape(P * P, *pooled.shape)
+    np.copyto(pooled, blocks[0])
+    for block in blocks[1:]:
+        np.maximum(pooled, block, out=pooled)
+
+
+def _unpool(out: np.ndarray, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers) -> np.ndarray:
+    """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
+    dout = buf.front("dout", out.shape, out.dtype)
+    blocks, dblocks = out.reshape(-1, *pooled.shape), dout.reshape(-1, *pooled.shape)
+    hit = buf.front("hit", pooled.shape, np.bool_)
+    open_ = buf.front("open", pooled.shape, np.bool_)
+    open_[...] = True
+    for block, dblock in zip(blocks, dblocks):
+        np.equal(block, pooled, out=hit)
+        hit &= open_
+        open_ ^= hit  # a window's later maxima (ties) get nothing
+        np.multiply(dpooled, hit, out=dblock)
+    return dout
 
 
 class PoolKernel(Kernel):
@@ -202,42 +243,36 @@ def _windows(
     *,
     writeable: bool = False,
 ) -> np.ndarray:
-    """The windows of padded images xp as a view (C, fh, fw, *grid): for grid (N, oh,
+    """The windows of padded images xp as a view (*grid, fh, fw, C): for grid (N, oh,
     ow) the output positions in the layer's order; for (P, P, N, ph, pw) position
-    (i, j) of pooling window (ph, pw), that is output row P·ph + i, column P·pw + j."""
+    (i, j) of pooling window (ph, pw), that is output row P·ph + i, column P·pw + j.
+    A window's (fw, c) run is contiguous in images stored channels last."""
     sN, sC, sH, sW = xp.strides
     if P is None:
         steps = (sN, stride * sH, stride * sW)
     else:
         steps = (stride * sH, stride * sW, sN, P * stride * sH, P * stride * sW)
-    shape = (xp.shape[1], fh, fw, *grid)
-    return as_strided(xp, shape, (sC, sH, sW, *steps), writeable=writeable)
+    shape = (*grid, fh, fw, xp.shape[1])
+    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=writeable)
 
 
 def _col2im(
     dcol: np.ndarray,
-    xp: np.ndarray,
-    x_shape: tuple[int, ...],
+    dxp: np.ndarray,
     window: tuple[int, int],
     stride: int,
-    pad: int,
     grid: tuple[int, ...],
-    buf: Buffers,
-) -> np.ndarray:
-    """The gradient of the images from that of ``col``'s rows: each filter entry's row
-    added back onto the pixels it was copied from. For one entry (fh, fw) no two
+) -> None:
+    """Add the gradient of ``col``'s rows onto the padded images' gradient ``dxp``: each
+    filter entry's row onto the pixels it was copied from. For one entry (fh, fw) no two
     positions share a pixel, so each addition is one vectorised ``+=``."""
     fh, fw = window
     P = grid[0] if len(grid) == 5 else None
-    dxp = buf.images("dxp", xp.shape, xp.dtype)
-    dxp[...] = 0
     target = _windows(dxp, fh, fw, stride, P, grid, writeable=True)
     source = dcol.reshape(target.shape)
     for i in range(fh):
         for j in range(fw):
-            target[:, i, j] += source[:, i, j]
-    h, w = x_shape[2:]
-    return dxp[:, :, pad : pad + h, pad : pad + w]
+            target[..., i, j, :] += source[..., i, j, :]
 
 
 def _rows_channels_last(dy: np.ndarray, buf: Buffers, name: str) -> np.ndarray:
