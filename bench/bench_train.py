@@ -576,45 +576,54 @@ def _torch_network(key: str) -> tuple[Any, Any]:
 
 def engine_child(key: str, framework: str, steps: int) -> dict[str, float]:
     """Time ``steps`` steps of one framework on one workload, in this process: the median
-    seconds a step (and, for chainrule, the same step on the engine's buffers: fit's)."""
+    seconds a step. chainrule's two steps (``gradient()``, which returns copies, and the
+    engine's buffers, which fit uses) alternate step by step; PyTorch runs with its
+    default thread count, then with one thread."""
     labels = np.arange(100) % 10
     if framework == "PyTorch":
         import torch
 
         model, x = _torch_network(key)
-        optimizer, loss_fn = (
-            torch.optim.Adam(model.parameters(), lr=0.001),
-            torch.nn.CrossEntropyLoss(),
-        )
-        t = torch.from_numpy(labels)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+        loss_fn, t = torch.nn.CrossEntropyLoss(), torch.from_numpy(labels)
+        threads = torch.get_num_threads()
 
-        def step() -> None:
+        def torch_step(count: int) -> None:
+            if torch.get_num_threads() != count:
+                torch.set_num_threads(count)
             optimizer.zero_grad()
             loss = loss_fn(model(x), t)
             loss.backward()
             optimizer.step()
             loss.item()
 
-        return {"PyTorch": _median_step(step, steps)}
-    from chainrule.optim import Adam
+        steps_by_name = {
+            f"PyTorch ({threads} threads)": lambda: torch_step(threads),
+            "PyTorch (1 thread)": lambda: torch_step(1),
+        }
+    else:
+        from chainrule.optim import Adam
 
-    net, x = _engine_network(key)
-    optimizer = Adam(lr=0.001)
-    result = {}
-    for name, compute in (
-        ("chainrule gradient()", lambda: net.gradient(x, labels)),
-        ("chainrule engine buffers", lambda: net.fast_step.loss_and_gradient(x, labels)[1]),
-    ):
-        result[name] = _median_step(
-            lambda compute=compute: optimizer.update(net.params, compute()), steps
-        )
-    return result
-
-
-def _median_step(step: Callable[[], None], steps: int) -> float:
-    for _ in range(3):  # warm-up: buffers, the thread tuner's first trial
-        step()
-    return statistics.median(_time(step) for _ in range(steps))
+        net, x = _engine_network(key)
+        optimizer = Adam(lr=0.001)
+        steps_by_name = {
+            "chainrule gradient()": lambda: optimizer.update(net.params, net.gradient(x, labels)),
+            "chainrule, the engine's buffers": lambda: optimizer.update(
+                net.params, net.fast_step.loss_and_gradient(x, labels)[1]
+            ),
+        }
+    # PyTorch's two one after the other: changing its thread count costs a step's time.
+    blocks = (
+        [steps_by_name] if framework == "chainrule" else [{k: v} for k, v in steps_by_name.items()]
+    )
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for block in blocks:
+        for i in range(steps + 3):  # three warm-up steps each: buffers, the tuner's first trial
+            for name, step in block.items():
+                seconds = _time(step)
+                if i >= 3:
+                    times[name].append(seconds)
+    return {name: statistics.median(seen) for name, seen in times.items()}
 
 
 def engine_bench(keys: list[str], rounds: int, steps: int) -> str:
@@ -632,7 +641,7 @@ def engine_bench(keys: list[str], rounds: int, steps: int) -> str:
                 ).stdout
                 for name, seconds in json.loads(output).items():
                     seen.setdefault(name, []).append(seconds)
-        torch_s = statistics.median(seen["PyTorch"])
+        torch_s = statistics.median(next(v for k, v in seen.items() if "threads)" in k))
         for name, times in seen.items():
             median = statistics.median(times)
             ratio = torch_s / median
@@ -642,7 +651,7 @@ def engine_bench(keys: list[str], rounds: int, steps: int) -> str:
         f"CPU: {_cpu_model()}, {os.cpu_count()} cores; medians of {rounds} processes a "
         f"framework, {steps} steps each, batch 100, Adam",
         "",
-        "| workload | step | ms a step | PyTorch's time / this |",
+        "| workload | step | ms a step | PyTorch's time (its default threads) / this |",
         "|---|---|---:|---:|",
     ]
     return "\n".join(head + rows)
