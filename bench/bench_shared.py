@@ -7,10 +7,10 @@ A tool, run by hand from a checkout (PyTorch optional)::
 
 Users' machines are rarely idle: a second training run, a notebook, a compiler share the
 cores. For each training loop of ``bench_train.py`` named with ``--loops`` (chainrule's
-``fit``, which chooses its BLAS threads by timing; the same with the BLAS threads pinned
-at the library's default, as chainrule did before; PyTorch with its default threads), each
-scenario runs the loop in fresh worker processes for ``--seconds`` and takes the median
-step time after a warm-up:
+``fit``, whose step chooses by timing how many threads share its products; the same with
+that count pinned at BLAS's own thread count, ``fit(threads=N)``; PyTorch with its default
+threads), each scenario runs the loop in fresh worker processes for ``--seconds`` and
+takes the median step time after a warm-up:
 
 - ``alone``: one worker, nothing else running (the reference);
 - ``busy``: one worker beside a process that keeps one core busy (a pure-Python loop);
@@ -72,15 +72,14 @@ def work(loop: str, workload: str, seconds: float, start_at: float) -> dict[str,
 
 
 def pinned_fit(params: dict, w: Any, data: Any, bench_train: Any) -> Any:
-    """chainrule's fit with the BLAS threads fixed at the library's default count."""
-    from threadpoolctl import threadpool_info
-
+    """chainrule's fit with the step's thread count pinned at BLAS's own thread count."""
+    from chainrule.blas import blas_controllers
     from chainrule.optim import SGD
     from chainrule.train import fit
 
-    threads = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+    threads = max((lib.num_threads for lib in blas_controllers()), default=1)
     net, optimizer = bench_train._chainrule_net(params, w), SGD(bench_train.LR)
-    return bench_train.fit_loop(fit, net, optimizer, w, data, blas_threads=threads)
+    return bench_train.fit_loop(fit, net, optimizer, w, data, threads=threads)
 
 
 # --------------------------------------------------------------------------------------

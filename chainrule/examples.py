@@ -13,14 +13,21 @@ the book simplifies to ``y(1 − y)``), ``affine_graph`` (Figure 5-25: a dot nod
 node, on the book's batch example with ``dY = [[1, 2, 3], [4, 5, 6]]``) and
 ``softmax_with_loss_graph`` (Appendix A: exp, sum, /, ×, log, × t, sum and ×(−1), ending
 in ``y − t``).
+
+:func:`build` makes any of them by name, with some inputs changed (``{"apple": 120}``)
+and, with ``lang="ko"``, the shopping examples' values named as the book's Korean
+edition names them (:data:`KOREAN_NAMES`: 사과, 사과 개수, 소비세, 귤, 귤 개수 …).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from chainrule.errors import ArgumentError
 from chainrule.graph import Graph
 from chainrule.layers import AddLayer, Affine, MulLayer, Sigmoid
 from chainrule.losses import SoftmaxWithLoss
@@ -28,11 +35,15 @@ from chainrule.losses import SoftmaxWithLoss
 __all__ = [
     "EXAMPLES",
     "FUSED",
+    "KOREAN_NAMES",
     "affine_graph",
+    "build",
+    "build_fused",
     "buy_apple",
     "buy_apple_graph",
     "buy_apple_orange",
     "buy_apple_orange_graph",
+    "example_inputs",
     "fused_affine_graph",
     "fused_sigmoid_graph",
     "fused_softmax_with_loss_graph",
@@ -211,3 +222,54 @@ FUSED: dict[str, Callable[[], Graph]] = {
     "affine": fused_affine_graph,
     "softmax-with-loss": fused_softmax_with_loss_graph,
 }
+
+# The shopping examples' values as the book's Korean edition names them (5.1-5.4:
+# 사과, 사과 개수, 귤, 귤 개수, 소비세; 지불 금액 for the price paid).
+KOREAN_NAMES: dict[str, str] = {
+    "apple": "사과",
+    "apple count": "사과 개수",
+    "apple price": "사과 가격",
+    "orange": "귤",
+    "orange count": "귤 개수",
+    "orange price": "귤 가격",
+    "all price": "세전 금액",
+    "tax": "소비세",
+    "price": "지불 금액",
+}
+
+
+def example_inputs(name: str) -> dict[str, Any]:
+    """The inputs of example ``name`` a learner may change, by their (English) names, with
+    their default values: ``{"apple": 100, "apple count": 2, "tax": 1.1}``. They are the
+    example function's first parameters, in order."""
+    graph = EXAMPLES[name]()
+    return {v.name: v.data for v in graph.values if v.node is None and not v.constant}
+
+
+def _arguments(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The example function's keyword arguments that set ``inputs`` (by input name)."""
+    known = example_inputs(name)
+    unknown = [key for key in inputs if key not in known]
+    if unknown:
+        raise ArgumentError(
+            f"{name} has no input {unknown[0]!r}; its inputs are {', '.join(known)}"
+        )
+    parameters = list(inspect.signature(EXAMPLES[name]).parameters)
+    return {parameters[i]: inputs[key] for i, key in enumerate(known) if key in inputs}
+
+
+def build(name: str, inputs: Mapping[str, Any] | None = None, *, lang: str = "en") -> Graph:
+    """Example ``name`` (one of :data:`EXAMPLES`) with ``inputs`` changed, backpropagated;
+    with ``lang="ko"`` its values named as :data:`KOREAN_NAMES` says."""
+    graph = EXAMPLES[name](**_arguments(name, inputs or {}))
+    if lang == "ko":
+        for value in list(graph.values):
+            if value.name in KOREAN_NAMES and not value.auto:
+                graph.rename(value, KOREAN_NAMES[value.name])
+    return graph
+
+
+def build_fused(name: str, inputs: Mapping[str, Any] | None = None) -> Graph:
+    """The book's fused layer of figure ``name`` (one of :data:`FUSED`) on the same inputs
+    as :func:`build` gives it."""
+    return FUSED[name](**_arguments(name, inputs or {}))

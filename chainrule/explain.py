@@ -37,16 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import StateError
+from chainrule.errors import ArgumentError, StateError
 from chainrule.formatting import (
     describe,
     format_number,
     format_shape,
+    is_matrix,
     is_scalar,
     is_short,
     summarize,
 )
-from chainrule.graph import Graph, Node, Value
+from chainrule.graph import Graph, Node, Value, as_graph
 from chainrule.messages import display_width, message, pad
 
 __all__ = [
@@ -103,8 +104,10 @@ _INDENT = " " * (4 + LABEL_WIDTH + 1)  # where a row's text starts
 
 def _wrapped(line: str, indent: str) -> str:
     """``line``, or if wider than 100 columns, broken before its last ``=`` (the result),
-    and before its last ``·`` when what is left is still too wide."""
-    if display_width(_ANSI.sub("", line)) <= _WIDTH or " = " not in line:
+    and before its last ``·`` when what is left is still too wide. A small matrix counts
+    as wide as its rows will be (:func:`stack_matrices`)."""
+    stacked = stack_matrices(line).split("\n")
+    if max(display_width(_ANSI.sub("", part)) for part in stacked) <= _WIDTH or " = " not in line:
         return line
     head, _, tail = line.rpartition(" = ")
     if display_width(_ANSI.sub("", head)) > _WIDTH and " · " in head:  # a long product too
@@ -116,6 +119,42 @@ def _wrapped(line: str, indent: str) -> str:
 def _row(label: str, text: str) -> str:
     """One aligned row of a node's block: a label column, then the equation."""
     return _wrapped(f"    {pad(label, LABEL_WIDTH)} {text}", _INDENT + "  ")
+
+
+# A small matrix as summarize writes it on one line, [[1, 2], [3, 4]]: two rows or more.
+_MATRIX = re.compile(r"\[(\[[^\[\]]*\](?:, \[[^\[\]]*\])+)\]")
+
+
+def stack_matrices(text: str) -> str:
+    """``text`` with each line's last small matrix written row under row, as NumPy
+    prints one, the rows under the first::
+
+        X = (2×2) [[1, 2],
+                   [3, 4]]
+    """
+    lines = []
+    for line in text.split("\n"):
+        found = list(_MATRIX.finditer(line))
+        if not found:
+            lines.append(line)
+            continue
+        matrix = found[-1]
+        rows = re.findall(r"\[[^\[\]]*\]", matrix.group(1))
+        head, tail = line[: matrix.start()], line[matrix.end() :]
+        indent = " " * (display_width(_ANSI.sub("", head)) + 1)
+        lines.append(f"{head}[{rows[0]},")
+        lines += [f"{indent}{row}," for row in rows[1:-1]]
+        lines.append(f"{indent}{rows[-1]}]{tail}")
+    return "\n".join(lines)
+
+
+# A name with an operator in it (X · W) is written in parentheses after ∂: ∂L/∂(X · W).
+_OPERATOR = re.compile(r"[·×+−*/@^]| - ")
+
+
+def partial(name: str) -> str:
+    """``∂`` and ``name``, in parentheses where it holds an operator: ``∂(X · W)``."""
+    return f"∂({name})" if _OPERATOR.search(name) else f"∂{name}"
 
 
 def _shape_note(x: Any) -> str:
@@ -181,20 +220,29 @@ class _Letters:
 
     A node writes its rule in its own letters (MulLayer's ``z = x · y``). Where the graph
     names another value with one of them (the learner's ``y`` is this node's input ``x``),
-    the letter gets a prime here (``x′``), in every formula of the node's block.
+    the letter gets a prime here (``x′``), in every formula of the node's block, and
+    :meth:`where` says which value of the graph each primed letter stands for.
     """
 
     def __init__(self, node: Node, names: dict[str, Value]) -> None:
-        own = dict(zip(node.input_letters, node.inputs))
-        own[node.output_letter] = node.output
+        own = {node.output_letter: node.output, **dict(zip(node.input_letters, node.inputs))}
         self.primes = {
             letter: letter + "′"
             for letter, value in own.items()
             if names.get(letter, value) is not value
         }
+        self.stands_for = {self.primes[k]: v for k, v in own.items() if k in self.primes}
         self.node = node
         self.input_letters = tuple(self.primes.get(x, x) for x in node.input_letters)
         self.output_letter = self.primes.get(node.output_letter, node.output_letter)
+
+    def where(self, name_of: Any, lang: str = "en") -> str:
+        """``y′ is v₂, x′ is v₁``: the value each primed letter stands for, by ``name_of``;
+        empty where no letter has a prime."""
+        return ", ".join(
+            message("stands_for", lang, letter=letter, name=name_of(value))
+            for letter, value in self.stands_for.items()
+        )
 
     def __call__(self, text: str) -> str:
         """``text`` with each clashing letter primed, where it stands alone (not the x of
@@ -249,9 +297,12 @@ def _first_row(lhs: str, grad: Any, style: _Style) -> list[str]:
 class _Trace:
     """The text of one backpropagated graph, built from what the graph recorded."""
 
-    def __init__(self, graph: Graph, style: _Style) -> None:
+    def __init__(self, graph: Graph, style: _Style, who: str = "explain") -> None:
         if graph.seed is None:
-            raise StateError("explain: the graph has no gradients yet; call graph.backward(output)")
+            raise StateError(
+                f"{who}: the graph has no gradients yet; call graph.backward(output), or "
+                "pass (graph, loss) as net.record(x, t) returns it"
+            )
         self.graph, self.style, self.top = graph, style, graph.seed
         loss = self.top.node is not None and self.top.node.is_loss
         # A gradient other than ones arrives from a loss further on (the book's dY).
@@ -300,7 +351,7 @@ class _Trace:
         """``price = apple price × tax = 200 × 1.1 = 220``; arrays by shape and summary."""
         expression = _expression(node, [self.name(v) for v in node.inputs])
         text = _assignment(self.name(node.output), expression)
-        if all(is_short(v.data) for v in node.inputs):
+        if all(np.ndim(v.data) <= 1 and is_short(v.data) for v in node.inputs):
             text += f" = {_expression(node, [summarize(v.data) for v in node.inputs])}"
         return f"{text} = {describe(node.output.data)}"
 
@@ -314,9 +365,10 @@ class _Trace:
             self.style.head(say("backward", n=len(self.ran), s=plural, top=self.name(self.top))),
             *say("backward_note").splitlines(),
             "",
-            f"{say('start')}: ∂{self.out}/∂{self.name(self.top)} = "
-            + self.style.grad(describe(self.top.grad)),
+            f"{say('start')}: {self.start()}",
         ]
+        if any(_Letters(node, self.names).primes for node in self.ran):
+            lines[-2:-2] = say("primes_note").splitlines()
         for step, node in enumerate(self.ran, start=1):
             lines += ["", *self.step(step, node)]
         skipped = len(self.graph.nodes) - len(self.ran)
@@ -325,18 +377,27 @@ class _Trace:
             lines += ["", say("skipped", n=skipped, s=plural, verb=verb, top=self.top.name)]
         return lines + self._input_gradients() + self._param_gradients()
 
+    def start(self) -> str:
+        """``∂L/∂Y = …``: the gradient backward started with."""
+        derivative = f"{partial(self.out)}/{partial(self.name(self.top))}"
+        return f"{derivative} = {self.style.grad(describe(self.top.grad))}"
+
     def step(self, step: int, node: Node) -> list[str]:
-        """The block of one node of the backward pass: its heading, the gradient arriving,
-        its local derivatives, and what it passes to each input and parameter."""
+        """The block of one node of the backward pass: its heading, which value each primed
+        letter stands for, the gradient arriving, its local derivatives, and what it
+        passes to each input and parameter."""
         letters = _Letters(node, self.names)
-        return [
+        where = letters.where(self.name, self.style.lang)
+        lines = [
             self.style.head(self._heading(step, node, letters)),
+            *([_row(self.style.say("where"), where)] if where else []),
             _row(self.style.say("arriving"), self._arriving(node)),
             *self._local_rows(node, letters),
             *self._input_rows(node, letters),
             *self._param_rows(node, letters),
             *self._fan_out_notes(node),
         ]
+        return stack_matrices("\n".join(lines)).split("\n")
 
     def _heading(self, step: int, node: Node, letters: _Letters) -> str:
         """``[1] price = apple price × tax        MulLayer: z = x · y``."""
@@ -348,7 +409,7 @@ class _Trace:
 
     def _arriving(self, node: Node) -> str:
         """``dout = ∂price/∂all price = 1.1``, or the sum where the output feeds several nodes."""
-        text = f"dout = ∂{self.out}/∂{self.name(node.output)} = "
+        text = f"dout = {partial(self.out)}/{partial(self.name(node.output))} = "
         parts = self.grads_of(node.output)
         if len(parts) > 1:
             total = _sum_text(parts, node.output.grad, self.style)
@@ -373,7 +434,7 @@ class _Trace:
         if all(formula == "1" for formula, x in zip(node.local, node.inputs) if not x.constant):
             terms[-1] += "   " + self.style.say("passes")
         one_row = _row(label, "    ".join(terms))
-        if "\n" not in one_row:
+        if "\n" not in one_row and not any(is_matrix(v) for v in values if v is not None):
             return [one_row]
         return [_row(label if i == 0 else "", term) for i, term in enumerate(terms)]
 
@@ -472,14 +533,14 @@ class _Trace:
         if not leaves:
             return []
         lines = ["", self.style.head(self.style.say("input_grads", out=self.out))]
-        width = max(display_width(v.name) for v in leaves)
+        width = max(display_width(partial(v.name)) for v in leaves)
         for value in leaves:
             parts = self.grads_of(value)
             if len(parts) > 1:
                 text = _sum_text(parts, value.grad, self.style)
             else:
                 text = self.style.grad(describe(value.grad))
-            lines.append(f"    ∂{self.out}/∂{pad(value.name, width)}  {text}")
+            lines.append(f"    {partial(self.out)}/{pad(partial(value.name), width)}  {text}")
         return lines
 
     def _param_gradients(self) -> list[str]:
@@ -497,27 +558,6 @@ class _Trace:
             self.style.head(self.style.say("param_grads")),
             *(f"    {label:<{width}}  {self.style.grad(summarize(g))}" for label, g in rows),
         ]
-
-
-def _backpropagated(recorded: Graph | Value | tuple[Graph, Value]) -> Graph:
-    """The graph of ``recorded``: a graph as it is; for a value, or ``(graph, loss)`` as
-    ``net.record(x, t)`` returns it, its graph after a backward from that value."""
-    if isinstance(recorded, tuple) and len(recorded) == 2:
-        graph, output = recorded
-        if not (isinstance(graph, Graph) and isinstance(output, Value)):
-            raise TypeError(
-                "explain takes a Graph, a Value, or (graph, output) as net.record gives"
-            )
-        if output.graph is not graph:
-            raise StateError(f"explain: {output.name!r} is not a value of that graph")
-        recorded = output
-    if isinstance(recorded, Value):
-        if recorded.graph.seed is not recorded:
-            recorded.backward()
-        return recorded.graph
-    if not isinstance(recorded, Graph):
-        raise TypeError(f"explain takes a Graph or a Value, got {type(recorded).__name__}")
-    return recorded
 
 
 def explain(
@@ -547,14 +587,14 @@ def explain(
     Raises:
         StateError: ``graph.backward`` has not run.
     """
-    graph = _backpropagated(recorded)
+    graph = as_graph(recorded, "explain")
 
     def text(style: _Style) -> str:
         trace = _Trace(graph, style)
         lines = [*trace.forward(), "", *trace.backward()]
         if same_as is not None:
             lines += ["", "", *trace.same_as(same_as)]
-        return "\n".join(lines) + "\n"
+        return stack_matrices("\n".join(lines)) + "\n"
 
     message("start", lang)  # an unknown language is an error before any work
     coloured = text(_Style(True, lang))
@@ -638,6 +678,8 @@ def example_graph(
     activation: str = "relu",
     samples: int = 2,
     seed: int = 0,
+    inputs: dict[str, Any] | None = None,
+    lang: str = "en",
 ) -> Graph:
     """A backpropagated graph by name, one of :data:`EXAMPLE_NAMES`.
 
@@ -649,28 +691,33 @@ def example_graph(
     weights from ``seed``, on ``samples`` real MNIST digits (from the embedded set).
     ``"convnet"`` is the book's ``SimpleConvNet`` (chapter 7; float64, the book's 0.01
     initial scale, weights from ``seed``) on ``samples`` digits as 1×28×28 images.
+    ``inputs`` changes the book's examples' inputs by name (``{"apple": 120}``;
+    :func:`chainrule.examples.example_inputs` lists them); ``lang="ko"`` names the
+    shopping examples' values as the Korean edition does.
     """
-    from chainrule.examples import EXAMPLES
+    from chainrule.examples import EXAMPLES, build
     from chainrule.networks import MultiLayerNet, TwoLayerNet
 
     if name in EXAMPLES:
-        return EXAMPLES[name]()
+        return build(name, inputs, lang=lang)
+    if inputs:
+        raise ArgumentError(f"{name} has no inputs to change: it reads MNIST digits")
     if name not in EXAMPLE_NAMES:
-        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
+        raise ArgumentError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLE_NAMES)}")
     if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
+        raise ArgumentError(f"samples must be at least 1, got {samples}")
     if name == "convnet":
         from chainrule.networks import SimpleConvNet
 
         if hidden:
-            raise ValueError("convnet has the book's hidden layer of 100: give no hidden sizes")
+            raise ArgumentError("convnet has the book's hidden layer of 100: give no hidden sizes")
         x, t = _mnist_batch(samples, seed)
         conv = SimpleConvNet(dtype=np.float64, seed=seed)
         return network_graph(conv, x.reshape(-1, 1, 28, 28), t)
     if name == "two-layer-net":
         sizes = list(hidden) if hidden else [50]
         if len(sizes) != 1:
-            raise ValueError(f"two-layer-net has one hidden layer, got sizes {sizes}")
+            raise ArgumentError(f"two-layer-net has one hidden layer, got sizes {sizes}")
         net: MultiLayerNet = TwoLayerNet(784, sizes[0], 10, dtype=np.float64, seed=seed)
     else:
         sizes = list(hidden) if hidden else [50, 50]
@@ -679,10 +726,18 @@ def example_graph(
     return network_graph(net, x, t)
 
 
-def explain_example(name: str, *, color: bool = False, lang: str = "en", **options: Any) -> Trace:
-    """:func:`explain` of :func:`example_graph` ``(name, **options)``; a figure built from
-    primitive nodes ends with the book's fused layer on the same numbers."""
-    from chainrule.examples import FUSED
+def explain_example(
+    name: str,
+    *,
+    color: bool = False,
+    lang: str = "en",
+    inputs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Trace:
+    """:func:`explain` of :func:`example_graph` ``(name, inputs=inputs, **options)``; a
+    figure built from primitive nodes ends with the book's fused layer on the same numbers."""
+    from chainrule.examples import FUSED, build_fused
 
-    fused = FUSED[name]() if name in FUSED else None
-    return explain(example_graph(name, **options), color=color, same_as=fused, lang=lang)
+    graph = example_graph(name, inputs=inputs, lang=lang, **options)
+    fused = build_fused(name, inputs) if name in FUSED else None
+    return explain(graph, color=color, same_as=fused, lang=lang)

@@ -24,6 +24,10 @@ number or array beside a value is a *constant*: it is written as its number and 
 gradient. A value is named when it is made (``g.input(2.0, "x")``, ``x.exp(name="e")``,
 ``(a * b).named("f")``); one left unnamed gets a short name of its own (``v₁``, ``v₂``),
 which never clashes with a learner's: naming a value ``v₁`` moves the automatic one on.
+Giving a name that an input or a value already has replaces that value when nothing
+depends on it yet, so a notebook cell such as ``x = g.input(1.0, "x")`` can run again
+(see :meth:`Graph.rename`). Names are kept in a table, so recording is linear in the
+number of nodes.
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import StateError
+from chainrule.checks import check_real
+from chainrule.errors import ArgumentError, DTypeError, StateError
 from chainrule.formatting import format_shape, is_short, summarize
 from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
 from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
 
-__all__ = ["Graph", "Node", "Value"]
+__all__ = ["Graph", "Node", "Value", "as_graph"]
 
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -56,7 +61,7 @@ class Value:
     and the pictures key their tables by value.
     """
 
-    __slots__ = ("auto", "constant", "data", "grad", "graph", "name", "node")
+    __slots__ = ("auto", "constant", "data", "grad", "graph", "name", "node", "replaced", "uses")
     # NumPy hands ``array * value`` to Value.__rmul__ instead of multiplying element-wise.
     __array_ufunc__ = None
 
@@ -73,6 +78,8 @@ class Value:
         self.graph, self.data, self.name, self.node = graph, data, name, node
         self.auto, self.constant = auto, constant
         self.grad: Any = None
+        self.uses = 0  # how many nodes take this value as an input
+        self.replaced = False  # a newer value took its name (Graph.rename)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -293,6 +300,18 @@ def _argument_names(function: Callable[..., Any]) -> list[str]:
     return [p.name for p in parameters if p.kind in positional]
 
 
+def _check_number(what: str, data: Any, name: str | None) -> None:
+    """A DTypeError unless ``data`` is a real number or an array of them."""
+    called = f"Graph: {what}" + ("" if name is None else f" ({name!r})")
+    try:
+        check_real(called, "its value", data)
+    except ValueError:  # NumPy refuses a ragged list
+        raise DTypeError(
+            f"{called}: its value must be a number or a rectangular array, "
+            f"got {type(data).__name__}"
+        ) from None
+
+
 def _snapshot(x: Any) -> Any:
     """A copy of each array in ``x`` (an array, a tuple of them, or numbers)."""
     if isinstance(x, tuple):
@@ -313,61 +332,132 @@ class Graph:
         self.seed: Value | None = None  # the value the last backward started from
         self._layer_ids: set[int] = set()
         self._auto_count = 0
+        # Every name in use -> its value (a constant written as its number has no name
+        # here): one lookup per new value, so recording stays linear in its length.
+        self._names: dict[str, Value] = {}
 
     def _auto_name(self) -> str:
         """The next automatic name, ``v₁``, ``v₂`` …, skipping any a learner has taken."""
-        taken = {v.name for v in self.values if not (v.constant and v.auto)}
         while True:
             self._auto_count += 1
             name = "v" + str(self._auto_count).translate(_SUBSCRIPT)
-            if name not in taken:
+            if name not in self._names:
                 return name
 
+    def _name_automatically(self, value: Value) -> None:
+        value.name, value.auto = self._auto_name(), True
+        self._names[value.name] = value
+
     def _add(self, value: Value, name: str | None) -> Value:
-        """Keep ``value``, named ``name``, else automatically."""
-        self.values.append(value)
+        """Keep ``value``, named ``name``, else automatically; a name refused keeps nothing."""
         if name is None:
-            value.name = self._auto_name()
+            self._name_automatically(value)
         else:
             self.rename(value, name)
+        self.values.append(value)
         return value
 
     def rename(self, value: Value, name: str) -> None:
-        """Name ``value`` ``name``. A value with an automatic name that has it moves on to
-        another; a name the learner gave another value is an error."""
+        """Name ``value`` ``name``.
+
+        A value with an automatic name that has it moves on to another. A value the
+        learner named so that nothing depends on yet (an input no node uses, a result not
+        used further) is replaced: it leaves the graph, with the unnamed values only it
+        used, so a notebook cell recording ``x = g.input(1.0, "x")`` or
+        ``y = (x * 2).named("y")`` can run again. The name of a value that a node uses is
+        an error.
+        """
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a value's name must be a non-empty string, got {name!r}")
+            raise ArgumentError(f"a value's name must be a non-empty string, got {name!r}")
         if value.constant and value.auto:
             raise StateError(
                 f"the constant {value.name} cannot be named; name it when made, "
                 "graph.constant(data, name)"
             )
-        for other in self.values:
-            if other is not value and not (other.constant and other.auto) and other.name == name:
-                if not other.auto:
-                    raise StateError(f"the name {name!r} is already used by another value")
-                other.name = self._auto_name()
+        other = self._names.get(name)
+        if other is not None and other is not value:
+            if other.auto:
+                self._name_automatically(other)
+            elif other.uses == 0:
+                self._remove(other)
+            else:
+                user = next(node.name for node in self.nodes if other in node.inputs)
+                raise StateError(
+                    f"the name {name!r} is already used by a value that {user!r} depends "
+                    "on; give another name, or record into a new Graph()"
+                )
+        if self._names.get(value.name) is value:
+            del self._names[value.name]
+            if value.auto and value.name == "v" + str(self._auto_count).translate(_SUBSCRIPT):
+                self._auto_count -= 1  # the name just given is free again: no gap in v₁, v₂
         value.name, value.auto = name, False
+        self._names[name] = value
+
+    def _remove(self, value: Value) -> None:
+        """Take ``value``, which no node uses, out of the graph with the node that made it,
+        and so on up through the unnamed values and constants that only those nodes used."""
+        doomed = [value]
+        while doomed:
+            gone = doomed.pop()
+            gone.replaced = True
+            self.values.remove(gone)
+            if self._names.get(gone.name) is gone:
+                del self._names[gone.name]
+            if gone is self.seed:
+                self._forget_gradients()
+            node = gone.node
+            if node is None:
+                continue
+            self.nodes.remove(node)
+            self._layer_ids.discard(id(node.layer))
+            for x in node.inputs:
+                x.uses -= 1
+            for x in dict.fromkeys(node.inputs):
+                if x.uses == 0 and x.auto and (x.node is not None or x.constant):
+                    doomed.append(x)
+
+    def _forget_gradients(self) -> None:
+        """Back to no backward: no gradients, no node's record of one."""
+        self.seed = None
+        for value in self.values:
+            value.grad = None
+        for node in self.nodes:
+            node.forget_backward()
 
     def input(self, data: Any, name: str | None = None) -> Value:
-        """Add an input (a leaf): a number or an array the computation starts from."""
+        """Add an input (a leaf): a number or an array the computation starts from.
+
+        Raises:
+            DTypeError: ``data`` is not a real number or an array of them.
+        """
+        _check_number("an input", data, name)
         return self._add(Value(self, data, "", auto=True), name)
 
     def constant(self, data: Any, name: str | None = None) -> Value:
         """Add a constant: a number or an array that gets no gradient. Unnamed, it is written
-        as itself (``1``, ``[0, 0, 1]``); named (labels ``t``), by its name."""
+        as itself (``1``, ``[0, 0, 1]``); named (labels ``t``), by its name.
+
+        Raises:
+            DTypeError: ``data`` is not a real number or an array of them.
+        """
+        _check_number("a constant", data, name)
         shape = format_shape(np.shape(data))
         text = summarize(data) if is_short(data) else f"constant ({shape})"
         value = Value(self, data, text, constant=True, auto=name is None)
-        self.values.append(value)
         if name is not None:
             self.rename(value, name)
+        self.values.append(value)
         return value
 
     def _own(self, x: Any, inputs: tuple[Any, ...]) -> Value:
         """``x`` as a value of this graph: itself, or a new constant for a number or array."""
         if not isinstance(x, Value):
             return self.constant(x)
+        if x.replaced and x.graph is self:
+            raise StateError(
+                f"cannot use this {x.name!r}: a newer value named {x.name!r} replaced it; "
+                "use the newer one"
+            )
         if x.graph is not self:
             mine = next((v for v in inputs if isinstance(v, Value) and v.graph is self), None)
             here = f"with {mine.name!r}, a value of this graph" if mine else "in this graph"
@@ -392,10 +482,12 @@ class Graph:
         values = [self._own(x, inputs) for x in inputs]
         node = Node(layer, values)
         data = layer.forward(*(v.data for v in values))
-        node.output = Value(self, data, "", node, auto=True)
+        node.output = self._add(Value(self, data, "", node, auto=True), name)
+        for value in values:
+            value.uses += 1
         self._layer_ids.add(id(layer))
         self.nodes.append(node)
-        return self._add(node.output, name)
+        return node.output
 
     def backward(self, output: Value, dout: Any = None) -> None:
         """Set ``grad`` on every value that ``output`` depends on: d output / d value.
@@ -408,10 +500,9 @@ class Graph:
         """
         if output.graph is not self:
             raise StateError(f"value {output.name!r} belongs to another graph")
-        for value in self.values:
-            value.grad = None
-        for node in self.nodes:
-            node.forget_backward()
+        if output.replaced:
+            raise StateError(f"value {output.name!r} was replaced by a newer one of that name")
+        self._forget_gradients()
         if dout is None:
             dout = 1.0 if np.ndim(output.data) == 0 else np.ones_like(output.data)
         output.grad = dout
@@ -432,10 +523,7 @@ class Graph:
 
     def __getitem__(self, name: str) -> Value:
         """The value with this name: an input's name, or the name of the node that made it."""
-        for value in self.values:
-            if value.name == name and not (value.constant and value.auto):
-                return value
-        raise KeyError(name)
+        return self._names[name]
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -462,3 +550,28 @@ class Graph:
         inputs = [v.name for v in self.values if v.node is None and not v.constant]
         state = f"backward from {self.seed.name}" if self.seed is not None else "no backward yet"
         return f"<Graph of {len(self.nodes)} nodes; inputs {', '.join(inputs)}; {state}>"
+
+
+def as_graph(recorded: Graph | Value | tuple[Graph, Value], who: str) -> Graph:
+    """The graph of ``recorded``, for ``who`` (the function that asks, named in errors).
+
+    A graph is itself. A value, or ``(graph, loss)`` as a network's ``record(x, t)``
+    returns it, stands for its graph backpropagated from that value: the backward runs
+    here unless the graph's last one started there.
+    """
+    if isinstance(recorded, tuple) and len(recorded) == 2:
+        graph, output = recorded
+        if not (isinstance(graph, Graph) and isinstance(output, Value)):
+            raise ArgumentError(
+                f"{who} takes a Graph, a Value, or (graph, output) as net.record gives"
+            )
+        if output.graph is not graph:
+            raise StateError(f"{who}: {output.name!r} is not a value of that graph")
+        recorded = output
+    if isinstance(recorded, Value):
+        if recorded.graph.seed is not recorded:
+            recorded.backward()
+        return recorded.graph
+    if not isinstance(recorded, Graph):
+        raise ArgumentError(f"{who} takes a Graph or a Value, got {type(recorded).__name__}")
+    return recorded

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import unicodedata
 
+from chainrule.errors import ArgumentError
+
 __all__ = [
     "LANGUAGES",
     "display_width",
@@ -44,7 +46,15 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "ko": "연쇄법칙: 각 노드는 상류에서 흘러온 미분(dout)에 국소적 미분을 곱해\n"
         "각 입력으로 흘려보냅니다. 여러 노드가 쓰는 값은 그 미분들의 합을 받습니다.",
     },
+    "primes_note": {
+        "en": "A letter with a prime (x′) is a node's own letter where the graph already has\n"
+        "a value of that name; the node's 'where' row says which value it stands for.",
+        "ko": "프라임(x′)이 붙은 문자는 그래프에 같은 이름의 다른 값이 있어 구별한 노드 자신의\n"
+        "문자입니다. 그 노드의 '여기서' 행이 어느 값을 가리키는지 알려 줍니다.",
+    },
     "start": {"en": "Start", "ko": "시작"},
+    "where": {"en": "where", "ko": "여기서"},
+    "stands_for": {"en": "{letter} is {name}", "ko": "{letter}: {name}"},
     "arriving": {"en": "gradient arriving", "ko": "상류의 미분"},
     "local": {"en": "local derivative", "ko": "국소적 미분"},
     "locals": {"en": "local derivatives", "ko": "국소적 미분"},
@@ -96,14 +106,15 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "forward value above each arrow, gradient below it in red",
         "ko": "화살표 위는 순전파의 값, 아래 빨간색은 역전파의 미분",
     },
-    # Titles of the pictures of the examples
+    # Titles of the pictures of the examples; {name} shows the value of that name.
     "title_apple": {
-        "en": "Buying apples: 100 × 2 × 1.1 = 220",
-        "ko": "사과 쇼핑: 100 × 2 × 1.1 = 220",
+        "en": "Buying apples: {apple} × {apple count} × {tax} = {price}",
+        "ko": "사과 쇼핑: {사과} × {사과 개수} × {소비세} = {지불 금액}",
     },
     "title_apple-orange": {
-        "en": "Buying apples and oranges: (100 × 2 + 150 × 3) × 1.1 = 715",
-        "ko": "사과와 귤 쇼핑: (100 × 2 + 150 × 3) × 1.1 = 715",
+        "en": "Buying apples and oranges: ({apple} × {apple count} + {orange} × "
+        "{orange count}) × {tax} = {price}",
+        "ko": "사과와 귤 쇼핑: ({사과} × {사과 개수} + {귤} × {귤 개수}) × {소비세} = {지불 금액}",
     },
     "title_sigmoid": {
         "en": "Figure 5-19: the sigmoid y = 1 / (1 + exp(−x)) from ×(−1), exp, +1 and / nodes",
@@ -143,10 +154,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
 
 
 def message(key: str, lang: str = "en", **fields: object) -> str:
-    """The text of ``key`` in ``lang`` (``"en"`` or ``"ko"``), with ``fields`` filled in."""
+    """The text of ``key`` in ``lang`` (``"en"`` or ``"ko"``), with ``fields`` filled in
+    (given none, the text as it is: a picture's title names values in braces)."""
     if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
-    return _MESSAGES[key][lang].format(**fields)
+        raise ArgumentError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    text = _MESSAGES[key][lang]
+    return text.format(**fields) if fields else text  # a title keeps its {name} fields
 
 
 def display_width(text: str) -> int:

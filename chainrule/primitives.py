@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.checks import broadcast_shape, check_dout, check_real
-from chainrule.errors import ShapeError
+from chainrule.errors import DTypeError, ShapeError
 from chainrule.layers import sum_to_shape
 
 __all__ = ["Div", "Dot", "Exp", "Log", "Neg", "Pow", "Reciprocal", "Sub", "Sum", "power_text"]
@@ -135,7 +135,7 @@ class Pow:
 
     def __init__(self, k: float) -> None:
         if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, float, np.number)):
-            raise TypeError(
+            raise DTypeError(
                 f"x ** k takes a number k, got {type(k).__name__}; a power of two values "
                 "is exp(k · log(x))"
             )

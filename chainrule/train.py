@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.blas import check_threads
 from chainrule.checks import check_real
-from chainrule.errors import DataError, ShapeError, TrainingError
+from chainrule.errors import ArgumentError, DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.optim import SGD, make_optimizer
 
@@ -140,6 +141,7 @@ def fit(
     sampling: str = "shuffle",
     evaluate_sample_num: int | None = None,
     checkpoint_every: int | None = None,
+    threads: int | None = None,
     blas_threads: int | None = None,
     history: History | None = None,
     start_step: int = 0,
@@ -158,8 +160,10 @@ def fit(
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
-    ``blas_threads`` pins the BLAS threads of the training step of chainrule's networks
-    (by default the step chooses them by timing, see :mod:`chainrule.blas`).
+    ``threads`` pins the number of threads that share the products of the training step
+    of chainrule's networks (by default the step chooses it by timing; it changes the
+    speed, never the numbers: see :mod:`chainrule.blas`). ``blas_threads`` is its former
+    name.
     To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
@@ -197,18 +201,23 @@ def fit(
         if on_evaluate is not None:
             on_evaluate(record)
 
+    if threads is not None and blas_threads is not None and threads != blas_threads:
+        raise ArgumentError(f"threads={threads} and blas_threads={blas_threads} disagree")
+    threads = threads if threads is not None else blas_threads
+    if threads is not None:
+        check_threads(threads)
     # The networks whose training step is chainrule's engine
     fast_step = getattr(network, "fast_step", None)
-    if fast_step is not None and blas_threads is not None:
-        fast_step.pin_threads(blas_threads)
+    if fast_step is not None and threads is not None:
+        fast_step.pin_threads(threads)
     sgd_step = _fused_sgd(network, optimizer)
     batches = None
     batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
     batch_t_buffer = np.empty((batch_size, *t_train.shape[1:]), t_train.dtype)
-    # The training step keeps its BLAS thread count from step to step, and gives the
-    # library's own back when training ends (see chainrule.blas).
-    threads = fast_step.tuner.hold() if fast_step is not None else nullcontext()
-    with threads:
+    # BLAS stays on one thread and the step's thread count stays set from step to step
+    # (evaluation included), and the library's own count comes back when training ends.
+    held = fast_step.tuner.hold() if fast_step is not None else nullcontext()
+    with held:
         for step in range(start_step, total_steps):
             epoch, position = divmod(step, steps_per_epoch)
             if batches is None or position == 0:

@@ -1,10 +1,11 @@
-"""The BLAS thread tuner: its decisions, on step times given by the test, and its settings."""
+"""The thread tuner: its decisions, on step times given by the test, and what it sets."""
 
 import time
 
 import pytest
 
 from chainrule import blas
+from chainrule.errors import ArgumentError
 
 
 class FakeLibrary:
@@ -105,28 +106,39 @@ def test_trials_come_after_time_spent_training_not_time_on_the_clock(monkeypatch
     assert 1 in run_steps(tuner, {1: 0.02, 2: 0.01}, 60)  # past 2 s: one thread is tried
 
 
-def test_threads_are_set_for_the_step_and_restored_after(monkeypatch):
+def test_a_step_runs_blas_on_one_thread_and_restores_it_after(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=4)
+    assert tuner.candidates == (1, 4)
     assert tuner.start_step() == 1 and library.num_threads == 1
     tuner.end_step(1.0)
     assert library.num_threads == 4
-    assert tuner.candidates == (1, 4)
+    tuner, library = tuner_with(monkeypatch, threads=4, fixed=3)
+    assert tuner.start_step() == 3  # three workers share the blocks ...
+    assert library.num_threads == 1 and blas.worker_count() == 3  # ... on one BLAS thread
+    tuner.end_step(1.0)
+    assert library.num_threads == 4 and blas.worker_count() == 1
 
 
-def test_held_threads_are_set_once_and_restored_after_the_loop(monkeypatch):
+def test_held_settings_are_made_once_and_restored_after_the_loop(monkeypatch):
     tuner, library = tuner_with(monkeypatch, threads=4)
     with tuner.hold():
         run_steps(tuner, {1: 1.0, 4: 2.0}, 3)
         assert library.num_threads == 1 and library.calls == [1]  # once, not every step
     assert library.num_threads == 4
+    tuner, library = tuner_with(monkeypatch, threads=4, fixed=2)
+    with tuner.hold():
+        run_steps(tuner, {2: 1.0}, 3)
+        assert blas.worker_count() == 2  # between steps too: evaluation shares the blocks
+    assert library.num_threads == 4 and blas.worker_count() == 1
 
 
 def test_a_fixed_count_is_never_tuned(monkeypatch):
     tuner, _ = tuner_with(monkeypatch, fixed=2)
     used = run_steps(tuner, {2: 1.0}, 30)
     assert set(used) == {2}
-    with pytest.raises(ValueError, match="positive integer"):
-        blas.ThreadTuner(0)
+    for wrong in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ArgumentError, match="positive integer"):
+            blas.ThreadTuner(wrong)
 
 
 def test_one_thread_libraries_have_nothing_to_tune(monkeypatch):
@@ -136,14 +148,22 @@ def test_one_thread_libraries_have_nothing_to_tune(monkeypatch):
 
 
 def test_one_thread_for_a_block_then_the_steps_count_again(monkeypatch):
-    tuner, library = tuner_with(monkeypatch, threads=4)
+    tuner, _ = tuner_with(monkeypatch, threads=4, fixed=4)
     with tuner.hold():
         tuner.start_step()
-        tuner.end_step(1.0)
-        library.set_num_threads(4)  # as a step on four threads runs
         with tuner.one_thread():
-            assert library.num_threads == 1
-        assert library.num_threads == 4
+            assert blas.worker_count() == 1
+        assert blas.worker_count() == 4
         with pytest.raises(ZeroDivisionError), tuner.one_thread():
             1 / 0  # noqa: B018
-        assert library.num_threads == 4
+        assert blas.worker_count() == 4
+        tuner.end_step(1.0)
+
+
+def test_without_threadpoolctl_the_steps_run_on_one_worker(monkeypatch):
+    monkeypatch.setattr(blas, "blas_controllers", lambda: [])
+    tuner = blas.ThreadTuner()
+    assert tuner.candidates == (1,)
+    with tuner.hold():
+        assert run_steps(tuner, {1: 1.0}, 5) == [1] * 5
+        assert blas.worker_count() == 1

@@ -114,7 +114,9 @@ def test_the_affine_trace_shows_shapes_and_the_books_db():
 
 def test_the_softmax_with_loss_trace_ends_in_y_minus_t():
     text = explain_example("softmax-with-loss")
-    assert "    y = exp(a) × v₁ = " in text and "    L = v₄ × -1 = " in text
+    assert "    y = exp(a) × v₁ = " in text and "    L = v₃ × -1 = " in text
+    # The unnamed values count v₁, v₂, v₃ with no gap where one got a name (y).
+    assert "    v₂ = t × log y = " in text and "v₄" not in text
     assert re.search(r"Its gradients equal .*\(largest difference: a ", text)
     assert text.rstrip().endswith("dx (3) = dout · (y − t) / N = [0.0182, 0.245, -0.263]")
 
@@ -139,3 +141,26 @@ def test_the_figures_take_no_network_flags(usage_error):
     assert "sigmoid, a book's figure without a network" in usage_error(
         ["explain", "sigmoid", "--hidden", "3"]
     )
+
+
+def test_the_affine_trace_writes_its_small_matrices_whole():
+    text = explain_example("affine")
+    # The book's numbers: X = [[1, 2], [3, 4]], W = [[.1, .2, .3], [.4, .5, .6]], and
+    # dW = Xᵀ · dY = [[1, 3], [2, 4]] · [[1, 2, 3], [4, 5, 6]] = [[13, 17, 21], [18, 24, 30]].
+    assert "    X = (2×2) [[1, 2],\n               [3, 4]]\n" in text
+    assert "    W = (2×3) [[0.1, 0.2, 0.3],\n               [0.4, 0.5, 0.6]]\n" in text
+    dw = "dW (2×3) = Xᵀ (2×2) · dout (2×3) = [[13, 17, 21],\n"
+    assert dw in text and "\n" + " " * 59 + "[18, 24, 30]]\n" in text
+    assert "min" not in text and "[1, 2, 3, 4]" not in text
+    # The value named "X · W" is written in parentheses where it is differentiated.
+    assert "dout = ∂L/∂(X · W) = " in text and "∂L/∂X · W" not in text
+
+
+def test_every_primed_letter_is_named_and_the_prime_explained_once():
+    text = explain_example("sigmoid")
+    assert text.count("A letter with a prime (x′) is a node's own letter") == 1
+    blocks = {block.split(" ", 1)[0]: block for block in text.split("\n\n") if block[:1] == "["}
+    # Node [3] is v₂ = exp(v₁): its y′ is v₂; node [4] is v₁ = x × -1: its y′ is the -1.
+    assert "    where              y′ is v₂, x′ is v₁\n" in blocks["[3]"]
+    assert "    where              y′ is -1\n" in blocks["[4]"]
+    assert "where" not in explain_example("apple")  # no primes, no row

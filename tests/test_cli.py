@@ -160,3 +160,9 @@ def test_bench_runs_and_prints_a_table(tmp_path, capsys):
 def test_bench_rejects_unknown_workloads():
     result = run_module("bench", "--workloads", "z")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_mistyped_command_gets_a_did_you_mean(usage_error):
+    assert "unknown command 'trian'; did you mean train?" in usage_error(["trian"])
+    assert "did you mean explain?" in usage_error(["--debug", "explian", "apple"])
+    assert "choose one of" in usage_error(["xyzzy"])

@@ -1,11 +1,14 @@
 """`chainrule search` as a user runs it: the table, the train command, resuming, Ctrl-C."""
 
+import contextlib
 import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -88,6 +91,13 @@ def test_the_default_results_file_is_named_by_the_search(tmp_path, monkeypatch, 
         (["--validation", "1"], "expected a share between 0 and 1"),
         (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with"),
         (["--plot", "curves.txt"], "use a .png, .svg or .pdf name"),
+        (["--scheduler", ""], "expected a Dask scheduler's address, tcp://HOST:PORT or tls://"),
+        (["--scheduler", "http://127.0.0.1:8786"], "tcp://HOST:PORT or tls://HOST:PORT"),
+        (["--scheduler", "garbage://x"], "tcp://HOST:PORT or tls://HOST:PORT"),
+        (["--scheduler", "tls://127.0.0.1:8786"], "give this client's certificates with"),
+        (["--tls-cert", __file__], "are for --scheduler tls://"),
+        (["--scheduler", "tls://127.0.0.1:1", "--tls-key", __file__], "needs all three"),
+        (["--tls-key", "no-such.pem"], "no readable file 'no-such.pem'"),
     ],
 )
 def test_bad_arguments_are_one_line_and_status_2(argv, message, capsys):
@@ -112,6 +122,95 @@ def test_outputs_are_checked_and_another_searchs_file_refused_before_any_work(
     assert main(["search", "--results", str(results)]) == 1
     err = capsys.readouterr().err
     assert "holds the trials of another search" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/zero"])
+def test_a_results_path_that_is_not_a_regular_file_is_refused_before_any_work(
+    path, capsys, monkeypatch
+):
+    def no_data(*args):
+        raise AssertionError("the data was loaded: trials would have run")
+
+    monkeypatch.setattr("chainrule.cli.training._load_data", no_data)
+    assert main(["search", "--results", path]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: not a regular file" in err and len(err.splitlines()) == 1
+
+
+def test_a_second_search_on_one_results_file_is_refused_and_the_first_goes_on(tmp_path):
+    results = tmp_path / "results.jsonl"
+    first = start_search(results, "--trials", "3", "--epochs", "20", "--jobs", "1")
+    deadline = time.monotonic() + 120
+    while "engine:" not in (line := first.stdout.readline()):  # the first holds the file
+        assert line and time.monotonic() < deadline, first.communicate()
+    second = subprocess.run(
+        [*SEARCH, "--results", str(results), "--trials", "3", "--epochs", "20", "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr.count("\n") == 1 and "in use by another search" in second.stderr
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert sorted(r["trial"] for r in read(results)) == [0, 1, 2]  # each once
+
+
+def silent_listener():
+    """A socket on 127.0.0.1 that accepts connections and never says anything."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, accepted
+
+
+def http_listener():
+    """An HTTP server on 127.0.0.1 (what `python3 -m http.server` is), in a thread."""
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_a_scheduler_that_is_no_dask_scheduler_ends_the_search_in_one_line(kind, tmp_path):
+    pytest.importorskip("distributed")
+    if kind == "silent":
+        server, accepted = silent_listener()
+        port = server.getsockname()[1]
+    else:
+        server = http_listener()
+        port = server.server_address[1]
+    # Dask's connect timeout bounds every wait: 2 s here, to keep the test short.
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [*SEARCH, "--scheduler", f"tcp://127.0.0.1:{port}", "--results", str(tmp_path / "r")],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+        )
+    finally:
+        if kind == "silent":
+            server.close()
+            for connection in accepted:
+                connection.close()
+        else:
+            server.shutdown()
+            server.server_close()
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"tcp://127.0.0.1:{port}" in done.stderr
+    assert time.monotonic() - started < 60
 
 
 def test_without_matplotlib_plot_fails_before_any_work(tmp_path, capsys, monkeypatch):

@@ -157,3 +157,65 @@ def test_convnet_example_shows_its_convolution_and_pooling_nodes_with_shapes(tmp
 def test_convnet_example_refuses_the_fully_connected_flags(usage_error):
     line = usage_error(["graph", "convnet", "--hidden", "20"])
     assert "--hidden does not apply to convnet" in line
+
+
+def test_explain_takes_the_examples_inputs_as_flags(capsys):
+    assert main(["explain", "sigmoid", "--x", "2"]) == 0
+    out = capsys.readouterr().out
+    # y = 1 / (1 + exp(-2)) = 0.880797; dy/dx = y(1 - y) = 0.104994
+    assert "    y = 1 / v₃ = 1 / 1.13534 = 0.880797\n" in out and "∂y/∂x  0.104994" in out
+    assert main(["explain", "apple", "--apple", "120", "--tax", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "price = apple price × tax = 240 × 1.5 = 360" in out  # 120 × 2 × 1.5
+    assert main(["explain", "affine", "--X", "1,0;0,1"]) == 0  # X = I: X · W is W itself
+    assert "    X · W = dot(X, W) = (2×3) [[0.1, 0.2, 0.3],\n" in capsys.readouterr().out
+
+
+@needs_renderer
+def test_graph_takes_them_too_and_its_title_follows(capsys):
+    assert main(["graph", "apple-orange", "--apple", "120"]) == 0
+    # (120 × 2 + 150 × 3) × 1.1 = 759
+    assert "(120 × 2 + 150 × 3) × 1.1 = 759" in capsys.readouterr().out
+
+
+def test_the_input_flags_are_listed_and_checked(capsys, usage_error):
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    listed = capsys.readouterr().out
+    for flag in ("--apple ", "--apple-count", "--orange-count", "--tax", "--x ", "--X ", "--W "):
+        assert flag in listed, flag
+    assert "--x does not apply to apple; its inputs are --apple, --apple-count, --tax" in (
+        usage_error(["explain", "apple", "--x", "2"])
+    )
+    assert "--apple takes a finite number, got 'abc'" in usage_error(
+        ["explain", "apple", "--apple", "abc"]
+    )
+    assert "--x takes a finite number, got 'nan'" in usage_error(["graph", "sigmoid", "--x", "nan"])
+    assert "--X takes a 2×2 array" in usage_error(["explain", "affine", "--X", "1,2,3"])
+    assert "has no inputs to set" in usage_error(["explain", "two-layer-net", "--x", "1"])
+    assert "did you mean --apple" in usage_error(["explain", "apple", "--aple", "1"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["graph", "two-layer-net", "--hidden", "100000000"],
+        ["explain", "multi-layer-net", "--hidden", "50", "--layers", "100000"],
+        ["graph", "two-layer-net", "--samples", "100000000"],
+    ],
+)
+def test_a_network_too_large_to_picture_is_a_usage_error(args, usage_error):
+    assert "at most" in usage_error(args)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fsencode"), reason="POSIX file names")
+def test_show_weights_titles_a_file_name_that_is_not_utf8(tmp_path, capsys):
+    import os
+
+    trained = tmp_path / "run.npz"
+    assert main(["train", "--quiet", "--iters", "2", "--hidden", "8", "--save", str(trained)]) == 0
+    checkpoint = os.fsdecode(os.fsencode(tmp_path) + b"/run-\xff.npz")  # as argv gives it
+    os.rename(trained, checkpoint)
+    picture = tmp_path / "w.svg"
+    assert main(["show-weights", checkpoint, "-o", str(picture)]) == 0
+    assert "run-\\xff.npz" in picture.read_text(encoding="utf-8")

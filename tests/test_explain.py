@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from chainrule.errors import StateError
+from chainrule.errors import ArgumentError, StateError
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
 from chainrule.explain import EXAMPLE_NAMES, example_graph, explain, explain_example
 from chainrule.formatting import array_stats, format_number, format_shape, summarize
@@ -306,5 +306,5 @@ def test_explain_takes_what_net_record_returns():
     g = Graph()
     y = g.input(2.0, "a") * 3
     assert "∂v₁/∂a  3" in explain(y)
-    with pytest.raises(TypeError, match="Graph"):
+    with pytest.raises(ArgumentError, match="Graph"):
         explain("a graph")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from chainrule.errors import StateError
+from chainrule.errors import DTypeError, StateError
 from chainrule.examples import (
     buy_apple,
     buy_apple_graph,
@@ -73,6 +73,77 @@ def test_ten_thousand_node_chain_needs_no_recursion():
     value.backward()
     assert len(g) == 10_000
     assert x.grad == pytest.approx(1.0001**10_000, rel=1e-9)
+
+
+class _CountingList(list):
+    """A list that counts every pass over it and every search in it."""
+
+    scans = 0
+
+    def __iter__(self):
+        _CountingList.scans += 1
+        return super().__iter__()
+
+    def __contains__(self, item):
+        _CountingList.scans += 1
+        return super().__contains__(item)
+
+    def index(self, *args):
+        _CountingList.scans += 1
+        return super().index(*args)
+
+
+def test_recording_a_long_chain_never_scans_the_values_recorded_before():
+    # Linear by construction: naming a new value is a table lookup, not a pass over every
+    # value so far (which made a 100,000-node chain take minutes). The probe counts the
+    # passes over the graph's values while 100,000 nodes, named and unnamed, are recorded.
+    g = Graph()
+    g.values = _CountingList()
+    _CountingList.scans = 0
+    value = g.input(1.0, "x")
+    for k in range(100_000):
+        value = value * 1.0 if k % 10 else (value + 0.0).named(f"s{k}")
+    assert _CountingList.scans == 0
+    assert len(g) == 100_000 and value.name == "v₉₀₀₀₀" and g["s99990"].node is not None
+
+
+def test_an_input_must_be_numbers():
+    g = Graph()
+    for bad in ("abc", [[1, 2], [3]], {"a": 1}, 1j):
+        with pytest.raises(DTypeError) as error:
+            g.input(bad, "x")
+        assert "\n" not in str(error.value) and "'x'" in str(error.value)
+    with pytest.raises(DTypeError):
+        g.input(1.0, "y") * "abc"  # a constant too
+    assert [v.name for v in g.values] == ["y"]
+
+
+def test_a_notebook_cell_that_makes_an_input_can_run_again():
+    g = Graph()
+    x = g.input(1.0, "x")
+    x = g.input(2.0, "x")  # the cell again, before anything uses x: the new x replaces it
+    y = (x * 3).named("y")
+    y = (x * 3 + 1).named("y")  # a result nothing uses yet is replaced, its unnamed part too
+    y.backward()
+    assert [v.name for v in g.values if not v.constant] == ["x", "v₁", "y"]
+    assert len(g) == 2 and g["y"].data == 7 and x.grad == 3
+
+
+def test_a_name_that_something_depends_on_is_not_replaced():
+    g = Graph()
+    old = g.input(1.0, "x")
+    (old * 2).named("y")
+    with pytest.raises(StateError, match="already used by a value that 'y' depends on"):
+        g.input(2.0, "x")
+    assert [v.name for v in g.values if not v.constant] == ["x", "y"]  # nothing half-added
+    with pytest.raises(StateError):
+        old.exp(name="x")
+    assert len(g) == 1
+    h = Graph()
+    stale = h.input(1.0, "x")
+    h.input(2.0, "x")
+    with pytest.raises(StateError, match="replaced"):
+        stale * 2
 
 
 def test_a_layer_object_cannot_be_two_nodes():

@@ -17,7 +17,11 @@ def test_the_trace_speaks_the_books_korean():
     for term in ("순전파", "역전파", "연쇄법칙", "국소적 미분", "상류"):
         assert term in text, term
     assert "Forward pass" not in text and "gradient arriving" not in text
-    assert "    → apple count      dy = dout · x = 1.1 · 100 = 110\n" in text
+    # The values are named as the Korean edition names them (5.1-5.4).
+    assert "    → 사과 개수        dy = dout · x = 1.1 · 100 = 110\n" in text
+    assert "    지불 금액 = 세전 금액 × 소비세 = 650 × 1.1 = 715\n" in text
+    assert "    → 귤               dx = dout · y = 1.1 · 3 = 3.3\n" in text
+    assert "apple" not in text and "tax" not in text
     assert explain_example("apple-orange").startswith("Forward pass through 4 nodes")
 
 

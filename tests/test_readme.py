@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chainrule.examples import buy_apple_graph
+from chainrule.examples import build
 from chainrule.explain import explain
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -46,7 +46,7 @@ def test_the_trace_excerpts_are_what_explain_prints():
     section = text.split("## See the chain rule", 1)[1].split("\n## ", 1)[0]
     english, korean = re.findall(r"```text\n(.*?)```", section, re.S)
     for excerpt, lang in ((english, "en"), (korean, "ko")):
-        trace = explain(buy_apple_graph(), lang=lang)
+        trace = explain(build("apple", lang=lang), lang=lang)  # as chainrule explain apple
         for block in excerpt.split("\n\n"):  # the forward pass, then one node of the backward
             assert block.strip("\n") + "\n" in trace, block
     assert "상류의 미분" in korean

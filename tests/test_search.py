@@ -2,13 +2,15 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from chainrule.cli.training import network_and_optimizer
 from chainrule.data import load_mnist
-from chainrule.errors import DataError, ShapeError
+from chainrule.errors import ArgumentError, DataError, ShapeError
 from chainrule.search import (
     BOOK_SPACE,
     Choice,
@@ -17,8 +19,10 @@ from chainrule.search import (
     append_result,
     rank,
     read_results,
+    results_lock,
     run_search,
     run_trial,
+    scheduler_address,
     split_validation,
 )
 
@@ -99,7 +103,31 @@ def test_the_validation_split_holds_out_the_books_share_of_the_training_data():
 
 
 def record(trial, accuracy, search_id="abc"):
-    return {"search_id": search_id, "trial": trial, "val_accuracy": accuracy}
+    """A record as run_search writes one (of a trial that diverged if ``accuracy`` is None)."""
+    curve = [] if accuracy is None else [accuracy]
+    return {
+        "search_id": search_id,
+        "trial": trial,
+        "dataset": "mnist-5k",
+        "seed": 5,
+        "epochs": 1,
+        "val_accuracy": accuracy,
+        "val_loss": None if accuracy is None else 1.5,
+        "train_accuracy": accuracy,
+        "val_accuracies": curve,
+        "train_accuracies": curve,
+        "diverged": "loss became nan" if accuracy is None else None,
+        "seconds": 2.5,
+    }
+
+
+def trial_record(search, trial, accuracy):
+    """The record of ``search``'s trial ``trial``, as run_search writes it."""
+    return {
+        **record(trial, accuracy, search.id),
+        **search.trial(trial),
+        "search": search.describe(),
+    }
 
 
 def test_results_file_round_trip_and_ranking(tmp_path):
@@ -132,11 +160,11 @@ def test_a_line_cut_short_by_a_crash_is_skipped_then_replaced(tmp_path):
 def test_a_file_of_another_search_or_of_garbage_is_refused(tmp_path):
     path = tmp_path / "results.jsonl"
     ours, theirs = Search(TINY, epochs=3), Search(TINY, epochs=5)
-    append_result(path, {**record(0, 0.5, theirs.id), "search": theirs.describe()})
+    append_result(path, trial_record(theirs, 0, 0.5))
     with pytest.raises(DataError, match=r"another search .*epochs 5 there, 3 here"):
         read_results(path, ours)
     assert read_results(path, theirs)[0]["trial"] == 0
-    path.write_text('{"trial": 0}\nnot json\n{"trial": 1}\n')
+    path.write_text(json.dumps(record(0, 0.5)) + '\nnot json\n{"trial": 1}\n')
     with pytest.raises(DataError, match="line 2: not a JSON record"):
         read_results(path)
     path.write_text('["a list"]\n')
@@ -209,3 +237,149 @@ def test_a_trial_copies_misaligned_data_to_aligned_memory(data, monkeypatch):
         result["val_accuracies"]
         == run_trial(settings, data, network_and_optimizer)["val_accuracies"]
     )
+
+
+def test_bad_arguments_raise_the_projects_argument_error():
+    cases = [
+        lambda: LogUniform(0, 1),
+        lambda: Choice(()),
+        lambda: Search(TINY, epochs=0),
+        lambda: Search(TINY, epochs=1, validation=1.5),
+        lambda: split_validation(np.zeros((10, 2)), np.zeros(10), 1.0),
+        lambda: scheduler_address("http://127.0.0.1:8786"),
+    ]
+    for case in cases:
+        with pytest.raises(ArgumentError):
+            case()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        " ",
+        "http://127.0.0.1:8786",
+        "garbage://x",
+        "tcp://127.0.0.1",
+        "tcp://:8786",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:70000",
+        "127.0.0.1:8786",
+        "tls://h:1 extra",
+    ],
+)
+def test_a_scheduler_address_is_tcp_or_tls_with_a_host_and_a_port(address):
+    with pytest.raises(ArgumentError, match="tcp://HOST:PORT or tls://HOST:PORT"):
+        scheduler_address(address)
+
+
+def test_scheduler_addresses_that_dask_can_reach_are_kept():
+    for address in ("tcp://127.0.0.1:8786", "tls://node-1.example:1", "tcp://[::1]:8786"):
+        assert scheduler_address(address) == address
+
+
+GOOD = Search(TINY, epochs=1, seed=4)
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ({"val_accuracy": ...}, "trial 1 has no val_accuracy"),
+        ({"val_accuracy": "high"}, 'trial 1\'s val_accuracy is "high", not null or a number'),
+        ({"val_accuracy": 1.5}, "trial 1's val_accuracy is 1.5"),
+        ({"seconds": -1}, "trial 1's seconds is -1"),
+        ({"val_accuracies": "abc"}, 'trial 1\'s val_accuracies is "abc", not a list'),
+        ({"val_accuracies": [0.5, 0.6]}, "2 validation accuracies but 1 training ones"),
+        ({"trial": True}, "not a trial record"),
+        ({"lr": 0.5}, "trial 1's lr is 0.5, but this search's trial 1 has "),
+        ({"hidden": 10.0}, "trial 1's hidden is 10.0, but this search's trial 1 has 10"),
+        ({"search_id": "x" * 500, "search": [1]}, "another search (line 2: search xxx"),
+        ({"search_id": "other", "search": {"space": [1], "epochs": {"a": 1}}}, "epochs {"),
+        (DEEP, "line 2: not a JSON record"),
+        ("[1, 2", "line 2: not a JSON record"),
+        ("1" * 5000, "line 2: not a JSON record"),
+        ("[1]", "line 2: not a trial record"),
+    ],
+)
+def test_each_bad_record_is_refused_in_one_line_naming_its_line(tmp_path, line, message):
+    path = tmp_path / "results.jsonl"
+    if isinstance(line, dict):
+        bad = {**trial_record(GOOD, 1, 0.5), **line}
+        line = json.dumps({k: v for k, v in bad.items() if v is not ...})
+    lines = [json.dumps(trial_record(GOOD, 0, 0.5)), line, json.dumps(trial_record(GOOD, 2, 0.5))]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as error:
+        read_results(path, GOOD)
+    text = str(error.value)
+    assert message in text and "line 2" in text, text
+    assert "\n" not in text and len(text) < 400
+
+
+def test_a_results_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    for path in ("/dev/zero", "/dev/null"):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_results(path)
+        with pytest.raises(DataError, match="not a regular file"), results_lock(path):
+            pass
+    with pytest.raises(OSError), results_lock(tmp_path):
+        pass
+
+
+def test_a_trial_written_twice_is_read_once(tmp_path):
+    path = tmp_path / "results.jsonl"
+    for trial in (0, 1, 0):
+        append_result(path, trial_record(GOOD, trial, 0.5))
+    assert [r["trial"] for r in read_results(path, GOOD)] == [0, 1]
+
+
+def test_a_second_search_on_the_same_results_file_is_refused(tmp_path, data):
+    path = tmp_path / "results.jsonl"
+    with results_lock(path):
+        # another process holds the file: a child process tries to take it
+        script = (
+            "import sys\nfrom chainrule.search import results_lock\n"
+            "try:\n    with results_lock(sys.argv[1]): pass\n"
+            "except Exception as error:\n    print(type(error).__name__, error)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert done.stdout.startswith("SearchError") and "in use by another search" in done.stdout
+        with results_lock(path):  # the same process: re-entrant (the CLI and run_search)
+            run_search(Search(TINY, epochs=1), 1, data, network_and_optimizer, path)
+    assert len(read_results(path)) == 1
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout == ""  # released at the end
+
+
+def test_the_lock_removes_the_empty_file_it_created(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with results_lock(path):
+        assert path.is_file()
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7])
+def test_the_plots_epoch_axis_has_whole_epochs_only(epochs, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from chainrule.viz.search import _figure, plot_search
+
+    curve = [0.1 * (e + 1) for e in range(epochs)]
+    records = [
+        {**record(n, curve[-1]), "val_accuracies": curve, "train_accuracies": curve}
+        for n in range(3)
+    ]
+    figure = _figure(records, 20, [], "")
+    FigureCanvasAgg(figure).draw()  # the ticks of the laid-out panels, as saved
+    for ax in figure.axes[:3]:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        if epochs == 1:  # a line of one point is invisible: its points are drawn
+            assert [line.get_marker() for line in ax.get_lines()] == ["o", "o"]
+    assert plot_search(records, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

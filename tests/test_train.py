@@ -7,7 +7,7 @@ import pytest
 
 from chainrule import MultiLayerNet, TwoLayerNet
 from chainrule.checkpoint import load_checkpoint, save_checkpoint
-from chainrule.errors import ShapeError, TrainingError
+from chainrule.errors import ArgumentError, ShapeError, TrainingError
 from chainrule.optim import SGD, Adam, Momentum, make_optimizer
 from chainrule.train import History, Trainer, epoch_batches, evaluate, fit, iters_per_epoch
 
@@ -300,8 +300,8 @@ def test_nan_or_inf_in_the_data_is_found_before_training():
 
 
 @pytest.mark.parametrize("kind", ["fully connected", "convolutional"])
-def test_fit_sets_the_steps_blas_threads_and_gives_them_back(kind):
-    from chainrule.blas import blas_controllers
+def test_fit_pins_the_steps_threads_on_one_blas_thread_and_gives_them_back(kind):
+    from chainrule.blas import blas_controllers, worker_count
     from chainrule.networks import SimpleConvNet
 
     libraries = blas_controllers()
@@ -317,8 +317,17 @@ def test_fit_sets_the_steps_blas_threads_and_gives_them_back(kind):
         x = rng.random((20, 8)).astype(np.float32)
     t = rng.integers(0, 3, 20)
     seen = []
-    on_step = lambda step, loss: seen.append(libraries[0].num_threads)  # noqa: E731
-    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=4, blas_threads=1, on_step=on_step)
-    assert seen == [1, 1, 1, 1]  # pinned for the training steps ...
+    on_step = lambda step, loss: seen.append((libraries[0].num_threads, worker_count()))  # noqa: E731
+    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=3, threads=3, on_step=on_step)
+    assert seen == [(1, 3)] * 3  # three threads share the products, BLAS on one ...
     assert [lib.num_threads for lib in libraries] == before  # ... and given back after
-    assert net.fast_step.tuner.fixed == 1
+    assert net.fast_step.tuner.fixed == 3 and worker_count() == 1
+    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=1, blas_threads=2)  # the former name
+    assert net.fast_step.tuner.fixed == 2
+
+
+def test_fit_refuses_a_thread_count_that_is_not_one():
+    x, t = blobs(n=20)
+    for wrong in ({"threads": 0}, {"blas_threads": -1}, {"threads": 1, "blas_threads": 2}):
+        with pytest.raises(ArgumentError, match="threads"):
+            fit(TwoLayerNet(8, 4, 3, seed=0), SGD(), x, t, iters=1, **wrong)

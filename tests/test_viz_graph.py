@@ -412,3 +412,18 @@ def test_layer_graph_renders(renderer, tmp_path, net_graph):
     texts = svg_texts(path)
     for label in ["Affine1", "Affine2", "ReLU", "W 784×50", "2×784", "2×50", "2×10", "L"]:
         assert label in texts, label
+
+
+def test_a_small_matrix_is_drawn_row_under_row():
+    dot = viz.to_dot(example_graph("affine"))
+    assert "[0.1, 0.2, 0.3]<BR/>[0.4, 0.5, 0.6]" in dot  # W
+    assert "[13, 17, 21]<BR/>[18, 24, 30]" in dot  # dW = Xᵀ · dY, worked in test_book_figures
+    assert "min" not in dot
+
+
+def test_control_characters_in_names_are_drawn_as_their_symbols():
+    g = Graph()
+    (g.input(1.0, 'a\x00"b\x1b') * 2).named("c\x07\\").backward()
+    dot = viz.to_dot(g, title="t\x01")
+    assert not any(ord(c) < 0x20 and c != "\n" for c in dot)
+    assert '"a␀\\"b␛"' in dot and '"c␇\\\\"' in dot and "t␁" in dot

@@ -73,6 +73,17 @@ def unrecognized(extras: list[str], parser: _Parser) -> str:
     return message
 
 
+def _refuse_unknown_command(argv: list[str], parser: _Parser) -> None:
+    """A usage error for a mistyped sub-command, with the one it most likely meant
+    (``trian``: did you mean train?), as a mistyped flag gets."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is None or command in parser.commands:
+        return
+    close = difflib.get_close_matches(command, list(parser.commands), n=1)
+    hint = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(parser.commands)}"
+    parser.error(f"unknown command {command!r}; {hint}")
+
+
 def one_line(message: str) -> str:
     """A multi-line message (a list of places looked in, say) folded onto one line."""
     lines = [line.strip().removeprefix("- ") for line in message.splitlines()]
@@ -122,6 +133,7 @@ def _run_benchmark(arguments: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    _refuse_unknown_command(argv, parser)
     if argv[:1] == ["bench"]:
         # Every argument after "bench" is the script's (argparse would claim its options).
         args = argparse.Namespace(command="bench", debug=False)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
+
+import numpy as np
 
 from chainrule.cli.args import (
     PROG,
@@ -13,11 +17,90 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
+from chainrule.errors import CheckpointError
 
 # The network examples' options when not given. Their parser default is None, so that
 # one given for an example it does not apply to can be refused rather than ignored.
 NETWORK_DEFAULTS = {"activation": "relu", "samples": 2, "seed": 0}
 NETWORK_FLAGS = ("hidden", "layers", "activation", "samples", "seed")
+# A picture or trace of a network is for looking at: these bound what it may allocate
+# (a --hidden of 10**8 asked for gigabytes before failing).
+MAX_HIDDEN_UNITS = 10_000
+MAX_HIDDEN_LAYERS = 20
+MAX_SAMPLES = 1_000
+
+
+def input_flag(name: str) -> str:
+    """The flag that sets an example's input ``name``: ``--apple-count`` for "apple count"."""
+    return "--" + name.replace(" ", "-")
+
+
+def _example_input_flags() -> dict[str, tuple[str, list[str], Any]]:
+    """flag -> (input name, the examples that have it, its default), over every example."""
+    from chainrule.examples import EXAMPLES, example_inputs
+
+    flags: dict[str, tuple[str, list[str], Any]] = {}
+    for example in EXAMPLES:
+        for name, default in example_inputs(example).items():
+            flags.setdefault(input_flag(name), (name, [], default))[1].append(example)
+    return flags
+
+
+def _array_text(x: Any) -> str:
+    """An array as its flag takes it: ``1,2;3,4`` (rows split by ';')."""
+    from chainrule.formatting import format_number
+
+    rows = np.atleast_2d(np.asarray(x))
+    text = ";".join(",".join(format_number(v) for v in row) for row in rows)
+    return text
+
+
+def _parse_input(flag: str, text: str, default: Any, parser: argparse.ArgumentParser) -> Any:
+    """The value of an example's input flag, shaped as its default; else a usage error."""
+    from chainrule.formatting import format_shape
+
+    try:
+        rows = [[float(v) for v in row.split(",")] for row in text.split(";")]
+        value = np.array(rows, dtype=np.float64)
+    except ValueError:
+        value = None
+    if value is not None and np.ndim(default) < 2:
+        value = value.reshape(-1)
+    if value is not None and np.ndim(default) == 0 and value.size == 1:
+        value = float(value[0])
+    if value is None or np.shape(value) != np.shape(default) or not np.all(np.isfinite(value)):
+        if np.ndim(default) == 0:
+            parser.error(f"{flag} takes a finite number, got {text!r}")
+        parser.error(
+            f"{flag} takes a {format_shape(np.shape(default))} array of finite numbers, "
+            f"rows split by ';' (as {_array_text(default)}), got {text!r}"
+        )
+    return value
+
+
+def _changed_inputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """The example's inputs given by their flags (``--apple 120``), checked."""
+    from chainrule.examples import EXAMPLES, example_inputs
+
+    given = {
+        flag: text for flag, text in vars(args).get("input_flags", {}).items() if text is not None
+    }
+    if not given:
+        return {}
+    if args.name not in EXAMPLES:
+        parser.error(
+            f"{', '.join(given)}: {args.name} has no inputs to set, it reads MNIST digits "
+            "(--samples, --seed choose them)"
+        )
+    known = example_inputs(args.name)
+    inputs = {}
+    for flag, text in given.items():
+        name = next((key for key in known if input_flag(key) == flag), None)
+        if name is None:
+            mine = ", ".join(input_flag(key) for key in known)
+            parser.error(f"{flag} does not apply to {args.name}; its inputs are {mine}")
+        inputs[name] = _parse_input(flag, text, known[name], parser)
+    return inputs
 
 
 def _refuse_flags_that_do_not_apply(
@@ -56,9 +139,20 @@ def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         if getattr(args, name) is None:
             setattr(args, name, default)
     options = {"activation": args.activation, "samples": args.samples, "seed": args.seed}
+    if args.samples > MAX_SAMPLES:
+        parser.error(f"--samples {args.samples} is too many for a picture: at most {MAX_SAMPLES}")
+    if args.layers is not None and args.layers > MAX_HIDDEN_LAYERS:
+        parser.error(f"--layers {args.layers} is too many: at most {MAX_HIDDEN_LAYERS}")
     if args.hidden is not None or args.layers is not None:
         args.hidden = args.hidden or [50]  # --layers K alone: K layers of the default size
         options["hidden"] = hidden_sizes(args, parser)
+        too_large = [size for size in options["hidden"] if size > MAX_HIDDEN_UNITS]
+        if too_large or len(options["hidden"]) > MAX_HIDDEN_LAYERS:
+            what = f"--hidden {too_large[0]}" if too_large else f"{len(options['hidden'])} layers"
+            parser.error(
+                f"{what} is too large for a picture of the network: at most "
+                f"{MAX_HIDDEN_UNITS} units a layer, {MAX_HIDDEN_LAYERS} layers"
+            )
     if args.name == "two-layer-net" and len(options.get("hidden", [50])) != 1:
         parser.error("two-layer-net has one hidden layer: give one --hidden size")
     return options
@@ -78,7 +172,8 @@ def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.viz.graph import render, to_dot
 
     options = _example_options(args, parser)
-    graph = example_graph(args.name, **options)
+    inputs = _changed_inputs(args, parser)
+    graph = example_graph(args.name, inputs=inputs, lang=args.lang, **options)
     title = args.title or example_title(
         args.name, hidden=options.get("hidden"), samples=args.samples, lang=args.lang
     )
@@ -100,7 +195,9 @@ def cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from chainrule.explain import explain_example
 
     options = _example_options(args, parser)
-    print(explain_example(args.name, color=args.color, lang=args.lang, **options), end="")
+    inputs = _changed_inputs(args, parser)
+    trace = explain_example(args.name, color=args.color, lang=args.lang, inputs=inputs, **options)
+    print(trace, end="")
     return 0
 
 
@@ -111,7 +208,7 @@ def _initial_filters(checkpoint, path: str):
 
     network, run = checkpoint.meta.get("network", {}), checkpoint.meta.get("train", {})
     if network.get("network") != "SimpleConvNet" or "seed" not in run or "init" not in run:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: --before needs a convnet checkpoint written by 'chainrule train "
             "--model convnet' (its seed and initial scale rebuild the starting filters)"
         )
@@ -133,19 +230,59 @@ def cmd_show_weights(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
     checkpoint = load_checkpoint(args.checkpoint)
     if "W1" not in checkpoint.params:
-        raise ValueError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
+        raise CheckpointError(f"{args.checkpoint}: no first-layer weights W1 in this checkpoint")
     W1 = checkpoint.params["W1"]
     shape = "×".join(map(str, W1.shape))
+    shown = _display_path(args.checkpoint)
     if W1.ndim == 4:
-        title = f"first-layer filters W1 ({shape}) of {args.checkpoint}, step {checkpoint.step}"
+        title = f"first-layer filters W1 ({shape}) of {shown}, step {checkpoint.step}"
         before = _initial_filters(checkpoint, args.checkpoint) if args.before else None
         print(f"wrote {plot_filters(W1, args.output, title=title, before=before)}")
         return 0
     if args.before:
         parser.error("--before draws a convnet's filters; this checkpoint has W1 " + shape)
-    title = f"first-layer weights W1 ({shape}) of {args.checkpoint}, step {checkpoint.step}"
+    title = f"first-layer weights W1 ({shape}) of {shown}, step {checkpoint.step}"
     print(f"wrote {plot_weights(W1, args.output, title=title)}")
     return 0
+
+
+class _InputFlag(argparse.Action):
+    """Keeps an example input's text under its flag, in ``args.input_flags``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flags = dict(getattr(namespace, "input_flags", None) or {})
+        flags[self.option_strings[0]] = values
+        namespace.input_flags = flags
+
+
+def _add_input_flags(sub: argparse.ArgumentParser) -> None:
+    """A flag for each named input of the book's examples: ``--apple``, ``--x``, ``--W``."""
+    from chainrule.formatting import format_shape
+
+    group = sub.add_argument_group(
+        "inputs of the book's examples",
+        "change an input as the page can: explain apple --apple 120, explain sigmoid --x 2",
+    )
+    for flag, (name, examples, default) in _example_input_flags().items():
+        if np.ndim(default) == 0:
+            metavar, shown = "NUMBER", _array_text(default)
+        else:
+            metavar = "ROWS" if np.ndim(default) == 2 else "VALUES"
+            shown = f"{format_shape(np.shape(default))}, {_array_text(default)}"
+        group.add_argument(
+            flag,
+            action=_InputFlag,
+            dest=f"input {name}",
+            metavar=metavar,
+            help=f"{', '.join(examples)}: {name} (default {shown})",
+        )
+    sub.set_defaults(input_flags={})
+
+
+def _display_path(path: str) -> str:
+    """A path as a title can show it: bytes that are not UTF-8 (kept by Python as lone
+    surrogates, which cannot be encoded) written as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -176,6 +313,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             help="MNIST digits in the networks' batch (default: 2)",
         )
         sub.set_defaults(run=run, **dict.fromkeys(NETWORK_DEFAULTS))
+        _add_input_flags(sub)
         sub.add_argument(
             "--lang",
             choices=LANGUAGES,

@@ -199,25 +199,71 @@ def _check_outputs(results: Path, plot: str | None) -> None:
             raise PermissionError(f"{label} {path}: cannot write there")
 
 
+def _scheduler(text: str) -> str:
+    from chainrule.search import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _pem_file(text: str) -> str:
+    if not Path(text).is_file() or not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"no readable file {text!r}")
+    return text
+
+
+def _tls_files(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The ``--tls-*`` files as :class:`chainrule.search.TLSFiles` (None if none is given);
+    a usage error unless all three come with a ``tls://`` scheduler, or, for a ``tls://``
+    scheduler, none and Dask's configuration names them."""
+    from chainrule.search import TLSFiles, tls_configured
+
+    given = [args.tls_ca_file, args.tls_cert, args.tls_key]
+    scheduler = args.scheduler or ""
+    if any(given) and not scheduler.startswith("tls://"):
+        parser.error("--tls-ca-file, --tls-cert and --tls-key are for --scheduler tls://...")
+    if any(given) and not all(given):
+        parser.error("a tls:// scheduler needs all three of --tls-ca-file, --tls-cert, --tls-key")
+    if scheduler.startswith("tls://") and not any(given) and not tls_configured():
+        parser.error(
+            f"--scheduler {scheduler}: give this client's certificates with --tls-ca-file, "
+            "--tls-cert and --tls-key (or in Dask's distributed.comm.tls configuration)"
+        )
+    return TLSFiles(*given) if all(given) else None
+
+
 def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.cli.training import _load_data, network_and_optimizer
     from chainrule.errors import SearchError
-    from chainrule.search import Search, dask_client, read_results, run_search, split_validation
+    from chainrule.search import Search, results_lock
     from chainrule.viz.curves import FORMATS
 
     if args.plot and Path(args.plot).suffix.lower().lstrip(".") not in FORMATS:
         parser.error(f"--plot: cannot draw {Path(args.plot).name!r}; use a .png, .svg or .pdf name")
+    tls = _tls_files(args, parser) if _have_dask() else None
     space = {name: getattr(args, name) for name in DIMENSIONS}
     search = Search(space, args.epochs, args.seed, args.validation, args.dataset)
     results = Path(args.results or f"search-{search.id}.jsonl")
     _check_outputs(results, args.plot)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise SearchError("--plot draws with matplotlib: pip install 'chainrule[plot]'")
+    # Held from here to the end: a second search on the same file is refused at once.
+    with results_lock(results):
+        return _search(args, search, results, tls)
+
+
+def _search(args: argparse.Namespace, search, results: Path, tls) -> int:
+    from chainrule.cli.training import _load_data
+    from chainrule.errors import SearchError
+    from chainrule.search import read_results, split_validation
+
     finished = {record["trial"] for record in read_results(results, search)}
     todo = [n for n in range(args.trials) if n not in finished]
     jobs = args.jobs
     if jobs is None and args.scheduler is None:
-        jobs = _cores() if _have_dask() else 1
+        local = _have_dask() and importlib.util.find_spec("cryptography") is not None
+        jobs = _cores() if local else 1
     if (args.scheduler or (jobs > 1 and len(todo) > 1)) and not _have_dask():
         raise SearchError(
             f"{'--scheduler' if args.scheduler else f'--jobs {jobs}'} runs trials on Dask, "
@@ -256,6 +302,29 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         say(_trial_line(record, searched, done, args.trials))
 
     started = time.perf_counter()
+    ranked = _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial)
+    if ranked is None:
+        kept = len(read_results(results))  # the file, not a count: Ctrl-C may cut in between
+        print(
+            f"{PROG}: interrupted; finished trials kept in {results}: {kept} "
+            "(run the same command to continue)",
+            file=sys.stderr,
+        )
+        return 130
+    seconds = time.perf_counter() - started
+
+    ran = done - (args.trials - len(todo))
+    if ran:
+        say(f"done: {ran} trials in {seconds:.1f} s; {len(ranked)} in {results}")
+    _report(args, ranked, searched, described, len(x_train), say)
+    return 0
+
+
+def _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial) -> list | None:
+    """Run the trials left, here or on Dask: the ranked records, or None after Ctrl-C."""
+    from chainrule.cli.training import network_and_optimizer
+    from chainrule.search import dask_client, run_search
+
     options = {"on_trial": on_trial}
     # Dask may swallow the KeyboardInterrupt of a Ctrl-C while it waits for results and
     # return what finished: remember the signal, so the search still ends as interrupted.
@@ -277,14 +346,22 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         else:
             workers = None if args.scheduler else min(jobs, len(todo))
             debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
-            with dask_client(workers, args.scheduler, logs=debug) as client:
+            with dask_client(workers, args.scheduler, tls=tls, logs=debug) as client:
                 if args.scheduler:
                     from chainrule.search import check_workers
 
                     threads = check_workers(client)
-                    say(f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time")
+                    plain = args.scheduler.startswith("tcp://")
+                    say(
+                        f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time"
+                        + (
+                            " (plain tcp://: whoever reaches it can run code on its workers)"
+                            if plain
+                            else ""
+                        )
+                    )
                 else:
-                    say(f"engine: Dask, {workers} worker processes on this machine")
+                    say(f"engine: Dask, {workers} worker processes on this machine (TLS)")
                 # Each trial holds BLAS to one thread: N worker processes × 1 thread keep N
                 # cores busy; more threads per trial would fight over the same cores.
                 ranked = run_search(
@@ -301,25 +378,17 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         interrupted.append(True)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
-    if interrupted:
-        kept = len(read_results(results))  # the file, not a count: Ctrl-C may cut in between
-        print(
-            f"{PROG}: interrupted; finished trials kept in {results}: {kept} "
-            "(run the same command to continue)",
-            file=sys.stderr,
-        )
-        return 130
-    seconds = time.perf_counter() - started
+    return None if interrupted else ranked
 
-    ran = done - (args.trials - len(todo))
-    if ran:
-        say(f"done: {ran} trials in {seconds:.1f} s; {len(ranked)} in {results}")
+
+def _report(args, ranked: list, searched: list, described: dict, train_size: int, say) -> None:
+    """The table, the best trial's train command and the plot."""
     print(_table(ranked, searched, args.top))
     best = ranked[0]
     if best["val_accuracy"] is not None:
         print(
             f"best: trial {best['trial']}, validation accuracy {best['val_accuracy']:.4f}. "
-            f"Train it on all {len(x_train):,} training images and test it with:"
+            f"Train it on all {train_size:,} training images and test it with:"
         )
         print(f"  {train_command(best, args.data_dir)}")
     else:
@@ -335,7 +404,6 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         )
         plot_search(ranked, args.plot, top=args.top, searched=searched, title=title)
         say(f"plot: {args.plot}")
-    return 0
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -385,9 +453,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     engine.add_argument(
         "--scheduler",
+        type=_scheduler,
         metavar="ADDRESS",
-        help="run the trials on the Dask cluster of this scheduler (tcp://HOST:PORT)",
+        help="run the trials on the Dask cluster of this scheduler (tcp://HOST:PORT, or "
+        "tls://HOST:PORT with --tls-ca-file, --tls-cert and --tls-key)",
     )
+    for flag, what in (
+        ("--tls-ca-file", "the authority that signed the cluster's certificates"),
+        ("--tls-cert", "this client's certificate"),
+        ("--tls-key", "this client's private key"),
+    ):
+        run.add_argument(flag, type=_pem_file, metavar="PEM", help=f"for tls://: {what}")
     space = search.add_argument_group(
         "hyperparameters (RANGE: LOW..HIGH log-uniform, A,B,C one of them, or one value)"
     )

@@ -567,6 +567,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 seed=run["seed"],
                 sampling=run["sampling"],
                 checkpoint_every=args.save_every,
+                threads=args.threads,
                 history=history,
                 start_step=start_step,
                 on_step=on_step_or_stop,
@@ -790,6 +791,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="write final metrics and history as JSON",
     )
     out.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    train.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="threads that share the training step's products (default: chosen by timing); "
+        "any N gives the same numbers",
+    )
     train.set_defaults(run=cmd_train, **dict.fromkeys(NEW_RUN_DEFAULTS))
 
     evaluate = commands.add_parser(

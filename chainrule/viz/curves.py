@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule.errors import ArgumentError
 from chainrule.train import History
 from chainrule.viz.display import Picture, figure_output
 
@@ -43,7 +44,7 @@ def plot_history(
     fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         names = ", ".join(f".{name}" for name in FORMATS)
-        raise ValueError(f"cannot draw {Path(path).name!r}; use a name ending in one of {names}")
+        raise ArgumentError(f"cannot draw {Path(path).name!r}; use a name ending in one of {names}")
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

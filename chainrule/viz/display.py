@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chainrule.errors import ArgumentError
 from chainrule.fileio import atomic_write
 
 __all__ = ["Picture", "figure_output"]
@@ -24,7 +25,7 @@ class Picture:
 
     def __init__(self, data: bytes, format: str) -> None:
         if format not in ("svg", "png"):
-            raise ValueError(f"a Picture is svg or png, got {format!r}")
+            raise ArgumentError(f"a Picture is svg or png, got {format!r}")
         self.data, self.format = data, format
 
     def _repr_svg_(self) -> str | None:
@@ -37,7 +38,7 @@ class Picture:
         """Write the picture to ``path``, whose suffix must be its format; return the path."""
         path = Path(path)
         if path.suffix.lower().lstrip(".") != self.format:
-            raise ValueError(f"cannot save a {self.format} picture as {path.name!r}")
+            raise ArgumentError(f"cannot save a {self.format} picture as {path.name!r}")
         with atomic_write(path) as handle:
             handle.write(self.data)
         return path

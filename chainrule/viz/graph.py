@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,19 @@ from typing import Any, overload
 
 import numpy as np
 
-from chainrule.errors import RendererNotFound, RenderError
+from chainrule.errors import ArgumentError, RendererNotFound, RenderError
 from chainrule.fileio import atomic_write
-from chainrule.formatting import array_stats, format_number, format_shape, is_short, summarize
-from chainrule.graph import Graph, Node, Value
+from chainrule.formatting import (
+    array_stats,
+    format_number,
+    format_shape,
+    is_matrix,
+    is_short,
+    matrix_rows,
+    printable,
+    summarize,
+)
+from chainrule.graph import Graph, Node, Value, as_graph
 from chainrule.messages import korean_font, message
 from chainrule.viz.display import Picture
 
@@ -43,6 +53,7 @@ __all__ = [
     "RENDERERS",
     "RenderError",
     "RendererNotFound",
+    "fill_title",
     "find_renderer",
     "hangul_problem",
     "render",
@@ -69,8 +80,9 @@ _SUMMARY_DIGITS = 2  # significant digits of an array's min, mean and max in a p
 
 
 def _esc(text: str) -> str:
-    """Text for an HTML-like label: &, < and > escaped, line breaks as <BR/>."""
-    return html.escape(str(text), quote=False).replace("\n", "<BR/>")
+    """Text for an HTML-like label: &, < and > escaped, line breaks as <BR/>, control
+    characters shown (:func:`~chainrule.formatting.printable`)."""
+    return html.escape(printable(str(text)), quote=False).replace("\n", "<BR/>")
 
 
 class _Html(str):
@@ -79,16 +91,19 @@ class _Html(str):
 
 def _quote(text: str) -> str:
     """A double-quoted DOT string; a line break becomes Graphviz's centred ``\\n``."""
-    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\r\n", "\n").replace("\n", "\\n") + '"'
+    escaped = printable(str(text).replace("\r\n", "\n")).replace("\\", "\\\\")
+    return '"' + escaped.replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _value_lines(x: Any) -> tuple[str, list[str]]:
     """A value's main text and smaller lines under it.
 
-    Scalars: ``220`` alone. Tiny arrays: their entries. Others: the shape (``2×784``),
-    then ``min … · max …`` and ``mean …`` (two short lines keep the arrows short).
+    Scalars: ``220`` alone. A small matrix (up to 4×4): its rows, one under the other.
+    Other small arrays: their entries. Others: the shape (``2×784``), then
+    ``min … · max …`` and ``mean …`` (two short lines keep the arrows short).
     """
+    if is_matrix(x):
+        return "\n".join(matrix_rows(x)), []
     if is_short(x):
         return summarize(x), []
     a = np.asarray(x)
@@ -182,18 +197,44 @@ def _attrs(attributes: dict[str, str]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+# A value's name in braces in a title, {price}: the title shows the value there.
+_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+def fill_title(title: str, graph: Graph) -> str:
+    """``title`` with each ``{name}`` of a value of ``graph`` replaced by the value, as the
+    picture writes it: ``{apple} × {apple count} = {price}`` → ``100 × 2 = 200``. Braces
+    around anything else stay as they are."""
+
+    def value(match: re.Match[str]) -> str:
+        try:
+            data = graph[match.group(1)].data
+        except KeyError:
+            return match.group(0)
+        return summarize(data) if is_short(data) else match.group(0)
+
+    return _FIELD.sub(value, title)
+
+
 def to_dot(
-    graph: Graph, *, show_grad: bool = True, title: str | None = None, lang: str = "en"
+    graph: Graph | Value | tuple[Graph, Value],
+    *,
+    show_grad: bool = True,
+    title: str | None = None,
+    lang: str = "en",
 ) -> str:
     """The graph as Graphviz DOT text (left to right), values and gradients on the arrows.
 
     Works on any recorded graph, before or after ``backward``: a value whose gradient is
     not known (None) shows its forward value only, and ``show_grad=False`` leaves every
-    gradient out. ``title`` goes on top. Each output (a value no node uses) ends in a
+    gradient out; a value, or ``(graph, loss)`` as ``net.record(x, t)`` returns it, is
+    drawn after a backward from that value. ``title`` goes on top, each ``{name}`` of a
+    value in it filled in (:func:`fill_title`). Each output (a value no node uses) ends in a
     marker with its name (``L`` for a loss). Render it with :func:`render`. With
     ``lang="ko"`` the legend is Korean and the text is set in a Korean font
     (:func:`chainrule.messages.korean_font`; :func:`hangul_problem` says what is missing).
     """
+    graph = as_graph(graph, "to_dot")
     font = (korean_font() or _KOREAN_FONT) if lang == "ko" else _FONT
     index = {v: i for i, v in enumerate(graph.values)}
     has_grad = any(v.grad is not None for v in graph.values)
@@ -210,7 +251,7 @@ def to_dot(
     # inside the picture where a viewer substitutes a wider font (HTML-like labels are
     # anchored at their left end and can run off the edge). One label only: a cluster
     # carrying a second one would lose the input order above.
-    heading = [title] if title else []
+    heading = [fill_title(title, graph)] if title else []
     if show_grad and has_grad:
         heading.append(message("legend", lang))
     if heading:
@@ -230,7 +271,8 @@ def to_dot(
             constant = {"shape": "plaintext", "margin": "0.05,0.02", "label": value.name}
             lines.append(f'  "v{i}" {_attrs(constant)};')
             return
-        tooltip = f"{value.name}: {_value_lines(value.data)[0]}"
+        shown = summarize(value.data) if is_short(value.data) else _value_lines(value.data)[0]
+        tooltip = f"{value.name}: {shown}"
         attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
         lines.append(f'  "v{i}" {_attrs(attributes)};')
         if value.node is None:
@@ -352,17 +394,27 @@ def _not_found_message(path: Path) -> str:
 
 
 @overload
-def render(dot_text: str, path: None = None, *, dpi: int = 144, format: str = "svg") -> Picture: ...
+def render(
+    dot_text: str | Graph | Value | tuple[Graph, Value],
+    path: None = None,
+    *,
+    dpi: int = 144,
+    format: str = "svg",
+) -> Picture: ...
 
 
 @overload
 def render(
-    dot_text: str, path: str | os.PathLike[str], *, dpi: int = 144, format: str = "svg"
+    dot_text: str | Graph | Value | tuple[Graph, Value],
+    path: str | os.PathLike[str],
+    *,
+    dpi: int = 144,
+    format: str = "svg",
 ) -> Path: ...
 
 
 def render(
-    dot_text: str,
+    dot_text: str | Graph | Value | tuple[Graph, Value],
     path: str | os.PathLike[str] | None = None,
     *,
     dpi: int = 144,
@@ -370,22 +422,27 @@ def render(
 ) -> Path | Picture:
     """Write ``dot_text`` to ``path``: ``.dot``/``.gv`` as text, ``.svg`` or ``.png`` drawn.
 
+    ``dot_text`` may also be what :func:`to_dot` takes (a graph, or ``(graph, loss)`` as
+    ``net.record(x, t)`` returns it), drawn with its defaults.
+
     Drawing runs the program :func:`find_renderer` finds, with the DOT text on its
     standard input; ``dpi`` sets a PNG's resolution. The file is written atomically.
     Returns the path. With no path, returns the drawing (``format`` ``"svg"`` or
     ``"png"``) as a :class:`~chainrule.viz.display.Picture`, which a notebook shows.
 
     Raises:
-        ValueError: another extension.
+        ArgumentError: another extension.
         RendererNotFound: SVG or PNG asked for, and no Graphviz program is installed.
         RenderError: the program failed or ran longer than a minute.
     """
+    if not isinstance(dot_text, str):
+        dot_text = to_dot(dot_text)
     if path is None:
         return Picture(_draw(dot_text, Path(f"graph.{format}"), dpi), format)
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"cannot write {path.name!r}; use a .dot, .svg or .png name")
+        raise ArgumentError(f"cannot write {path.name!r}; use a .dot, .svg or .png name")
     if fmt in ("dot", "gv"):
         with atomic_write(path, "w", encoding="utf-8") as handle:
             handle.write(dot_text)
@@ -400,7 +457,7 @@ def _draw(dot_text: str, path: Path, dpi: int) -> bytes:
     """The picture ``path``'s suffix names (svg or png), drawn by the Graphviz program."""
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png"):
-        raise ValueError(f"cannot draw {fmt!r}; a picture is svg or png")
+        raise ArgumentError(f"cannot draw {fmt!r}; a picture is svg or png")
     program = find_renderer()
     if program is None:
         raise RendererNotFound(_not_found_message(path))

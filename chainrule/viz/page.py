@@ -35,12 +35,13 @@ from chainrule.explain import (
     _Letters,
     _Style,
     _Trace,
+    partial,
 )
 from chainrule.fileio import atomic_write
-from chainrule.formatting import describe
-from chainrule.graph import Graph
+from chainrule.formatting import describe, printable
+from chainrule.graph import Graph, Value, as_graph
 from chainrule.messages import message
-from chainrule.viz.graph import GRAD_COLOR, render, to_dot
+from chainrule.viz.graph import GRAD_COLOR, fill_title, render, to_dot
 
 __all__ = ["SCALAR_RULES", "page_html", "write_page"]
 
@@ -68,18 +69,27 @@ def _is_live(graph: Graph) -> bool:
     )
 
 
-def _number(x: Any) -> float | None:
-    return None if x is None else float(np.asarray(x, dtype=np.float64))
+def _number(x: Any) -> float | str | None:
+    """A number for the page's JSON, which has no NaN or infinity: those are the strings
+    ``"nan"``, ``"inf"`` and ``"-inf"``, as the trace writes them (the script reads them
+    back)."""
+    if x is None:
+        return None
+    number = float(np.asarray(x, dtype=np.float64))
+    if np.isfinite(number):
+        return number
+    return "nan" if np.isnan(number) else ("inf" if number > 0 else "-inf")
 
 
-def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any]:
+def _page_data(graph: Graph, labels: dict[str, str], lang: str, who: str) -> dict[str, Any]:
     """Everything the script needs, as JSON: values, nodes, the steps' text."""
-    trace = _Trace(graph, _Style(False, lang))
+    trace = _Trace(graph, _Style(False, lang), who)
     live = _is_live(graph)
     index = {v: i for i, v in enumerate(graph.values)}
     values = [
         {
             "name": v.name,
+            "d": partial(trace.name(v)),
             "input": v.node is None and not v.constant,
             "data": _number(v.data) if live else None,
             "text": describe(v.data),
@@ -99,12 +109,13 @@ def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any
                 "inputs": inputs,
                 "forward": forward,
                 "local": list(local_rules),
-                "k": getattr(node.layer, "k", None),
+                "k": _number(getattr(node.layer, "k", None)) if live else None,
                 "step": order.get(node),
                 "heading": trace._heading(order.get(node, 0) + 1, node, letters),
                 "expression": _assignment(
                     trace.name(node.output), _expression(node, [trace.name(v) for v in node.inputs])
                 ),
+                "where": letters.where(trace.name, lang),
                 "letters": list(letters.input_letters),
                 "outLetter": letters.output_letter,
                 "formulas": [letters(f) for f in node.local],
@@ -112,8 +123,7 @@ def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any
                 "constant": [v.constant for v in node.inputs],
             }
         )
-    start = f"∂{trace.out}/∂{trace.name(trace.top)} = {describe(trace.top.grad)}"
-    steps = [[f"{labels['start_line']}: {start}"]]
+    steps = [[f"{labels['start_line']}: {trace.start()}"]]
     steps += [trace.step(k, node) for k, node in enumerate(trace.ran, start=1)]
     return {
         "live": live,
@@ -122,7 +132,7 @@ def _page_data(graph: Graph, labels: dict[str, str], lang: str) -> dict[str, Any
         "ran": [graph.nodes.index(node) for node in trace.ran],
         "seed": index[trace.top],
         "dout": _number(trace.top.grad) if live else None,
-        "out": trace.out,
+        "out": partial(trace.out),
         "topName": trace.name(trace.top),
         "steps": steps,
         "labels": labels,
@@ -146,6 +156,7 @@ def _labels(lang: str) -> dict[str, str]:
         "local": "local",
         "locals": "locals",
         "passes": "passes",
+        "where": "where",
     }
     labels = {name: message(key, lang) for name, key in keys.items()}
     labels["to"] = message("to", lang, name="{name}")
@@ -154,45 +165,83 @@ def _labels(lang: str) -> dict[str, str]:
     return labels
 
 
-def page_html(graph: Graph, *, title: str | None = None, lang: str = "en") -> str:
+# Characters that must not reach the script element as they are: "<" could open
+# "<!--" or close it with "</script>", ">" and "&" are escaped alike for any HTML parser,
+# and U+2028/U+2029 end a line in older JavaScript. JSON strings may hold each as \uXXXX.
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def embedded_json(data: Any) -> str:
+    """``data`` as JSON safe to put inside a ``<script>`` element: no bare NaN or
+    Infinity (:func:`json.dumps` with ``allow_nan=False``), and no ``<``, ``>``, ``&``,
+    U+2028 or U+2029 as they are (see :data:`_JSON_ESCAPES`)."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return "".join(_JSON_ESCAPES.get(c, c) for c in text)
+
+
+def page_html(
+    graph: Graph | Value | tuple[Graph, Value],
+    *,
+    title: str | None = None,
+    lang: str = "en",
+    who: str = "page_html",
+) -> str:
     """The page of ``graph`` (after backward) as one HTML document; see the module.
-    ``lang="ko"`` writes its words, the trace's lines and the picture's legend in Korean.
+
+    ``graph`` may also be a value, or ``(graph, loss)`` as ``net.record(x, t)`` returns
+    it: the page shows the graph after a backward from that value. ``title`` goes above
+    the picture; each ``{name}`` of a value in it shows the value, and follows it when an
+    input changes (``{apple} × {apple count} = {price}``). ``lang="ko"`` writes its
+    words, the trace's lines and the picture's legend in Korean. ``who`` is the function
+    its errors name.
 
     Raises:
         StateError: ``graph.backward`` has not run.
         RendererNotFound: no Graphviz program to draw the picture.
     """
+    graph = as_graph(graph, who)
     labels = _labels(lang)
-    data = _page_data(graph, labels, lang)
+    data = _page_data(graph, labels, lang, who)
+    shown = fill_title(title, graph) if title else "chainrule"
+    data["title"] = {"template": title or "", "shown": shown}
     svg = render(to_dot(graph, title=title, lang=lang), format="svg").data.decode("utf-8")
     svg = svg[svg.index("<svg") :]  # the XML prolog and doctype cannot stand inside HTML
-    # "</" would end the script element early; JSON may write it as "<\/".
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
-    heading = html.escape(title or "chainrule")
     return _TEMPLATE.format(
-        title=heading,
+        title=html.escape(printable(shown)),
         svg=svg,
-        data=payload,
+        data=embedded_json(data),
         script=_SCRIPT,
         grad=GRAD_COLOR,
         inputs=html.escape(labels["inputs"]),
         steps=html.escape(labels["steps"]),
+        lang=lang,
     )
 
 
 def write_page(
-    graph: Graph, path: str | os.PathLike[str], *, title: str | None = None, **options: Any
+    graph: Graph | Value | tuple[Graph, Value],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    **options: Any,
 ) -> Path:
-    """Write :func:`page_html` of ``graph`` to ``path`` atomically; return the path."""
+    """Write :func:`page_html` of ``graph`` (or of what ``net.record(x, t)`` returns) to
+    ``path`` atomically; return the path."""
     path = Path(path)
-    text = page_html(graph, title=title, **options)
+    text = page_html(graph, title=title, who="write_page", **options)
     with atomic_write(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
 
 
 _TEMPLATE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{title}</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1em 2em; color: #222; }}
 #picture svg {{ max-width: 100%; height: auto; }}
@@ -204,6 +253,8 @@ button {{ margin-right: 0.3em; }}
 pre {{ background: #f6f6f6; padding: 0.6em; min-height: 7em; }}
 .hl ellipse, .hl polygon {{ fill: #ffe08a; stroke: #c07000; stroke-width: 2; }}
 .pending {{ visibility: hidden; }}
+/* A wide character (Hangul) takes two columns, as in a terminal, whatever the font. */
+.wide {{ display: inline-block; width: 2ch; text-align: center; }}
 </style></head>
 <body>
 <div id="picture">{svg}</div>
@@ -224,6 +275,8 @@ _SCRIPT = r"""
 const G = JSON.parse(document.getElementById("graph-data").textContent);
 const L = G.labels;
 const exp = Math.exp, log = Math.log, max = Math.max;
+// JSON has no NaN or infinity: the page writes them as the trace does.
+const num = (x) => (typeof x === "string" ? { nan: NaN, inf: Infinity, "-inf": -Infinity }[x] : x);
 const nodeRules = G.nodes.map((n) => ({
   forward: n.forward && new Function("x", "y", "k", "exp", "log", "max", "return " + n.forward),
   local: n.local.map((r) => new Function("x", "y", "out", "k", "return " + r)),
@@ -247,8 +300,24 @@ function fmt(x) {
 }
 const signed = (x) => (fmt(x).startsWith("-") ? "(" + fmt(x) + ")" : fmt(x));
 // Columns as a terminal counts them: Hangul and other wide characters take two.
-const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uff60]/;
+const WIDE_CHARS = "\\u1100-\\u115f\\u2e80-\\ua4cf\\uac00-\\ud7a3\\uf900-\\ufaff\\uff00-\\uff60";
+const WIDE = new RegExp("[" + WIDE_CHARS + "]");
 const width = (s) => [...s].reduce((w, c) => w + (WIDE.test(c) ? 2 : 1), 0);
+// Text in the pre, each wide character in a box exactly two columns wide, since a
+// font's Hangul is rarely twice its Latin letters' width.
+function setColumns(element, text) {
+  element.textContent = "";
+  for (const part of text.split(new RegExp("([" + WIDE_CHARS + "]+)"))) {
+    if (!part) continue;
+    if (!WIDE.test(part)) { element.appendChild(document.createTextNode(part)); continue; }
+    for (const char of part) {
+      const box = document.createElement("span");
+      box.className = "wide";
+      box.textContent = char;
+      element.appendChild(box);
+    }
+  }
+}
 const row = (label, text) =>
   "    " + label + " ".repeat(Math.max(0, G.labelWidth - width(label))) + " " + text;
 
@@ -273,23 +342,37 @@ G.values.forEach((v, i) => {
   }
 });
 
-let data = G.values.map((v) => v.data), grad = [], parts = [], nodeGrads = [], locals = [];
+let data = G.values.map((v) => num(v.data)), grad = [], parts = [], nodeGrads = [], locals = [];
+const dout = num(G.dout);
+
+// The title's {name} fields follow the values; the picture draws it as one text line.
+const byName = {};
+G.values.forEach((v, i) => { if (!(v.name in byName)) byName[v.name] = i; });
+const titleText = [...document.querySelectorAll("#picture svg g.graph > text")]
+  .find((t) => t.textContent === G.title.shown);
+function showTitle() {
+  if (!G.title.template) return;
+  const text = G.title.template.replace(/\{([^{}]+)\}/g,
+    (field, name) => (name in byName ? fmt(data[byName[name]]) : field));
+  if (titleText) titleText.textContent = text;
+  document.title = text;
+}
 
 function forward() {
   G.nodes.forEach((n, k) => {
     const [x, y] = n.inputs.map((i) => data[i]);
-    data[n.out] = nodeRules[k].forward(x, y, n.k, exp, log, max);
+    data[n.out] = nodeRules[k].forward(x, y, num(n.k), exp, log, max);
   });
 }
 
 function backward() {
   grad = G.values.map(() => null);
   parts = G.values.map(() => []);
-  grad[G.seed] = G.dout;
+  grad[G.seed] = dout;
   for (const k of G.ran) {
     const n = G.nodes[k];
     const [x, y] = n.inputs.map((i) => data[i]);
-    locals[k] = nodeRules[k].local.map((f) => f(x, y, data[n.out], n.k));
+    locals[k] = nodeRules[k].local.map((f) => f(x, y, data[n.out], num(n.k)));
     nodeGrads[k] = locals[k].map((l) => grad[n.out] * l);
     n.inputs.forEach((i, j) => {
       if (n.constant[j]) return;
@@ -300,11 +383,12 @@ function backward() {
 }
 
 function stepLines(s) {
-  if (s === 0) return [L.start_line + ": ∂" + G.out + "/∂" + G.topName + " = " + fmt(G.dout)];
+  if (s === 0) return [L.start_line + ": " + G.out + "/" + G.values[G.seed].d + " = " + fmt(dout)];
   const k = G.ran[s - 1], n = G.nodes[k];
   const name = (i) => (i === G.seed ? G.topName : G.values[i].name);
   const lines = [n.heading];
-  let arriving = "dout = ∂" + G.out + "/∂" + name(n.out) + " = ";
+  if (n.where) lines.push(row(L.where, n.where));
+  let arriving = "dout = " + G.out + "/" + G.values[n.out].d + " = ";
   const p = parts[n.out];
   if (p.length > 1) {
     arriving += p.map(fmt).join(" + ") + " = " + fmt(grad[n.out]);
@@ -347,13 +431,13 @@ function show() {
   Object.values(groups).forEach((g) => g.classList.remove("hl"));
   if (step > 0) groups["n" + G.ran[step - 1]].classList.add("hl");
   const lines = G.live ? stepLines(step) : G.steps[step];
-  document.getElementById("step-text").textContent = lines.join("\n");
+  setColumns(document.getElementById("step-text"), lines.join("\n"));
   document.getElementById("step-count").textContent =
     L.step_of.replace("{k}", step).replace("{n}", G.ran.length);
 }
 
 function recompute() {
-  if (G.live) { forward(); backward(); }
+  if (G.live) { forward(); backward(); showTitle(); }
   show();
 }
 
@@ -364,7 +448,7 @@ G.values.forEach((v, i) => {
   label.textContent = v.name;
   const box = document.createElement("input");
   box.type = G.live ? "number" : "text"; box.step = "any"; box.id = "input-" + i;
-  box.value = G.live ? fmt(v.data) : v.text;
+  box.value = G.live ? fmt(num(v.data)) : v.text;
   if (!G.live) box.size = Math.min(60, v.text.length);
   box.disabled = !G.live;
   box.addEventListener("input", () => {

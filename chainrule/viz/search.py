@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chainrule.errors import ArgumentError
 from chainrule.fileio import atomic_write
 from chainrule.viz.curves import FORMATS
 
@@ -40,8 +41,17 @@ def plot_search(
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+        raise ArgumentError(f"--plot: cannot draw {path.name!r}; use a .png, .svg or .pdf name")
+    figure = _figure(records, top, searched or [], title)
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format=fmt, dpi=110)
+    return path
+
+
+def _figure(records: list[dict[str, Any]], top: int, searched: list[str], title: str) -> Any:
+    """The grid of panels, as a matplotlib Figure."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     shown = records[:top]
     rows = max(1, math.ceil(len(shown) / _COLUMNS))
@@ -54,13 +64,23 @@ def plot_search(
         record = shown[place]
         val, train = record["val_accuracies"], record["train_accuracies"]
         epochs = range(1, len(val) + 1)
-        ax.plot(epochs, val, color="tab:blue", linewidth=1.5, label="validation")
-        ax.plot(epochs, train, color="tab:orange", linestyle="--", linewidth=1.2, label="train")
+        dot = "o" if len(val) == 1 else None  # one epoch: a line of one point shows nothing
+        ax.plot(epochs, val, color="tab:blue", linewidth=1.5, marker=dot, label="validation")
+        ax.plot(
+            epochs,
+            train,
+            color="tab:orange",
+            linestyle="--",
+            linewidth=1.2,
+            marker=dot,
+            label="train",
+        )
         accuracy = record["val_accuracy"]
         result = "diverged" if accuracy is None else f"val acc {accuracy:.3f}"
-        values = ", ".join(f"{_SHORT.get(n, n)} {_value(record[n])}" for n in searched or [])
+        values = ", ".join(f"{_SHORT.get(n, n)} {_value(record[n])}" for n in searched)
         ax.set_title(f"Best-{place + 1}: {result}\n{values}", fontsize=8)
         ax.set_ylim(0.0, 1.0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no epoch 1.5
         ax.grid(alpha=0.3)
         if place % _COLUMNS == 0:
             ax.set_ylabel("accuracy")
@@ -71,6 +91,4 @@ def plot_search(
         title or f"The {len(shown)} best of {len(records)} trials, by validation accuracy",
         fontsize=11,
     )
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format=fmt, dpi=110)
-    return path
+    return fig

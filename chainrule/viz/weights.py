@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.errors import ArgumentError, ShapeError
 from chainrule.viz.display import Picture, figure_output
 
 __all__ = ["FORMATS", "plot_filters", "plot_weights", "weight_grid"]
@@ -31,7 +31,7 @@ def weight_grid(n_units: int) -> tuple[int, int]:
     50 units make 5 rows of 10, 16 make 4 of 4.
     """
     if n_units < 1:
-        raise ValueError(f"need at least one hidden unit, got {n_units}")
+        raise ArgumentError(f"need at least one hidden unit, got {n_units}")
     square = math.ceil(math.sqrt(n_units))
     cols = next((c for c in range(square, 11) if n_units % c == 0), min(square, 10))
     return math.ceil(n_units / cols), cols
@@ -54,7 +54,7 @@ def plot_weights(
     """
     fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
+        raise ArgumentError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.size == 0:
         raise ShapeError(f"plot_weights: W must be 2-d (pixels, hidden), got shape {W.shape}")
@@ -67,7 +67,7 @@ def plot_weights(
             f"of shape {W.shape}"
         )
     if not np.all(np.isfinite(W)):
-        raise ValueError("plot_weights: W holds NaN or infinite values")
+        raise ArgumentError("plot_weights: W holds NaN or infinite values")
 
     from matplotlib.figure import Figure
 
@@ -135,7 +135,7 @@ def plot_filters(
     """
     fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
+        raise ArgumentError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 4 or W.size == 0:
         raise ShapeError(f"plot_filters: W must be 4-d (FN, C, FH, FW), got shape {W.shape}")
@@ -146,7 +146,7 @@ def plot_filters(
             raise ShapeError(f"plot_filters: before {before.shape} and W {W.shape} differ")
         panels.insert(0, (before, "before training"))
     if not all(np.all(np.isfinite(w)) for w, _ in panels):
-        raise ValueError("plot_filters: the weights hold NaN or infinite values")
+        raise ArgumentError("plot_filters: the weights hold NaN or infinite values")
 
     from matplotlib.figure import Figure
 
