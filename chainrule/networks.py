@@ -714,7 +714,10 @@ class DeepConvNet(_LayerNetwork):
         masks = np.random.default_rng(None if seed is None else [seed, 1])
         self.params: dict[str, np.ndarray] = {}
         layers: list[Any] = []
-        widest = 0  # values per sample of the largest array a forward makes (im2col's)
+        # Values per sample of the largest array the engine's forward makes, a
+        # convolution's output (its im2col goes a few images at a time): bounds
+        # evaluation's chunks
+        widest = 0
         for i, param in enumerate(conv_params, start=1):
             size, filters = param["filter_size"], param["filter_num"]
             W = rng.standard_normal((filters, channels, size, size), dtype=self.dtype.type)
@@ -725,7 +728,7 @@ class DeepConvNet(_LayerNetwork):
             )
             height = _fitting(f"Conv{i}", conv_output_size(height, size, conv.stride, conv.pad))
             width = _fitting(f"Conv{i}", conv_output_size(width, size, conv.stride, conv.pad))
-            widest = max(widest, channels * size * size * height * width)
+            widest = max(widest, filters * height * width)
             layers += [conv, Relu()]
             channels = filters
             if i % 2 == 0:

@@ -421,7 +421,8 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         if args.weight_decay:
             given.append("--weight-decay")
         if given:
-            parser.error(f"--model {args.model} takes no {', '.join(given)}")
+            network = "SimpleConvNet" if args.model == "convnet" else "DeepConvNet"
+            parser.error(f"--model {args.model} ({network}) takes no {', '.join(given)}")
         if args.optimizer is None:
             args.optimizer = CONVNET_OPTIMIZER
     for name, default in NEW_RUN_DEFAULTS.items():

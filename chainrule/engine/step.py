@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -121,10 +122,13 @@ class Step:
             plan = self._infer = self._plan(layers, x)
             if plan is None:
                 return None
-        signal = x
-        for kernel in plan.kernels:
-            signal = kernel.forward(signal, False)
-        return np.array(signal)
+        # BLAS on one thread, as in the steps (fit evaluates inside its own hold already;
+        # a hold inside a hold would end the outer one)
+        with nullcontext() if self.tuner._held else self.tuner.hold():
+            signal = x
+            for kernel in plan.kernels:
+                signal = kernel.forward(signal, False)
+            return np.array(signal)
 
     # -- planning -----------------------------------------------------------------------
 
