@@ -44,9 +44,12 @@ class ConvKernel(Kernel):
     going out to memory and back. Backward copies each chunk's windows again.
     """
 
-    def __init__(self, layer: Any, pool: Any = None) -> None:
+    def __init__(self, layer: Any, pool: Any = None, scratch: Buffers | None = None) -> None:
         super().__init__(layer)
         self.pool = pool
+        # A chunk's arrays, used only within one forward or backward call: the kernels of
+        # one step can share them
+        self.scratch = Buffers() if scratch is None else scratch
 
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
         FN, C, FH, FW = self.layer.W.shape
@@ -70,12 +73,12 @@ class ConvKernel(Kernel):
         per = max(1, _CHUNK_BYTES // ((K + 1) * rows * itemsize))
         return [(start, min(n, start + per)) for start in range(0, n, per)]
 
-    def _col(self, xp: np.ndarray, grid: tuple[int, ...], buf: Buffers) -> np.ndarray:
+    def _col(self, xp: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
         """The windows of the padded images xp, (positions, K + 1), its last column ones."""
         _, C, FH, FW = self.layer.W.shape
         K, m = C * FH * FW, int(np.prod(grid))
         P = None if self.pool is None else self.pool.stride
-        col = buf.front("col", (m, K + 1), xp.dtype)
+        col = self.scratch.front("col", (m, K + 1), xp.dtype)
         windows = _windows(xp, FH, FW, self.layer.stride, P, grid)
         np.copyto(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
@@ -96,7 +99,7 @@ class ConvKernel(Kernel):
         P = None if self.pool is None else self.pool.stride
         pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
         for start, stop in chunks:
-            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow), buf)
+            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
             chunk = matmul(col, weights, out=out[start * rows : stop * rows])
             if pooled is not None:
                 _pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
@@ -120,18 +123,21 @@ class ConvKernel(Kernel):
         pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
         for i, (start, stop) in enumerate(self._chunks_used):
             grid = self._grid(stop - start, *self._oh_ow)
-            col = self._col(self._xp[start:stop], grid, buf)
+            col = self._col(self._xp[start:stop], grid)
             dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
             if self.pool is not None:
                 out = self._out[start * rows : stop * rows]
                 dchunk = _unpool(
-                    out, self._pooled[start * pooled_rows : stop * pooled_rows], dchunk, buf
+                    out,
+                    self._pooled[start * pooled_rows : stop * pooled_rows],
+                    dchunk,
+                    self.scratch,
                 )
             matmul(col.T, dchunk, out=both if i == 0 else part)
             if i:
                 both += part
             if need_dx:
-                dcol = buf.front("dcol", (len(dchunk), K), W.dtype)
+                dcol = self.scratch.front("dcol", (len(dchunk), K), W.dtype)
                 matmul(dchunk, self._weights[:K].T, out=dcol)
                 _col2im(dcol, dxp[start:stop], (FH, FW), self.layer.stride, grid)
         dW = buf.get("dW", W.shape, W.dtype)

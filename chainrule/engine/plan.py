@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.engine.buffers import Buffers
 from chainrule.engine.conv import ConvKernel, PoolKernel
 from chainrule.engine.dense import (
     AffineKernel,
@@ -72,8 +73,9 @@ def parameter_names(layers: Iterable[Any]) -> Iterator[tuple[str, Any, str]]:
             yield f"beta{normalised}", layer, "beta"
 
 
-def make_plan(layers: list[Any], dtype: np.dtype) -> list[Kernel] | None:
-    """The kernels that compute ``layers`` on arrays of ``dtype``, or None."""
+def make_plan(layers: list[Any], dtype: np.dtype, scratch: Buffers) -> list[Kernel] | None:
+    """The kernels that compute ``layers`` on arrays of ``dtype``, or None; the
+    convolutions share ``scratch`` for their chunks' arrays."""
     if not layers or any(type(layer) not in _KERNELS for layer in layers):
         return None
     for _, layer, attribute in parameter_names(layers):
@@ -93,10 +95,14 @@ def make_plan(layers: list[Any], dtype: np.dtype) -> list[Kernel] | None:
     while i < len(order):
         layer, after = order[i], order[i + 1] if i + 1 < len(order) else None
         if type(layer) is Convolution and _pools_in_blocks(after):
-            kernels.append(ConvKernel(layer, pool=after))
+            kernels.append(ConvKernel(layer, pool=after, scratch=scratch))
             i += 2
             continue
-        kernel = _KERNELS[type(layer)](layer)
+        kernel = (
+            ConvKernel(layer, scratch=scratch)
+            if type(layer) is Convolution
+            else _KERNELS[type(layer)](layer)
+        )
         kernel.in_place = bool(kernels) and isinstance(kernel, _IN_PLACE)
         kernels.append(kernel)
         i += 1

@@ -72,6 +72,7 @@ class Step:
         self._one_hot = False
         self._loss = SoftmaxLossKernel()
         self._scratch = Buffers()
+        self._chunks = Buffers()  # what the convolutions keep only while they run
 
     def pin_threads(self, threads: int | None) -> None:
         """Use ``threads`` BLAS workers from now on; None tunes the number by timing."""
@@ -135,7 +136,7 @@ class Step:
     def _plan(self, layers: list[Any], x: np.ndarray) -> _Plan | None:
         if x.ndim < 2 or type(self.network.last_layer) is not SoftmaxWithLoss:
             return None
-        kernels = make_plan(layers, self.network.dtype)
+        kernels = make_plan(layers, self.network.dtype, self._chunks)
         if kernels is None:
             return None
         shape = x.shape
