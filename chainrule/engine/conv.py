@@ -137,9 +137,7 @@ class ConvKernel(Kernel):
             if i:
                 both += part
             if need_dx:
-                dcol = self.scratch.front("dcol", (len(dchunk), K), W.dtype)
-                matmul(dchunk, self._weights[:K].T, out=dcol)
-                _col2im(dcol, dxp[start:stop], (FH, FW), self.layer.stride, grid)
+                self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
         dW = buf.get("dW", W.shape, W.dtype)
         np.copyto(dW, both[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
         db = buf.get("db", (FN,), W.dtype)
@@ -149,6 +147,30 @@ class ConvKernel(Kernel):
             return None
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
+
+    def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
+        """Add a chunk's gradient onto its padded images' ``dxp``, from its outputs'
+        ``dchunk`` (rows in the order computed): a product per filter position (fh, fw),
+        added onto the pixels that position read, in runs of a whole output row."""
+        FN, C, FH, FW = self.layer.W.shape
+        (oh, ow), s = self._oh_ow, self.layer.stride
+        if self.pool is not None:  # the rows back in image order (n, oh, ow)
+            P = self.pool.stride
+            image = self.scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
+            if oh % P or ow % P:
+                image[...] = 0  # positions no window covers
+            blocks = dchunk.reshape(P, P, images, oh // P, ow // P, FN)
+            for i in range(P):
+                for j in range(P):
+                    image[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, j]
+            dchunk = image.reshape(-1, FN)
+        weights = self._weights[:-1].reshape(FH, FW, C, FN)
+        share = self.scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
+        pixels = share.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
+        for i in range(FH):
+            for j in range(FW):
+                matmul(dchunk, weights[i, j].T, out=share)
+                dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels
 
 
 def _pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
@@ -246,8 +268,6 @@ def _windows(
     stride: int,
     P: int | None,
     grid: tuple[int, ...],
-    *,
-    writeable: bool = False,
 ) -> np.ndarray:
     """The windows of padded images xp as a view (*grid, fh, fw, C): for grid (N, oh,
     ow) the output positions in the layer's order; for (P, P, N, ph, pw) position
@@ -259,26 +279,7 @@ def _windows(
     else:
         steps = (stride * sH, stride * sW, sN, P * stride * sH, P * stride * sW)
     shape = (*grid, fh, fw, xp.shape[1])
-    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=writeable)
-
-
-def _col2im(
-    dcol: np.ndarray,
-    dxp: np.ndarray,
-    window: tuple[int, int],
-    stride: int,
-    grid: tuple[int, ...],
-) -> None:
-    """Add the gradient of ``col``'s rows onto the padded images' gradient ``dxp``: each
-    filter entry's row onto the pixels it was copied from. For one entry (fh, fw) no two
-    positions share a pixel, so each addition is one vectorised ``+=``."""
-    fh, fw = window
-    P = grid[0] if len(grid) == 5 else None
-    target = _windows(dxp, fh, fw, stride, P, grid, writeable=True)
-    source = dcol.reshape(target.shape)
-    for i in range(fh):
-        for j in range(fw):
-            target[..., i, j, :] += source[..., i, j, :]
+    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
 
 
 def _rows_channels_last(dy: np.ndarray, buf: Buffers, name: str) -> np.ndarray:
