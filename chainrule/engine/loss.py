@@ -35,7 +35,8 @@ class SoftmaxLossKernel:
         self._expT, self._one_hot = expT, one_hot
         if one_hot:
             self._labels_T = t.T.astype(zT.dtype, copy=False)
-            return -np.vdot(self._labels_T, zT) / n
+            picked = np.multiply(self._labels_T, zT, out=buf.get("picked", zT.shape, zT.dtype))
+            return -np.add.reduce(picked, axis=None) / n
         self._labels, self._rows = t, np.arange(n)
         return -np.add.reduce(zT[t, self._rows]) / n
 
