@@ -20,13 +20,17 @@ run code.  Writes are atomic: a crash mid-save leaves the previous file intact.
 
 Version 1 also held ``rng_json``, a random generator's state that nothing read back
 (training draws its batches from the seed and the epoch number); version 1 files still
-load, and that member is skipped unread.
+load, and that member is skipped: its header is checked as every member's is, its data
+is never inflated.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from chainrule.errors import CheckpointError
+from chainrule.errors import ArgumentError, CheckpointError, DTypeError
 from chainrule.fileio import atomic_write
 
 __all__ = [
@@ -133,14 +137,14 @@ def save_checkpoint(
     Raises:
         TypeError: a value is not a numeric array, ``meta`` is not a
             JSON-serialisable dict, or a name is not a str.
-        ValueError: ``step`` is negative, or a name is empty.
+        ArgumentError (a ValueError): ``step`` is negative, or a name is empty.
         OSError: the file could not be written (the old file is kept).
     """
     path = Path(path)
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
         raise TypeError(f"step must be an int, got {type(step).__name__}")
     if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+        raise ArgumentError(f"step must be >= 0, got {step}")
 
     arrays: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -176,10 +180,10 @@ def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[
     out = {}
     for name, value in arrays.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{what} keys must be non-empty str, got {name!r}")
+            raise ArgumentError(f"{what} keys must be non-empty str, got {name!r}")
         arr = np.asarray(value)
         if not _plain_numeric(arr.dtype):
-            raise TypeError(
+            raise DTypeError(
                 f"{what}[{name!r}] has dtype {arr.dtype}; a checkpoint stores plain "
                 "numeric arrays only (no object, string or structured arrays)"
             )
@@ -189,118 +193,236 @@ def _numeric_members(prefix: str, arrays: Mapping[str, Any], what: str) -> dict[
 
 # --------------------------------------------------------------------------- loading
 
+#: The largest description (``meta_json``) read: far above a long run's history of
+#: losses, far below what would strain memory when parsed.
+MAX_META_BYTES = 64 * 2**20
+# Bytes read to parse a member's .npy header before its data: numpy refuses a header
+# longer than 10,000 bytes, and np.savez writes about 128.
+_NPY_PREFIX_BYTES = 16 * 1024
+_MAX_SCALAR_BYTES = 1024  # format_version and step are 0-d integers
+_QUOTE_CHARS = 200  # an error quotes at most this much of what it found
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes; where the OS does not say, a terabyte."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
+#: ``expected_params(meta)``: the parameters (name -> (shape, dtype)) that a description
+#: implies, checked against the members' headers before any array is inflated.
+ExpectedParams = Callable[[dict[str, Any]], Mapping[str, tuple[tuple[int, ...], np.dtype]]]
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A member's zip entry and what its .npy header declares, read before its data."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    data_offset: int
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, expected_params: ExpectedParams | None = None
+) -> Checkpoint:
     """Read a checkpoint written by ``save_checkpoint`` (never unpickles anything).
+
+    Nothing is inflated before it is checked: every member's ``.npy`` header (shape and
+    dtype) is read first and must agree with the size the zip declares, and together the
+    arrays must fit in half the machine's memory; the description
+    (``meta_json``) is read only up to ``MAX_META_BYTES``; and with ``expected_params``,
+    the parameters the description implies must match the stored headers before any
+    parameter is read. So a small file cannot make the loader allocate much more than
+    what it declares and what the description allows.
 
     Args:
         path: the ``.npz`` file.
+        expected_params: optional; called with the description (a dict) once it is
+            read, it returns each parameter's ``(shape, dtype)`` as the description
+            implies them, or raises CheckpointError (a description it refuses).
 
     Returns:
         A ``Checkpoint`` with every array loaded into memory.
 
     Raises:
         CheckpointError: the file is missing or unreadable, not a zip/npz, truncated
-            or corrupt, holds an object (pickle) array, lacks a required member,
-            has an unknown member, a newer format version, or bad JSON.  The
-            message names the file and what is wrong.
+            or corrupt, holds an object (pickle) array, a member twice, lacks a required
+            member, has an unknown member, a newer format version, bad JSON, or
+            parameters other than the description implies.  The message is one line
+            that names the file and what is wrong.
     """
     path = Path(path)
-    members = _read_members(path)
+    where = f"checkpoint {str(path)!r}"
 
     def fail(msg: str) -> CheckpointError:
-        return CheckpointError(f"checkpoint {str(path)!r}: {msg}")
+        return CheckpointError(f"{where}: {msg}")
 
-    if "format_version" not in members:
-        raise fail("no 'format_version' member; not a chainrule checkpoint")
-    version = _int_scalar(members["format_version"], "format_version", fail)
-    if version > FORMAT_VERSION:
-        raise fail(
-            f"format version {version} is newer than this chainrule reads "
-            f"({FORMAT_VERSION}); upgrade chainrule"
-        )
-    if version < 1:
-        raise fail(f"invalid format version {version}")
-    if version == 1:  # its rng_json is skipped unread (see the module's docstring)
-        members.pop(_RETIRED_IN_VERSION_2, None)
-    missing = [k for k in _FIXED if k not in members]
-    if missing:
-        raise fail(f"missing members {missing}")
-    unknown = sorted(k for k in members if k not in _FIXED and not k.startswith((_PARAM, _OPTIM)))
-    if unknown:
-        raise fail(f"unknown members {unknown}")
-
-    step = _int_scalar(members["step"], "step", fail)
-    if step < 0:
-        raise fail(f"step is negative ({step})")
-
-    meta = _json_member(members["meta_json"], "meta_json", fail)
-    if not isinstance(meta, dict):
-        raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
-
-    params, optim = {}, {}
-    for name, arr in members.items():
-        if name.startswith(_PARAM):
-            target, key = params, name[len(_PARAM) :]
-        elif name.startswith(_OPTIM):
-            target, key = optim, name[len(_OPTIM) :]
-        else:
-            continue
-        if not key:
-            raise fail(f"member {name!r} has an empty name")
-        if not _plain_numeric(arr.dtype):
-            raise fail(f"member {name!r} has non-numeric dtype {arr.dtype}")
-        target[key] = arr
-    return Checkpoint(
-        params=params,
-        optimizer_state=optim,
-        step=step,
-        meta=meta,
-        path=path,
-    )
+    with _open_checkpoint(path) as handle:
+        _refuse_unless_zip(handle, path)
+        try:
+            archive = zipfile.ZipFile(handle)
+        except Exception as exc:  # BadZipFile, a cut central directory, an OSError ...
+            raise fail(f"not a readable .npz file ({_describe(exc)})") from exc
+        with archive:
+            members = _member_headers(archive, fail)
+            declared = sum(member.nbytes for member in members.values())
+            if declared > physical_memory() // 2:  # whoever asks what it holds
+                raise fail(
+                    f"its arrays declare {declared:,} bytes, more than half of this "
+                    "machine's memory; refused before reading them"
+                )
+            version = _int_scalar(archive, members, "format_version", fail)
+            if version == 1:  # its rng_json is skipped unread (see the module's docstring)
+                members.pop(_RETIRED_IN_VERSION_2, None)
+            _check_member_names(members, fail)
+            step = _int_scalar(archive, members, "step", fail)
+            if step < 0:
+                raise fail(f"step is negative ({step})")
+            meta = _json_member(archive, members["meta_json"], "meta_json", fail)
+            if not isinstance(meta, dict):
+                raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
+            if expected_params is not None:
+                _check_declared_params(expected_params(meta), members, fail)
+            params, optim = {}, {}
+            for name, member in members.items():
+                target = params if name.startswith(_PARAM) else optim
+                if name.startswith((_PARAM, _OPTIM)):
+                    key = name.split("/", 1)[1]
+                    target[key] = _read_array(archive, member, name, fail)
+    return Checkpoint(params=params, optimizer_state=optim, step=step, meta=meta, path=path)
 
 
-def _read_members(path: Path) -> dict[str, np.ndarray]:
-    """Every member of the npz at ``path``, loaded eagerly, or CheckpointError."""
+def _open_checkpoint(path: Path) -> BinaryIO:
+    """The file opened for reading, or CheckpointError saying why it cannot be."""
     where = f"checkpoint {str(path)!r}"
     try:
-        # Opened here, not by np.load: np.load leaks its file handle when the zip
-        # directory is unreadable (a truncated file); a ``with`` here always closes it.
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+        return open(path, "rb")  # the caller's with block closes it
     except FileNotFoundError:
         raise CheckpointError(f"{where}: no such file") from None
     except IsADirectoryError:
         raise CheckpointError(f"{where}: is a directory, not a file") from None
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot be read ({exc})") from exc
-    with f:
-        _refuse_unless_zip(f, path)
-        try:
-            npz = np.load(f, allow_pickle=False)
-        except Exception as exc:
-            # zipfile.BadZipFile for a cut zip, ValueError, EOFError ...: whatever the
-            # parser trips on, the bytes are not a whole checkpoint.
-            raise CheckpointError(f"{where}: not a readable .npz file ({_describe(exc)})") from exc
-        members = {}
-        with npz:
-            for name in npz.files:
-                try:
-                    members[name] = npz[name]
-                except ValueError as exc:
-                    if "allow_pickle" in str(exc):
-                        raise CheckpointError(
-                            f"{where}: member {name!r} is an object array, which would need "
-                            "pickle to load; refused (checkpoints hold numeric arrays only)"
-                        ) from exc
-                    raise CheckpointError(
-                        f"{where}: member {name!r} is corrupt ({_describe(exc)})"
-                    ) from exc
-                except Exception as exc:
-                    # A bad CRC, a cut member, a mangled .npy header.
-                    raise CheckpointError(
-                        f"{where}: member {name!r} is corrupt or truncated ({_describe(exc)})"
-                    ) from exc
+
+
+def _member_headers(
+    archive: zipfile.ZipFile, fail: Callable[[str], CheckpointError]
+) -> dict[str, _Member]:
+    """Each member by name (``.npy`` dropped), from its .npy header alone."""
+    members: dict[str, _Member] = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if name in members or name == info.filename:
+            what = "twice" if name in members else "without the .npy of an array"
+            raise fail(f"member {_quote(info.filename)} is stored {what}; refused")
+        members[name] = _npy_header(archive, info, name, fail)
     return members
+
+
+def _npy_header(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    fail: Callable[[str], CheckpointError],
+) -> _Member:
+    """What a member's .npy header declares, from its first bytes, checked against the
+    size the zip declares for it, so that nothing larger is ever inflated."""
+    try:
+        with archive.open(info) as stream:
+            prefix = io.BytesIO(stream.read(_NPY_PREFIX_BYTES))
+        version = np.lib.format.read_magic(prefix)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(prefix)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(prefix)
+        else:
+            raise ValueError(f".npy format version {version}, not 1.0 or 2.0")
+    except Exception as exc:  # a bad CRC, a cut member, a mangled .npy header
+        raise fail(f"member {_quote(name)} is corrupt or truncated ({_describe(exc)})") from exc
+    if dtype.hasobject:
+        raise fail(
+            f"member {_quote(name)} is an object array, which would need pickle to load; "
+            "refused (checkpoints hold numeric arrays only)"
+        )
+    member = _Member(info, shape, dtype, fortran_order, prefix.tell())
+    if member.data_offset + member.nbytes != info.file_size:
+        raise fail(
+            f"member {_quote(name)} declares shape {_quote(shape)} {dtype} "
+            f"({member.nbytes} bytes of data) but the zip says it holds {info.file_size} bytes"
+        )
+    return member
+
+
+def _check_member_names(members: Mapping[str, _Member], fail: Callable[[str], CheckpointError]):
+    missing = [k for k in _FIXED if k not in members]
+    if missing:
+        raise fail(f"missing members {missing}")
+    unknown = sorted(k for k in members if k not in _FIXED and not k.startswith((_PARAM, _OPTIM)))
+    if unknown:
+        raise fail(f"unknown members {_quote(unknown)}")
+    for name, member in members.items():
+        if name.startswith((_PARAM, _OPTIM)) and not name.split("/", 1)[1]:
+            raise fail(f"member {name!r} has an empty name")
+        if name.startswith((_PARAM, _OPTIM)) and not _plain_numeric(member.dtype):
+            raise fail(f"member {_quote(name)} has non-numeric dtype {member.dtype}")
+
+
+def _check_declared_params(
+    expected: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+    members: Mapping[str, _Member],
+    fail: Callable[[str], CheckpointError],
+) -> None:
+    """CheckpointError unless the stored parameters are the ones the description implies."""
+    stored = {
+        name[len(_PARAM) :]: (m.shape, m.dtype)
+        for name, m in members.items()
+        if name.startswith(_PARAM)
+    }
+    problems = []
+    for key in sorted(set(expected) - set(stored)):
+        problems.append(f"missing {key!r}")
+    for key in sorted(set(stored) - set(expected)):
+        problems.append(f"extra {_quote(key)}")
+    for key in sorted(set(expected) & set(stored)):
+        (want_shape, want_dtype), (shape, dtype) = expected[key], stored[key]
+        if tuple(want_shape) != shape or np.dtype(want_dtype) != dtype:
+            problems.append(
+                f"{key!r} is {_quote(shape)} {dtype}, the description implies "
+                f"{tuple(want_shape)} {np.dtype(want_dtype)}"
+            )
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise fail(f"the weights do not match the network its description gives: {shown}")
+
+
+def _read_array(
+    archive: zipfile.ZipFile, member: _Member, name: str, fail: Callable[[str], CheckpointError]
+) -> np.ndarray:
+    """The member's data, of the size its header declared (checked already)."""
+    try:
+        with archive.open(member.info) as stream:
+            stream.read(member.data_offset)
+            data = stream.read(member.nbytes + 1)  # one more: a CRC error shows at the end
+            if stream.read(1):
+                raise ValueError("more data than its header declares")
+    except Exception as exc:  # a bad CRC, a cut member
+        raise fail(f"member {_quote(name)} is corrupt or truncated ({_describe(exc)})") from exc
+    if len(data) != member.nbytes:
+        raise fail(f"member {_quote(name)} is truncated: {len(data)} of {member.nbytes} bytes")
+    array = np.frombuffer(data, dtype=member.dtype)
+    order = "F" if member.fortran_order else "C"
+    return array.reshape(member.shape, order=order).copy()
 
 
 def _refuse_unless_zip(handle: BinaryIO, path: Path) -> None:
@@ -322,24 +444,61 @@ def _refuse_unless_zip(handle: BinaryIO, path: Path) -> None:
     raise CheckpointError(f"{str(path)!r} {what}, so not a checkpoint: {_WHAT_A_CHECKPOINT_IS}")
 
 
+def _quote(value: Any) -> str:
+    """``repr(value)``, cut to ``_QUOTE_CHARS`` characters: an error line stays a line."""
+    text = repr(value)
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
+
+
 def _describe(exc: BaseException) -> str:
-    """``ExcType: message`` for error messages."""
-    return f"{type(exc).__name__}: {exc}"
+    """``ExcType: message`` for error messages, cut to a line's length."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 1] + "…"
 
 
-def _int_scalar(arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError]) -> int:
+def _int_scalar(
+    archive: zipfile.ZipFile,
+    members: Mapping[str, _Member],
+    name: str,
+    fail: Callable[[str], CheckpointError],
+) -> int:
     """A 0-d integer member as an int."""
-    if arr.shape != () or arr.dtype.kind not in "iu":
-        raise fail(f"{name!r} must be a 0-d integer, got shape {arr.shape} dtype {arr.dtype}")
-    return int(arr)
+    if name not in members:
+        if name == "format_version":
+            raise fail("no 'format_version' member; not a chainrule checkpoint")
+        raise fail(f"missing members [{name!r}]")
+    member = members[name]
+    if member.shape != () or member.dtype.kind not in "iu" or member.nbytes > _MAX_SCALAR_BYTES:
+        raise fail(
+            f"{name!r} must be a 0-d integer, got shape {_quote(member.shape)} dtype {member.dtype}"
+        )
+    value = int(_read_array(archive, member, name, fail))
+    if name == "format_version" and value > FORMAT_VERSION:
+        raise fail(
+            f"format version {value} is newer than this chainrule reads "
+            f"({FORMAT_VERSION}); upgrade chainrule"
+        )
+    if name == "format_version" and value < 1:
+        raise fail(f"invalid format version {value}")
+    return value
 
 
-def _json_member(arr: np.ndarray, name: str, fail: Callable[[str], CheckpointError]) -> Any:
-    """Decode a uint8 JSON member."""
-    if arr.ndim != 1 or arr.dtype != np.uint8:
-        raise fail(f"{name!r} must be 1-d uint8 JSON text, got shape {arr.shape} dtype {arr.dtype}")
+def _json_member(
+    archive: zipfile.ZipFile, member: _Member, name: str, fail: Callable[[str], CheckpointError]
+) -> Any:
+    """Decode a uint8 JSON member of at most MAX_META_BYTES."""
+    if len(member.shape) != 1 or member.dtype != np.uint8:
+        raise fail(
+            f"{name!r} must be 1-d uint8 JSON text, got shape {_quote(member.shape)} "
+            f"dtype {member.dtype}"
+        )
+    if member.nbytes > MAX_META_BYTES:
+        raise fail(f"{name!r} holds {member.nbytes} bytes, more than the {MAX_META_BYTES} allowed")
+    text = _read_array(archive, member, name, fail).tobytes()
     try:
-        return json.loads(arr.tobytes().decode("utf-8"))
+        return json.loads(text.decode("utf-8"))
+    except RecursionError:  # the C parser recurses once per level of nesting
+        raise fail(f"{name!r} is nested too deeply to be a description") from None
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise fail(f"{name!r} is not valid JSON ({_describe(exc)})") from exc
 

@@ -64,9 +64,9 @@ from chainrule.checks import (
     window_count,
     window_output,
 )
-from chainrule.errors import ShapeError
+from chainrule.errors import ArgumentError, ShapeError
 from chainrule.losses import SoftmaxWithLoss
-from chainrule.util import col2im, im2col
+from chainrule.util import add_windows, col2im, im2col, image_windows
 
 __all__ = [
     "AddLayer",
@@ -181,12 +181,12 @@ class Relu:
     def forward(self, x: Any) -> Any:
         check_real(self, "input", x)
         self.mask = np.asarray(x) <= 0
-        return np.where(self.mask, 0, x)
+        return np.maximum(x, 0)
 
     def backward(self, dout: Any) -> Any:
         check_dout(self, dout, self.mask)
         # A new array, where the book writes `dout[mask] = 0`: editing dout in place would
-        # corrupt a gradient that another node shares.
+        # corrupt a gradient that another node shares. Not dout · ~mask: inf · 0 is NaN.
         return np.where(self.mask, 0, dout)
 
     def local_values(self) -> tuple[np.ndarray]:
@@ -282,7 +282,7 @@ class Dropout:
 
     def __init__(self, dropout_ratio: float = 0.5, *, seed: Any = None, name: str = "Dropout"):
         if not (isinstance(dropout_ratio, numbers.Real) and 0 <= dropout_ratio < 1):
-            raise ValueError(f"{name}: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+            raise ArgumentError(f"{name}: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
         self.dropout_ratio, self.name = float(dropout_ratio), name
         self.rng = np.random.default_rng(seed)
         self.mask = None
@@ -293,7 +293,9 @@ class Dropout:
         if not train_flg:
             self.mask = None  # inference is not differentiated
             return x * (1.0 - self.dropout_ratio)
-        self.mask = self.rng.random(np.shape(x)) >= self.dropout_ratio
+        # Uniform numbers of x's precision: float32 ones, for float32 input, take half the time.
+        uniform = np.float32 if np.asarray(x).dtype == np.float32 else np.float64
+        self.mask = self.rng.random(np.shape(x), dtype=uniform) >= self.dropout_ratio
         return x * self.mask
 
     def backward(self, dout: Any) -> Any:
@@ -351,7 +353,7 @@ class BatchNormalization:
             if stat is not None and np.shape(stat) != self.gamma.shape:
                 raise ShapeError(f"{name}: {what} must have gamma's shape {self.gamma.shape}")
         if not (isinstance(momentum, numbers.Real) and 0 <= momentum <= 1 and eps > 0):
-            raise ValueError(f"{name}: momentum must be in [0, 1] and eps > 0")
+            raise ArgumentError(f"{name}: momentum must be in [0, 1] and eps > 0")
         self.momentum, self.eps, self.name = float(momentum), float(eps), name
         self.running_mean, self.running_var = running_mean, running_var
         self.input_shape = None
@@ -411,9 +413,12 @@ class Convolution:
     product ``col · col_W + b``, and backward is Affine's on those matrices:
     ``dW = colᵀ · dout`` (in W's shape), ``db = Σ dout`` over samples and positions, and
     ``dx = col2im(dout · col_Wᵀ)``, col2im adding each window's gradient back onto the
-    pixels it came from. The numbers are the book's; im2col takes all windows at once as
-    a strided view, where the book's loops over the positions in a filter. Input that is
-    not (N, C, H, W), or of other than the filters' C channels, is a ShapeError.
+    pixels it came from. The numbers are the book's. The products are computed
+    transposed, ``(col · col_W)ᵀ = col_Wᵀ · colᵀ``: ``col`` is copied once from a view of
+    all the windows, in the order of ``colᵀ``, and the output comes out channel by channel
+    (FN, N, out_h, out_w), where the book's (N, out_h, out_w, FN) leaves each channel's
+    values strided for the layers after it. Input that is not (N, C, H, W), or of other
+    than the filters' C channels, is a ShapeError.
     """
 
     symbol, formula, local = "Conv", "y = im2col(x) · W + b", ("Wᵀ via col2im",)
@@ -437,21 +442,23 @@ class Convolution:
         FN, C, FH, FW = self.W.shape
         x = image_batch(self, x, C)
         out_h, out_w = window_output(self, x.shape[2:], (FH, FW), self.stride, self.pad, "filter")
-        col = im2col(x, FH, FW, self.stride, self.pad)
+        windows = image_windows(x, FH, FW, self.stride, self.pad)  # (N, C, FH, FW, h, w), a view
+        col = windows.transpose(1, 2, 3, 0, 4, 5).reshape(C * FH * FW, -1).T  # one copy
         col_W = self.W.reshape(FN, -1).T
-        out = np.dot(col, col_W) + self.b
+        out = np.dot(col_W.T, col.T) + self.b[:, None]  # (col · col_W + b)ᵀ
         self.x, self.col, self.col_W = x, col, col_W
         self.out_shape = (len(x), FN, out_h, out_w)
-        return out.reshape(len(x), out_h, out_w, FN).transpose(0, 3, 1, 2)
+        return out.reshape(FN, len(x), out_h, out_w).transpose(1, 0, 2, 3)
 
     def backward(self, dout: Any) -> np.ndarray:
         check_dout(self, dout, self.out_shape)
-        FN, _, FH, FW = self.W.shape
-        dout = np.transpose(dout, (0, 2, 3, 1)).reshape(-1, FN)  # one row per row of col
-        self.db = np.sum(dout, axis=0)
-        self.dW = np.dot(self.col.T, dout).T.reshape(self.W.shape)
-        dcol = np.dot(dout, self.col_W.T)
-        return col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+        N, FN, out_h, out_w = self.out_shape
+        dout = np.transpose(dout, (1, 0, 2, 3)).reshape(FN, -1)  # doutᵀ, as out was made
+        self.db = np.sum(dout, axis=1)
+        self.dW = np.dot(dout, self.col).reshape(self.W.shape)  # (colᵀ · dout)ᵀ
+        dcol = np.dot(self.col_W, dout)  # (dout · col_Wᵀ)ᵀ
+        dwindows = dcol.reshape(*self.W.shape[1:], N, out_h, out_w).transpose(3, 0, 1, 2, 4, 5)
+        return add_windows(dwindows, self.x.shape, self.stride, self.pad)
 
     def local_values(self) -> tuple[np.ndarray]:
         return (self.col_W.T,)
@@ -462,12 +469,15 @@ class Pooling:
     of each channel, windows ``stride`` apart. Input (N, C, H, W), output (N, C, out_h,
     out_w), sized as Convolution's.
 
-    As in the book, im2col gives one row per window and channel; ``arg_max`` keeps where
-    each maximum was, and backward sends each window's gradient there alone (col2im adds
-    them up where windows overlap). Ties: where several entries of a window share its
-    maximum, the whole gradient goes to the first of them, in row-major order within the
-    window (NumPy's argmax, as the book's; PyTorch's max_pool2d on the CPU chooses the
-    same); the others get 0.
+    As the book's, forward lays out each window's entries side by side (here as an array
+    (N, C, pool_h·pool_w, out_h, out_w)) and takes their maximum; ``mask`` marks where it
+    was (``arg_max``, the book's, is read from it), and backward sends each window's
+    gradient there alone. Where the windows tile the image (stride equal to the window, no
+    padding, no pixels left over) each gradient is written in its place through a reshape
+    of dx; elsewhere col2im's loop adds them up where windows overlap. Ties: where several
+    entries of a window share its maximum, the whole gradient goes to the first of them, in
+    row-major order within the window (as NumPy's argmax, which the book's uses; PyTorch's
+    max_pool2d on the CPU chooses the same); the others get 0.
 
     Differs from the book's: the padding is −inf, which is never a maximum (the book's
     pads with 0, which beats a window of negative values); the output size counts the
@@ -489,7 +499,7 @@ class Pooling:
             raise ShapeError(f"{name}: pad {pad} is more than half the {pool_h}×{pool_w} window")
         self.name = name
         self.x = None
-        self.arg_max = None
+        self.mask = None
         self.out_shape = None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -498,22 +508,53 @@ class Pooling:
         N, C, H, W = x.shape
         window = (self.pool_h, self.pool_w)
         out_h, out_w = window_output(self, (H, W), window, self.stride, self.pad, "pool window")
-        col = im2col(x, *window, self.stride, self.pad, pad_value=-np.inf)
-        col = col.reshape(-1, self.pool_h * self.pool_w)  # one row per window and channel
-        arg_max = np.argmax(col, axis=1)  # the first maximum where several tie
-        out = col[np.arange(len(col)), arg_max]
-        self.x, self.arg_max, self.out_shape = x, arg_max, (N, C, out_h, out_w)
-        return out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
+        windows = image_windows(x, *window, self.stride, self.pad, pad_value=-np.inf)
+        windows = windows.reshape(N, C, -1, out_h, out_w)  # the one copy
+        out = windows.max(axis=2)
+        self.mask = first_maxima(windows, out)
+        self.x, self.out_shape = x, out.shape
+        return out
 
     def backward(self, dout: Any) -> np.ndarray:
         check_dout(self, dout, self.out_shape)
-        dout = np.transpose(dout, (0, 2, 3, 1))  # (N, h, w, C): the order of col's rows
-        dtype = np.result_type(dout.dtype, self.x.dtype)
-        dmax = np.zeros((dout.size, self.pool_h * self.pool_w), dtype)
-        dmax[np.arange(dout.size), self.arg_max] = dout.ravel()
-        dcol = dmax.reshape(-1, self.out_shape[1] * self.pool_h * self.pool_w)
-        return col2im(dcol, self.x.shape, self.pool_h, self.pool_w, self.stride, self.pad)
+        N, C, out_h, out_w = self.out_shape
+        ph, pw = self.pool_h, self.pool_w
+        mask = self.mask.reshape(N, C, ph, pw, out_h, out_w)
+        dtype = np.result_type(np.asarray(dout).dtype, self.x.dtype)  # a float, as x is
+        # Each window's gradient, to all its entries; the mask keeps it at the first maximum.
+        dout = np.reshape(dout, (N, C, 1, 1, out_h, out_w)).astype(dtype, copy=False)
+        if not self.tiles():  # col2im's loop adds up the windows' gradients where they overlap
+            return add_windows(mask * dout, self.x.shape, self.stride, self.pad)
+        # Each pixel is in one window: the gradients are written straight to their pixels.
+        dx = np.empty(self.x.shape, dtype)
+        pixels = dx.reshape(N, C, out_h, ph, out_w, pw)  # each window's pixels in its rows
+        np.multiply(mask, dout, out=pixels.transpose(0, 1, 3, 5, 2, 4))
+        return dx
+
+    @property
+    def arg_max(self) -> np.ndarray:
+        """The book's attribute: where in its window each maximum is (row-major), one entry
+        per window and channel in the order of the book's im2col rows (N, out_h, out_w, C)."""
+        return self.mask.argmax(axis=2).transpose(0, 2, 3, 1).ravel()
+
+    def tiles(self) -> bool:
+        """Whether the last input's every pixel was in exactly one window."""
+        height, width = self.x.shape[2:]
+        size = self.stride  # of every window, if they tile
+        return self.pad == 0 == height % size == width % size and self.pool_h == self.pool_w == size
 
     def local_values(self) -> tuple[np.ndarray]:
         """For each input, the number of windows whose maximum it is."""
         return (self.backward(np.ones(self.out_shape)),)
+
+
+def first_maxima(windows: np.ndarray, maxima: np.ndarray) -> np.ndarray:
+    """A mask of ``windows`` (N, C, entries, out_h, out_w), True at each window's first
+    entry equal to its maximum (``maxima``, (N, C, out_h, out_w)): where ``np.argmax``
+    would point."""
+    mask = windows == maxima[:, :, None]
+    seen = mask[:, :, 0].copy()
+    for entry in range(1, mask.shape[2]):  # an entry after a maximum is not the first
+        mask[:, :, entry] &= ~seen
+        seen |= mask[:, :, entry]
+    return mask

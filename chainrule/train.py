@@ -249,11 +249,13 @@ def fit(
                     )
             history.losses.append(loss)
             done = step + 1
-            if on_step is not None:
-                on_step(done, loss)
             last = done == total_steps
             if done % steps_per_epoch == 0 or last:
                 run_evaluation(done)
+            # After the step's evaluation: an on_step that stops training (Ctrl-C) must
+            # not leave the history of a resumed run without that epoch's record.
+            if on_step is not None:
+                on_step(done, loss)
             due = done % (checkpoint_every or steps_per_epoch) == 0
             if on_checkpoint is not None and (due or last):
                 # The update may have overflowed even though this step's loss was finite;

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import sys
+import tracemalloc
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +21,7 @@ from chainrule.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from chainrule.errors import CheckpointError
+from chainrule.errors import ArgumentError, CheckpointError, DTypeError
 from chainrule.optim import Adam, Momentum
 
 
@@ -428,3 +433,132 @@ def test_check_params_match_against_loaded_checkpoint(saved):
     wrong["W1"] = wrong["W1"].astype(np.float64)
     with pytest.raises(CheckpointError, match=r"ckpt\.npz.*1 problem\)"):
         check_params_match(wrong, ckpt.params, saved)
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+def npy_bytes(shape, dtype, data: bytes | None = None) -> bytes:
+    """An .npy file's bytes: the header for ``shape``/``dtype``, then ``data`` (zeros)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    )
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    return header.getvalue() + (bytes(size) if data is None else data)
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name, and writes it
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members:
+                archive.writestr(name, data)
+
+
+def small_members(meta: bytes = b"{}") -> list[tuple[str, bytes]]:
+    return [
+        ("format_version.npy", npy_bytes((), "<i8", np.int64(2).tobytes())),
+        ("step.npy", npy_bytes((), "<i8", np.int64(1).tobytes())),
+        ("meta_json.npy", npy_bytes((len(meta),), "u1", meta)),
+    ]
+
+
+def peak_bytes(function) -> int:
+    """The most memory Python and NumPy held while ``function`` ran (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_zip_bomb_member_is_refused_by_its_header_before_it_is_inflated(tmp_path):
+    bomb = tmp_path / "bomb.npz"
+    # 256 MiB of zeros, about 250 kB compressed, declared by its header as W1
+    write_zip(bomb, [*small_members(), ("param/W1.npy", npy_bytes((8192, 4096), "<f8"))])
+    assert bomb.stat().st_size < 2**20
+
+    def load():
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(bomb, expected_params=lambda meta: {"W1": ((784, 50), np.float64)})
+        message = str(info.value)
+        assert "bomb.npz" in message and "'W1' is (8192, 4096) float64" in message
+        assert "(784, 50) float64" in message
+
+    assert peak_bytes(load) < 4 * 2**20  # the 256 MiB were never inflated
+
+
+def test_a_member_larger_than_its_header_says_is_refused(tmp_path):
+    liar = tmp_path / "liar.npz"
+    write_zip(liar, [*small_members(), ("param/W1.npy", npy_bytes((2, 3), "<f8") + bytes(10**6))])
+    with pytest.raises(CheckpointError, match=r"liar\.npz.*'param/W1' declares shape \(2, 3\)"):
+        load_checkpoint(liar)
+
+
+def test_a_member_stored_twice_is_refused(tmp_path):
+    twice = tmp_path / "twice.npz"
+    w = npy_bytes((2,), "<f8")
+    write_zip(twice, [*small_members(), ("param/W1.npy", w), ("param/W1.npy", w)])
+    with pytest.raises(CheckpointError, match=r"twice\.npz.*'param/W1\.npy' is stored twice"):
+        load_checkpoint(twice)
+
+
+def test_a_description_larger_than_the_bound_is_refused_unread(tmp_path, monkeypatch):
+    import chainrule.checkpoint as checkpoint_module
+
+    spaces = tmp_path / "spaces.npz"
+    write_zip(spaces, small_members(b" " * 2**20 + b"{}"))
+    assert load_checkpoint(spaces).meta == {}  # within the bound: spaces are JSON
+    monkeypatch.setattr(checkpoint_module, "MAX_META_BYTES", 2**16)
+    with pytest.raises(CheckpointError, match=r"'meta_json' holds 1048578 bytes, more than"):
+        load_checkpoint(spaces)
+
+
+def test_a_description_nested_200000_deep_is_one_error(tmp_path):
+    deep = tmp_path / "deep.npz"
+    write_zip(deep, small_members(b"[" * 200_000 + b"]" * 200_000))
+    with pytest.raises(CheckpointError, match=r"deep\.npz.*nested too deeply"):
+        load_checkpoint(deep)
+
+
+def test_an_error_about_many_members_stays_one_short_line(tmp_path):
+    many = tmp_path / "many.npz"
+    junk = [(f"junk{i:06d}-{'x' * 50}.npy", npy_bytes((1,), "u1")) for i in range(3000)]
+    write_zip(many, [*small_members(), *junk])
+    with pytest.raises(CheckpointError, match="unknown members") as info:
+        load_checkpoint(many)
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+    params = [(f"param/b{i}.npy", npy_bytes((1,), "u1")) for i in range(3000)]
+    write_zip(many, [*small_members(), *params])
+    expected = {f"W{i}": ((1,), np.float64) for i in range(3000)}
+    with pytest.raises(CheckpointError, match="and 5995 more") as info:
+        load_checkpoint(many, expected_params=lambda meta: expected)
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"step": -1}, ArgumentError),
+        ({"params": {"": np.ones(1)}}, ArgumentError),
+        ({"params": {"W": np.array(["a"])}}, DTypeError),
+    ],
+)
+def test_bad_save_arguments_raise_chainrules_own_errors(tmp_path, kwargs, error):
+    args = {"params": {"W": np.ones(2)}, **kwargs}
+    with pytest.raises(error):
+        save_checkpoint(tmp_path / "x.npz", args.pop("params"), **args)
+
+
+def test_arrays_declaring_more_than_half_the_memory_are_refused_unread(tmp_path, monkeypatch):
+    import chainrule.checkpoint as checkpoint_module
+
+    bomb = tmp_path / "bomb.npz"
+    write_zip(bomb, [*small_members(), ("param/W1.npy", npy_bytes((1024, 1024), "<f8"))])
+    assert load_checkpoint(bomb).params["W1"].shape == (1024, 1024)
+    monkeypatch.setattr(checkpoint_module, "physical_memory", lambda: 8 * 2**20)  # 8 MiB
+    with pytest.raises(CheckpointError, match=r"declare 8,388,6\d\d bytes, more than half"):
+        load_checkpoint(bomb)

@@ -1,7 +1,11 @@
 """Output paths (--plot, --save, --json, -o) are checked before any work starts."""
 
+import errno
 import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +97,55 @@ def test_atomic_write_names_the_callers_path_not_its_temporary_file(tmp_path):
         handle.write(b"never")
     assert ".tmp" not in str(info.value) and str(tmp_path / "c.png") in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary file left
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "run.npz"
+    target.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the disk fills as the data reaches it
+    with pytest.raises(OSError) as info, atomic_write(target) as handle:
+        handle.write(b"new")
+    assert info.value.errno == errno.ENOSPC
+    assert str(info.value) == f"[Errno 28] {os.strerror(errno.ENOSPC)}: '{target}'"
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids in temporary names: POSIX")
+def test_stale_temporaries_of_the_target_are_removed_and_live_ones_kept(tmp_path):
+    target = tmp_path / "run.npz"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    stale = [
+        tmp_path / f".run.npz.{int(ended.stdout)}-0123456789ab.tmp",  # its writer has ended
+        tmp_path / ".run.npz.0123456789ab.tmp",  # an older chainrule's name: no process id
+    ]
+    kept = [
+        tmp_path / f".run.npz.{os.getpid()}-0123456789ab.tmp",  # a writer still running
+        tmp_path / ".other.npz.0123456789ab.tmp",  # another target's
+        tmp_path / "notes.tmp",
+    ]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    with atomic_write(target) as handle:
+        handle.write(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name] + [p.name for p in kept]
+    )
+
+
+def test_the_readmes_example_commands_overwrite_no_tracked_file():
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    tracked = set(listed.stdout.split())
+    blocks = re.findall(r"```sh\n(.*?)```", (root / "README.md").read_text("utf-8"), re.S)
+    flags = r"(?:-o|--plot|--save|--json|--results)"
+    written = re.findall(rf"(?:^|\s){flags}\s+(\S+)", "\n".join(blocks))
+    assert "training-curve.png" in written  # the pattern finds what the examples write
+    assert [path for path in written if path in tracked] == []

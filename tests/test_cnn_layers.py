@@ -4,6 +4,8 @@ ties, and one-line errors for bad input."""
 
 import numpy as np
 import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 from chainrule.errors import DTypeError, ShapeError, StateError
 from chainrule.gradcheck import check_layer
@@ -217,6 +219,16 @@ def test_pooling_ties_send_the_gradient_to_the_first_maximum():
     np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1)))[0, 0], [[1, 0], [0, 0]])
 
 
+@pytest.mark.parametrize(("pool", "stride", "pad"), [((2, 2), 2, 0), ((3, 2), 1, 1)])
+def test_pooling_keeps_the_books_arg_max(pool, stride, pad):
+    # The book's: argmax over each row of im2col (one per window and channel), in row order.
+    x = np.random.default_rng(6).integers(0, 3, (2, 3, 6, 5)).astype(float)  # many ties
+    layer = Pooling(*pool, stride=stride, pad=pad)
+    layer.forward(x)
+    rows = im2col(x, *pool, stride, pad, pad_value=-np.inf).reshape(-1, pool[0] * pool[1])
+    np.testing.assert_array_equal(layer.arg_max, np.argmax(rows, axis=1))
+
+
 def test_pooling_input_that_is_the_maximum_of_overlapping_windows_gets_their_sum():
     layer = Pooling(2, 2, stride=1)
     x = np.zeros((1, 1, 3, 3))
@@ -281,3 +293,103 @@ def test_backward_changes_neither_dout_nor_what_forward_saved(make):
     for key, before in saved.items():
         if key not in ("dW", "db"):
             np.testing.assert_array_equal(getattr(layer, key), before)
+
+
+# --------------------------------------------------------------------------- by the definition
+
+
+def conv_gradients_by_loops(x, W, dout, stride, pad):
+    """dx and dW, one output at a time: each output's dout reaches the window under the
+    filter (times the filter) and the filter (times the window)."""
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx, dW = np.zeros(padded.shape), np.zeros(W.shape)
+    fh, fw = W.shape[2:]
+    for i, f, r, c in np.ndindex(dout.shape):
+        rows, cols = slice(r * stride, r * stride + fh), slice(c * stride, c * stride + fw)
+        dx[i, :, rows, cols] += dout[i, f, r, c] * W[f]
+        dW[f] += dout[i, f, r, c] * padded[i, :, rows, cols]
+    return dx[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]], dW
+
+
+def pool_by_loops(x, pool, stride, pad, dout):
+    """Max pooling and its gradient, one window at a time; ties go to the first maximum."""
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)),
+                    constant_values=-np.inf)  # fmt: skip
+    dx = np.zeros(padded.shape)
+    out = np.empty(dout.shape)
+    for i, ch, r, c in np.ndindex(dout.shape):
+        window = padded[i, ch, r * stride : r * stride + pool[0], c * stride : c * stride + pool[1]]
+        y, x_ = np.unravel_index(np.argmax(window), pool)
+        out[i, ch, r, c] = window[y, x_]
+        dx[i, ch, r * stride + y, c * stride + x_] += dout[i, ch, r, c]
+    return out, dx[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
+
+
+image_cases = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "c": st.integers(1, 3),
+        "h": st.integers(1, 7),
+        "w": st.integers(1, 7),
+        "stride": st.integers(1, 3),
+        "pad": st.integers(0, 2),
+        "dtype": st.sampled_from([np.float32, np.float64]),
+        "seed": st.integers(0, 2**16),
+    }
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=image_cases, fn=st.integers(1, 3), fh=st.integers(1, 4), fw=st.integers(1, 4))
+def test_convolution_is_the_definition_at_any_shape_stride_and_padding(case, fn, fh, fw):
+    n, c, h, w, stride, pad, dtype = (
+        case[k] for k in ("n", "c", "h", "w", "stride", "pad", "dtype")
+    )
+    assume(fh <= h + 2 * pad and fw <= w + 2 * pad)
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    W, b = rng.standard_normal((fn, c, fh, fw)).astype(dtype), rng.standard_normal(fn).astype(dtype)
+    layer = Convolution(W, b, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    assert out.dtype == dx.dtype == layer.dW.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    expected_dx, expected_dW = conv_gradients_by_loops(x, W, dout, stride, pad)
+    for got, expected in [
+        (out, convolve_by_loops(x.astype(np.float64), W, b, stride, pad)),
+        (dx, expected_dx),
+        (layer.dW, expected_dW),
+        (layer.db, dout.sum(axis=(0, 2, 3))),
+    ]:
+        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * 10)
+
+
+def tiled(h, w, size, dtype=np.float64):
+    """A pooling case whose windows are ``size`` apart and of that size, no padding."""
+    case = {"n": 2, "c": 2, "h": h, "w": w, "stride": size, "pad": 0, "dtype": dtype, "seed": 0}
+    return example(case=case, pool_h=size, pool_w=size, ties=True)
+
+
+@tiled(4, 6, 2)  # the windows tile the image: the reshape path
+@tiled(5, 6, 2)  # a row left over
+@tiled(6, 7, 3, np.float32)  # a column left over
+@settings(max_examples=80, deadline=None)
+@given(case=image_cases, pool_h=st.integers(1, 4), pool_w=st.integers(1, 4), ties=st.booleans())
+def test_pooling_is_the_definition_at_any_shape_stride_and_padding(case, pool_h, pool_w, ties):
+    n, c, h, w, stride, pad, dtype = (
+        case[k] for k in ("n", "c", "h", "w", "stride", "pad", "dtype")
+    )
+    assume(2 * pad <= min(pool_h, pool_w) and pool_h <= h + 2 * pad and pool_w <= w + 2 * pad)
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((n, c, h, w))
+    x = (np.round(x) if ties else x).astype(dtype)  # whole numbers: many windows tie
+    layer = Pooling(pool_h, pool_w, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    assert out.dtype == dx.dtype == dtype
+    expected_out, expected_dx = pool_by_loops(x, (pool_h, pool_w), stride, pad, dout)
+    np.testing.assert_array_equal(out, expected_out)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12  # where overlapping windows add up
+    np.testing.assert_allclose(dx, expected_dx, rtol=tolerance, atol=tolerance)

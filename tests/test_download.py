@@ -387,3 +387,12 @@ def test_checksum_case_is_ignored(server: LocalServer, tmp_path: Path) -> None:
 def test_no_mirrors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one mirror"):
         download("f", [], tmp_path, md5=MD5)
+
+
+def test_bad_arguments_raise_chainrules_own_error(tmp_path):
+    from chainrule.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="give md5= or sha256="):
+        download("a.gz", ["https://example.org/"], tmp_path)
+    with pytest.raises(ArgumentError, match="expected a plain file name"):
+        download("../a.gz", ["https://example.org/"], tmp_path, md5="0" * 32)

@@ -13,12 +13,14 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainrule.checkpoint import load_checkpoint, save_checkpoint
+from chainrule.cli import main
 from chainrule.data.idx import read_idx, write_idx
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, CheckpointError
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -209,3 +211,73 @@ def test_idx_round_trip_and_no_temp_files(tmp_path, shape, dtype):
     write_idx(path, array)
     np.testing.assert_array_equal(read_idx(path), array)
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- descriptions
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    """A real checkpoint of `chainrule train` (batch normalisation: every kind of field)."""
+    path = tmp_path_factory.mktemp("trained") / "run.npz"
+    args = ["train", "--quiet", "--hidden", "6", "--batchnorm", "--iters", "2"]
+    assert main([*args, "--save", str(path)]) == 0
+    return load_checkpoint(path)
+
+
+def mutate_json(value, data):
+    """``value`` with one place in it replaced, removed or added to."""
+    if isinstance(value, (dict, list)) and value and data.draw(st.booleans()):
+        keys = list(value) if isinstance(value, dict) else list(range(len(value)))
+        key = data.draw(st.sampled_from(keys))
+        copy = dict(value) if isinstance(value, dict) else list(value)
+        action = data.draw(st.sampled_from(["descend", "descend", "delete"]))
+        if action == "delete":
+            del copy[key]
+        else:
+            copy[key] = mutate_json(value[key], data)
+        return copy
+    if isinstance(value, dict) and data.draw(st.booleans()):
+        return {**value, data.draw(st.text(max_size=6)): data.draw(JSON_VALUES)}
+    return data.draw(JSON_VALUES)
+
+
+@FUZZ
+@given(data=st.data())
+def test_every_mutated_description_loads_or_is_one_checkpoint_error(
+    trained_checkpoint, tmp_path, capsys, data
+):
+    from chainrule.cli import build_parser
+    from chainrule.cli.training import _load_described, _restore_network, _resumed_run
+
+    saved = trained_checkpoint
+    meta = mutate_json(saved.meta, data)
+    if not isinstance(meta, dict):  # save_checkpoint takes a dict; the loader refuses others
+        meta = {"network": meta}
+    path = tmp_path / "mutated.npz"
+    save_checkpoint(path, saved.params, optimizer_state=saved.optimizer_state, step=2, meta=meta)
+    parser = build_parser()
+    for to_resume in (False, True):
+        try:
+            if to_resume:
+                _resumed_run(parser.parse_args(["train", "--resume", str(path)]), parser)
+            else:
+                _restore_network(_load_described(str(path), to_resume), str(path))
+        except CheckpointError as error:
+            assert str(path) in str(error) and "\n" not in str(error)
+    capsys.readouterr()
+    status = main(["evaluate", str(path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (status, err) == (0, []) or (status == 1 and len(err) == 1), err

@@ -274,3 +274,12 @@ def test_gzip_output_is_reproducible(tmp_path: Path) -> None:
     assert a[4:8] == b"\x00\x00\x00\x00"  # mtime 0
     assert a == b
     assert gzip.decompress(a) == gzip.decompress(b)
+
+
+def test_bad_write_arguments_raise_chainrules_own_errors(tmp_path):
+    from chainrule.errors import ArgumentError, DTypeError
+
+    with pytest.raises(DTypeError):
+        write_idx(tmp_path / "a.idx", np.zeros(3, np.int64))
+    with pytest.raises(ArgumentError):
+        write_idx(tmp_path / "a.idx", np.zeros(()))

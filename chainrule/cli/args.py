@@ -28,6 +28,7 @@ def _number_type(convert, accept, expected: str):
 
 
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a positive number")
 non_negative_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
 
@@ -70,13 +71,32 @@ def output_path(formats: tuple[str, ...] | None = None, drawn_by: str | None = N
 
 
 def hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
-    """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given."""
+    """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given;
+    a usage error when the network they make would not fit in memory."""
+    from chainrule.cli.description import MAX_HIDDEN_LAYERS, network_too_large
+
     hidden = list(args.hidden)
     if args.layers is not None:
         if len(hidden) == 1:
+            if args.layers > MAX_HIDDEN_LAYERS:
+                parser.error(f"--layers {args.layers}: at most {MAX_HIDDEN_LAYERS} hidden layers")
             hidden *= args.layers
         elif len(hidden) != args.layers:
             parser.error(f"--layers {args.layers} does not match {len(hidden)} --hidden sizes")
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        parser.error(f"--hidden: {len(hidden)} sizes, at most {MAX_HIDDEN_LAYERS} hidden layers")
+    network = {
+        "network": "MultiLayerNet",
+        "input_size": 784,
+        "hidden_size_list": hidden,
+        "output_size": 10,
+        "dtype": getattr(args, "dtype", None) or "float64",
+    }
+    too_large = network_too_large(network)
+    if too_large is not None:
+        shown = " ".join(map(str, hidden))
+        shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        parser.error(f"--hidden {shown}: the network is too large: {too_large}")
     return hidden
 
 
@@ -106,7 +126,9 @@ def add_network_arguments(
         default="relu",
         help="hidden activation (default: relu)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="random seed, >= 0 (default: 0)"
+    )
 
 
 def parse_init(text: str) -> float | str:

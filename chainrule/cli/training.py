@@ -21,7 +21,7 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
-from chainrule.errors import CheckpointError, TrainingError
+from chainrule.errors import ArgumentError, CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
@@ -79,9 +79,15 @@ LOSS_JUMP = 3.0
 CHANCE_MARGIN = 1.5
 
 
+def _stderr_is_a_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 def _tqdm(quiet: bool):
-    """tqdm's bar class, or None when --quiet or tqdm (an optional extra) is not installed."""
-    if quiet:
+    """tqdm's bar class, or None when --quiet, when stderr is no terminal (a bar's ``\\r``
+    redraws would fill a log: the line per epoch says enough), or when tqdm (an optional
+    extra) is not installed."""
+    if quiet or not _stderr_is_a_terminal():
         return None
     try:
         from tqdm import tqdm
@@ -107,9 +113,14 @@ def _say(bar, message: str, quiet: bool) -> None:
         print(message, flush=True)
 
 
-def _load_data(dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True):
+def _load_data(
+    dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True, remembered_by=None
+):
+    """The data set's two splits; ``remembered_by``: the checkpoint that named ``data_dir``
+    (not the user's --data-dir), for the message when that folder is gone."""
     from chainrule.data.mnist import load_mnist
 
+    _check_data_dir(dataset, data_dir, remembered_by)
     tqdm = _tqdm(quiet)
     bars = []
 
@@ -126,6 +137,31 @@ def _load_data(dataset: str, data_dir: str | None, quiet: bool, flatten: bool = 
     finally:
         for bar in bars:
             bar.close()
+
+
+def _check_data_dir(dataset: str, data_dir: str | None, remembered_by=None) -> None:
+    """A --data-dir must be an existing folder: one the user named is never created, and
+    nothing is downloaded into a folder that was mistyped."""
+    if data_dir is None or dataset == "mnist-5k":
+        return
+    from pathlib import Path
+
+    from chainrule.errors import DataError
+
+    folder = Path(data_dir).expanduser()
+    if folder.is_dir():
+        return
+    if remembered_by is not None:
+        raise DataError(
+            f"{remembered_by} was trained on {dataset} from {data_dir}, which is no longer a "
+            "folder; pass the folder that holds the files now with --data-dir DIR"
+        )
+    if folder.exists():
+        raise DataError(f"--data-dir {data_dir} is a file, not a folder of IDX files")
+    raise DataError(
+        f"--data-dir {data_dir}: no such folder ({PROG} fetch {dataset} {data_dir} "
+        "downloads the files into it)"
+    )
 
 
 def _format_evaluation(record) -> str:
@@ -149,9 +185,11 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _describe_network(net, init: float | str | None) -> str:
-    """``TwoLayerNet(784-50-10, relu, float32), init he, weight decay 0.001``; batch
-    normalisation and dropout are named too."""
+    """``the book's two-layer network TwoLayerNet(784-50-10, relu, float32), init he, weight
+    decay 0.001``; batch normalisation and dropout are named too."""
     text = f"{net!r}"
+    if len(getattr(net, "hidden_size_list", ())) == 1:  # whichever class: the book's shape
+        text = f"the book's two-layer network {text}"
     if getattr(net, "use_batchnorm", False):
         text += ", batch normalisation"
     if getattr(net, "use_dropout", False):
@@ -257,36 +295,57 @@ def _describe_batch(batch: int, asked: int) -> str:
 
 
 class _Interrupted(Exception):
-    """Ctrl-C, raised at the end of a step so that a checkpoint is consistent."""
+    """Ctrl-C or SIGTERM, raised at the end of a step so that a checkpoint is consistent."""
 
-    def __init__(self, step: int) -> None:
-        super().__init__(step)
-        self.step = step
+    def __init__(self, step: int, signum: int) -> None:
+        super().__init__(step, signum)
+        self.step, self.signum = step, signum
+
+
+# What a second signal does: Ctrl-C interrupts at once, SIGTERM ends the process.
+_SECOND_SIGNAL = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
 @contextlib.contextmanager
-def _stop_at_step_boundary_on_ctrl_c():
-    """While training, a first Ctrl-C only sets a flag (the list is non-empty then):
-    the step in progress finishes, then training stops and saves. A second Ctrl-C
-    interrupts at once, as usual."""
-    interrupted: list[bool] = []
+def _stop_at_step_boundary_on_signal():
+    """While training, a first Ctrl-C or SIGTERM only records the signal (the list is
+    non-empty then): the step in progress finishes, then training stops and saves. A
+    second one acts at once, as usual (SIGTERM is what a scheduler or ``kill`` sends)."""
+    received: list[int] = []
 
-    def on_sigint(signum, frame) -> None:
-        interrupted.append(True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    def on_signal(signum, frame) -> None:
+        received.append(signum)
+        for number, action in _SECOND_SIGNAL.items():
+            signal.signal(number, action)
 
     if threading.current_thread() is not threading.main_thread():
-        yield interrupted  # signal handlers can only be set from the main thread
+        yield received  # signal handlers can only be set from the main thread
         return
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {number: signal.signal(number, on_signal) for number in _SECOND_SIGNAL}
     try:
-        yield interrupted
+        yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
+def _load_described(path: str, to_resume: bool):
+    """The checkpoint at ``path``, its description checked against the schema, and its
+    stored weights against the network the description gives, before any is read."""
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.cli.description import check_description, parameter_shapes
+
+    def expected(meta: dict) -> dict:
+        check_description(meta, path, to_resume=to_resume)
+        dtype = meta["network"]["dtype"]
+        return {name: (shape, dtype) for name, shape in parameter_shapes(meta["network"]).items()}
+
+    return load_checkpoint(path, expected_params=expected)
 
 
 def _restore_network(checkpoint, path: str):
-    """The network a checkpoint describes, holding the checkpoint's weights."""
+    """The network a checkpoint describes, holding the checkpoint's weights (which must be
+    finite: NaN weights would evaluate to ``loss nan`` as if that were a result)."""
     import numpy as np
 
     from chainrule.checkpoint import check_params_match
@@ -298,6 +357,12 @@ def _restore_network(checkpoint, path: str):
         raise CheckpointError(
             f"{path}: no network description in this checkpoint ({error})"
         ) from None
+    broken = [name for name, value in checkpoint.params.items() if not np.isfinite(value).all()]
+    if broken:
+        raise CheckpointError(
+            f"{path}: the weights {', '.join(broken[:5])} hold NaN or infinity (a diverged "
+            "run); refused"
+        )
     # The one check: it names the file and every mismatch, dtypes included, so the
     # weights are copied in directly (net.load_params would check the shapes again).
     check_params_match(net.params, checkpoint.params, path)
@@ -307,6 +372,12 @@ def _restore_network(checkpoint, path: str):
         layer = net.layers.get(name)
         if layer is None or not hasattr(layer, "running_mean"):
             raise CheckpointError(f"{path}: running statistics for {name}, not in the network")
+        width = layer.gamma.shape
+        for key in ("running_mean", "running_var"):
+            if np.shape(stats[key]) != width:
+                raise CheckpointError(
+                    f"{path}: {name}'s {key} has {len(stats[key])} values, the layer {width[0]}"
+                )
         layer.running_mean = np.asarray(stats["running_mean"], dtype=net.dtype)
         layer.running_var = np.asarray(stats["running_var"], dtype=net.dtype)
     for name, state in checkpoint.meta.get("dropout_rng", {}).items():
@@ -379,11 +450,15 @@ def _changed_on_resume(
 def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """The network, optimiser, run settings, history and step saved in --resume, with the
     flags that may change (--epochs or --iters, --lr) applied; and a note of the --lr."""
-    from chainrule.checkpoint import load_checkpoint
     from chainrule.optim import make_optimizer
     from chainrule.train import History
 
-    checkpoint = load_checkpoint(args.resume)
+    if args.save is None:  # the resumed run keeps saving where it was saved
+        try:
+            args.save = output_path()(args.resume)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--resume {args.resume} would be saved to: {error}; give --save PATH")
+    checkpoint = _load_described(args.resume, to_resume=True)
     net = _restore_network(checkpoint, args.resume)
     try:
         opt_meta = dict(checkpoint.meta["optimizer"])
@@ -394,6 +469,11 @@ def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         raise CheckpointError(
             f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
         ) from None
+    if len(history.losses) != checkpoint.step:
+        raise CheckpointError(
+            f"{args.resume}: its history holds {len(history.losses)} losses for "
+            f"{checkpoint.step} steps"
+        )
     changed = _changed_on_resume(args, parser, net, optimizer.name, run)
     if changed:
         parser.error(
@@ -408,7 +488,17 @@ def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         optimizer.lr = args.lr
     if args.epochs is not None or args.iters is not None:
         run["epochs"], run["iters"] = args.epochs, args.iters
+    if args.data_dir is not None:
+        run["data_dir"] = _absolute(args.data_dir)
     return net, optimizer, run, history, checkpoint.step, note
+
+
+def _absolute(folder: str) -> str:
+    """A --data-dir as the checkpoint keeps it: absolute, so that it is found from any
+    working directory."""
+    from pathlib import Path
+
+    return str(Path(folder).expanduser().absolute())
 
 
 def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
@@ -449,6 +539,8 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         "init": init,  # with the seed, it rebuilds the initial weights (show-weights --before)
         **length,
     }
+    if args.data_dir is not None:
+        run["data_dir"] = _absolute(args.data_dir)
     return net, optimizer, run, init
 
 
@@ -497,13 +589,17 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     dataset = run["dataset"]
     (x_train, t_train), (x_test, t_test) = _load_data(
-        dataset, args.data_dir, args.quiet, flatten=not _is_convnet(net)
+        dataset,
+        run.get("data_dir"),
+        args.quiet,
+        flatten=not _is_convnet(net),
+        remembered_by=args.resume if args.resume and args.data_dir is None else None,
     )
     batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
     steps_per_epoch = iters_per_epoch(len(x_train), batch)
     total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
     if start_step >= total:
-        raise ValueError(
+        raise ArgumentError(
             f"{args.resume} is already at step {start_step} of {total}; "
             "pass a larger --epochs or --iters to train on"
         )
@@ -528,8 +624,16 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
 
     def save(step: int, history: History) -> None:
+        import numpy as np
+
         if not args.save:
             return
+        # fit checks this before each checkpoint it asks for; an interrupted run's save
+        # is the caller's, so it is checked here too: no NaN ever replaces a good file.
+        if not all(np.isfinite(p).all() for p in net.params.values()):
+            raise TrainingError(
+                f"the parameters are not finite at step {step}; {args.save} is left as it was"
+            )
         meta = {
             "network": net.config(),
             "optimizer": optimizer_meta,
@@ -548,12 +652,12 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     started = time.perf_counter()
     try:
-        with _stop_at_step_boundary_on_ctrl_c() as interrupted:
+        with _stop_at_step_boundary_on_signal() as received:
 
             def on_step_or_stop(step: int, loss: float) -> None:
                 on_step(step, loss)
-                if interrupted:
-                    raise _Interrupted(step)
+                if received:
+                    raise _Interrupted(step, received[0])
 
             history = fit(
                 net,
@@ -578,19 +682,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except _Interrupted as stop:
         if bar is not None:
             bar.close()  # before the message below; closing again in finally is a no-op
-        if not args.save:
-            print(
-                f"{PROG}: interrupted at step {stop.step} (nothing saved: no --save)",
-                file=sys.stderr,
-            )
-            return 130
-        save(stop.step, history)
-        print(
-            f"{PROG}: interrupted at step {stop.step}; saved {args.save} "
-            f"(continue with: {PROG} train --resume {args.save})",
-            file=sys.stderr,
-        )
-        return 130
+        return _save_when_stopped(stop, args.save, save, history)
     finally:
         if bar is not None:
             bar.close()
@@ -626,15 +718,39 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _save_when_stopped(stop: _Interrupted, target: str | None, save, history) -> int:
+    """Save an interrupted run (unless its weights are not finite), say so in one line, and
+    return the exit status a shell gives a process ended by that signal (130 for Ctrl-C)."""
+    what = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+    if not target:
+        line = f"{what} at step {stop.step} (nothing saved: no --save)"
+    else:
+        try:
+            save(stop.step, history)
+        except TrainingError as error:
+            line = f"{what} at step {stop.step}; not saved: {error}"
+        else:
+            line = (
+                f"{what} at step {stop.step}; saved {target} "
+                f"(continue with: {PROG} train --resume {target})"
+            )
+    print(f"{PROG}: {line}", file=sys.stderr)
+    return 128 + stop.signum
+
+
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.checkpoint import load_checkpoint
     from chainrule.train import evaluate
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = _load_described(args.checkpoint, to_resume=False)
     net = _restore_network(checkpoint, args.checkpoint)
-    dataset = args.dataset or checkpoint.meta.get("train", {}).get("dataset", "mnist-5k")
+    trained = checkpoint.meta.get("train", {})
+    dataset = args.dataset or trained.get("dataset", "mnist-5k")
+    data_dir, remembered_by = args.data_dir, None
+    if data_dir is None and dataset == trained.get("dataset"):
+        data_dir = trained.get("data_dir")  # where the run found its data
+        remembered_by = args.checkpoint
     (x_train, t_train), (x_test, t_test) = _load_data(
-        dataset, args.data_dir, args.quiet, flatten=not _is_convnet(net)
+        dataset, data_dir, args.quiet, flatten=not _is_convnet(net), remembered_by=remembered_by
     )
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
         loss, accuracy = evaluate(net, x, t)
@@ -710,7 +826,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="folder with the four IDX files (.gz or raw) of mnist/fashion-mnist",
+        help="an existing folder with the four IDX files (.gz or raw) of mnist/fashion-mnist "
+        f"('{PROG} fetch' downloads them); a checkpoint remembers it",
     )
     learn = train.add_argument_group("learning")
     learn.add_argument(
@@ -765,7 +882,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--save",
         type=output_path(),
         metavar="PATH",
-        help="write a checkpoint (.npz) as training goes",
+        help="write a checkpoint (.npz) as training goes (with --resume: the resumed file, "
+        "unless this names another)",
     )
     out.add_argument(
         "--save-every",
@@ -777,7 +895,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="PATH",
         help="continue the run saved in this checkpoint, with its network, optimiser and "
-        "data; only --epochs or --iters, --lr and the output flags may change",
+        "data (its --data-dir too), saving to it; only --epochs or --iters, --lr, --data-dir "
+        "and the output flags may change",
     )
     out.add_argument(
         "--plot",
@@ -810,6 +929,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--dataset", choices=DATASETS, help="default: the dataset the checkpoint was trained on"
     )
-    evaluate.add_argument("--data-dir", metavar="DIR")
+    evaluate.add_argument(
+        "--data-dir", metavar="DIR", help="default: the folder the checkpoint's run read"
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no download progress bar")
     evaluate.set_defaults(run=cmd_evaluate)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn, Protocol
 
-from chainrule.errors import DownloadError
+from chainrule.errors import ArgumentError, DownloadError
 from chainrule.fileio import atomic_write
 
 __all__ = ["DEFAULT_MAX_BYTES", "LOOPBACK_HOSTS", "ProgressCallback", "download"]
@@ -243,16 +243,19 @@ def download(
             or every mirror failed; the message lists each URL tried and why it failed.
             No new file, complete or temporary, is left in ``dest_dir`` (an existing
             file that failed its checksum is left as it was).
-        ValueError: no checksum or a malformed one, a bad filename, or a bad numeric argument.
+        ArgumentError (a ValueError): no checksum or a malformed one, a bad filename, or a
+            bad numeric argument.
     """
     if md5 is None and sha256 is None:
-        raise ValueError(f"download({filename!r}): give md5= or sha256= to verify the file")
+        raise ArgumentError(f"download({filename!r}): give md5= or sha256= to verify the file")
     if not filename or filename in {".", ".."} or "/" in filename or "\\" in filename:
-        raise ValueError(f"download: expected a plain file name, found {filename!r}")
+        raise ArgumentError(f"download: expected a plain file name, found {filename!r}")
     if attempts_per_mirror < 1 or max_bytes < 0 or timeout <= 0:
-        raise ValueError("download: attempts_per_mirror must be >= 1, timeout > 0, max_bytes >= 0")
+        raise ArgumentError(
+            "download: attempts_per_mirror must be >= 1, timeout > 0, max_bytes >= 0"
+        )
     if not mirrors:
-        raise ValueError(f"download({filename!r}): expected at least one mirror, found none")
+        raise ArgumentError(f"download({filename!r}): expected at least one mirror, found none")
 
     expected: dict[str, str] = {}
     for algo, digest, length in (("md5", md5, 32), ("sha256", sha256, 64)):
@@ -261,7 +264,7 @@ def download(
         digest = digest.strip().lower()
         # An empty or malformed digest would otherwise match nothing, or be skipped.
         if len(digest) != length or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(
+            raise ArgumentError(
                 f"download({filename!r}): expected {algo}= as {length} hex digits, found {digest!r}"
             )
         expected[algo] = digest

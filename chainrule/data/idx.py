@@ -22,10 +22,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from chainrule.errors import DataError
+from chainrule.errors import ArgumentError, DataError, DTypeError
 from chainrule.fileio import atomic_write
 
-__all__ = ["IDX_DTYPES", "read_idx", "write_idx"]
+__all__ = ["IDX_DTYPES", "read_idx", "read_idx_header", "write_idx"]
 
 #: IDX type code -> NumPy dtype of the data on disk (big-endian).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -66,8 +66,9 @@ def _count_rest(stream: BinaryIO) -> int:
     return total
 
 
-def _parse(stream: BinaryIO, name: str, what: str) -> np.ndarray:
-    """Parse an IDX stream; ``what`` says whether sizes are of the file or of its gzip content."""
+def _parse_header(stream: BinaryIO, name: str, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and on-disk dtype an IDX stream's header declares (the stream is left at
+    the data); ``what`` says whether sizes are of the file or of its gzip content."""
     magic = _read_exactly(stream, 4)
     if len(magic) < 4:
         raise DataError(
@@ -93,7 +94,13 @@ def _parse(stream: BinaryIO, name: str, what: str) -> np.ndarray:
             f"found {len(header)} byte(s) {what}"
         )
     shape = tuple(int(size) for size in np.frombuffer(header, dtype=">u4"))
-    disk_dtype = IDX_DTYPES[code]
+    return shape, IDX_DTYPES[code]
+
+
+def _parse(stream: BinaryIO, name: str, what: str) -> np.ndarray:
+    """Parse an IDX stream; ``what`` says whether sizes are of the file or of its gzip content."""
+    shape, disk_dtype = _parse_header(stream, name, what)
+    ndim = len(shape)
     header_bytes = 4 + 4 * ndim
     data_bytes = math.prod(shape) * disk_dtype.itemsize
     expected_total = header_bytes + data_bytes
@@ -117,6 +124,42 @@ def _parse(stream: BinaryIO, name: str, what: str) -> np.ndarray:
     return array.astype(disk_dtype.newbyteorder("="))
 
 
+def _read_gzip_or_raw(path: str | os.PathLike[str], parse):
+    """``parse(stream, name, what)`` on the file, decompressed when it is gzip."""
+    path = Path(path)
+    name = str(path)
+    with open(path, "rb") as raw:
+        is_gzip = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not is_gzip:
+            return parse(raw, name, "in the file")
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                return parse(stream, name, "after decompression")
+        except EOFError as err:
+            raise DataError(
+                f"{name}: the gzip stream ends early (expected a complete gzip file, "
+                f"found a truncated one): {err}"
+            ) from err
+        except (gzip.BadGzipFile, zlib.error) as err:
+            raise DataError(
+                f"{name}: corrupt gzip data (expected a valid gzip stream, "
+                f"the decompressor reported: {err})"
+            ) from err
+
+
+def read_idx_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype (native byte order) that an IDX file's header declares, read
+    without its data: a gzip file is inflated only as far as its header.
+
+    Raises:
+        DataError: the header is not IDX or is cut short (the message names the file).
+        FileNotFoundError: the file does not exist.
+    """
+    shape, disk_dtype = _read_gzip_or_raw(path, _parse_header)
+    return shape, disk_dtype.newbyteorder("=")
+
+
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a NumPy array.
 
@@ -134,26 +177,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             stream is corrupt. The message names the file and says what was expected.
         FileNotFoundError: the file does not exist.
     """
-    path = Path(path)
-    name = str(path)
-    with open(path, "rb") as raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        if not is_gzip:
-            return _parse(raw, name, "in the file")
-        try:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                return _parse(stream, name, "after decompression")
-        except EOFError as err:
-            raise DataError(
-                f"{name}: the gzip stream ends early (expected a complete gzip file, "
-                f"found a truncated one): {err}"
-            ) from err
-        except (gzip.BadGzipFile, zlib.error) as err:
-            raise DataError(
-                f"{name}: corrupt gzip data (expected a valid gzip stream, "
-                f"the decompressor reported: {err})"
-            ) from err
+    return _read_gzip_or_raw(path, _parse)
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
@@ -169,22 +193,24 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
             int16, int32, float32 or float64.
 
     Raises:
-        TypeError: the dtype has no IDX type code (e.g. int64, bool, uint16).
-        ValueError: the array has 0 or more than 255 dimensions, or a dimension of
-            2**32 or more.
+        DTypeError (a TypeError): the dtype has no IDX type code (e.g. int64, bool, uint16).
+        ArgumentError (a ValueError): the array has 0 or more than 255 dimensions, or a
+            dimension of 2**32 or more.
     """
     array = np.asarray(array)
     native = array.dtype.newbyteorder("=")
     code = next((c for c, dt in IDX_DTYPES.items() if dt.newbyteorder("=") == native), None)
     if code is None:
-        raise TypeError(
+        raise DTypeError(
             f"cannot write {path}: expected an array of dtype uint8, int8, int16, int32, "
             f"float32 or float64, found {array.dtype}"
         )
     if not 1 <= array.ndim <= 255:
-        raise ValueError(f"cannot write {path}: expected 1 to 255 dimensions, found {array.ndim}")
+        raise ArgumentError(
+            f"cannot write {path}: expected 1 to 255 dimensions, found {array.ndim}"
+        )
     if any(size >= 2**32 for size in array.shape):
-        raise ValueError(f"cannot write {path}: a dimension of {array.shape} is 2**32 or more")
+        raise ArgumentError(f"cannot write {path}: a dimension of {array.shape} is 2**32 or more")
 
     path = Path(path)
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()

