@@ -272,3 +272,15 @@ def test_a_network_that_has_trained_can_be_deep_copied():
     assert_fast_equals_layers(clone, x, t)
     clone.params["W1"] += 1.0  # the copy's own arrays
     assert not np.array_equal(clone.params["W1"], net.params["W1"])
+
+
+def test_the_relu_kernel_gives_0_where_the_layer_does_for_an_infinite_gradient():
+    from chainrule.engine.dense import ReluKernel
+
+    x = np.array([[-1.0, 0.0, 2.0, np.nan]])
+    dy = np.array([[np.inf, -np.inf, np.inf, 1.0]])
+    layer = Relu()
+    layer.forward(x)
+    kernel = ReluKernel(Relu())
+    kernel.forward(x.copy(), True)
+    np.testing.assert_array_equal(kernel.backward(dy.copy(), True), layer.backward(dy))

@@ -96,17 +96,21 @@ class AffineKernel(Kernel):
 
 
 class ReluKernel(Kernel):
-    """``y = max(x, 0)``; backward masks dy where x <= 0."""
+    """``y = max(x, 0)``; backward sets dy to 0 where x <= 0 (not dy · mask: inf · 0 is
+    NaN, where the layer gives 0)."""
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf = self.buffers(train)
         if train:
-            self._mask = np.greater(x, 0, out=buf.like("mask", x, np.bool_))
+            self._dead = np.less_equal(x, 0, out=buf.like("dead", x, np.bool_))
         y = x if self.in_place else buf.like("y", x)
         return np.maximum(x, 0, out=y)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        return np.multiply(dy, self._mask, out=dy) if need_dx else None
+        if not need_dx:
+            return None
+        np.copyto(dy, 0, where=self._dead)
+        return dy
 
 
 class SigmoidKernel(Kernel):
@@ -141,8 +145,10 @@ class DropoutKernel(Kernel):
         y = x if self.in_place else buf.like("y", x)
         if not train:
             return np.multiply(x, 1.0 - layer.dropout_ratio, out=y)
-        draws = buf.get("draws", x.shape, np.float64)
-        layer.rng.random(out=draws)  # the numbers rng.random(x.shape) gives the layer
+        # The numbers rng.random(x.shape, dtype) gives the layer: float32 for float32 input
+        uniform = np.float32 if x.dtype == np.float32 else np.float64
+        draws = buf.get("draws", x.shape, uniform)
+        layer.rng.random(dtype=uniform, out=draws)
         self._mask = np.greater_equal(
             draws, layer.dropout_ratio, out=buf.get("mask", x.shape, np.bool_)
         )
