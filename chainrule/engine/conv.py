@@ -3,10 +3,11 @@
 
 Images travel between kernels as (N, C, H, W) arrays stored channels last, (N, H, W, C)
 in memory: the order in which a convolution's product writes them, so no kernel
-transposes a batch. A convolution is one product of its filters with ``col``, the
-windows of the padded images laid out a row per filter entry (c, fh, fw) and a column
-per output position, plus a row of ones that carries the bias (its gradient comes out of
-the same product as dW's).
+transposes a batch. A convolution is one product of ``col``, the windows of the padded
+images laid out a row per output position and a column per filter entry (fh, fw, c), with
+the filters, plus a column of ones that carries the bias (its gradient comes out of the
+same product as dW's). The input's gradient is one product per filter position (fh, fw),
+added back onto the pixels that position read.
 
 A convolution followed by a pooling whose stride is its P×P window (the book's 2×2) is
 one kernel: it computes the convolution's outputs in the order the pooling reads them,
