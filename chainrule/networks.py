@@ -814,7 +814,8 @@ class Sequential(_LayerNetwork):
     the order of the layers with weights, ``gamma1, beta1, …`` for batch normalisation.
     ``dtype`` is the parameters' (float64 without any). ``predict(x, train_flg=False)``
     and ``loss(x, t, train_flg=False)`` run inference unless told; ``gradient``
-    differentiates a training forward.
+    differentiates a training forward. ``config``/``from_config`` describe and rebuild
+    the layers (with fresh He-initialised weights) where they are all chainrule's.
     """
 
     def __init__(self, layers: Sequence[Any], last_layer: Any = None) -> None:
@@ -840,9 +841,31 @@ class Sequential(_LayerNetwork):
         """Fraction of samples whose highest score is the label, ``batch_size`` at a time."""
         return _accuracy_in_batches(self, x, t, batch_size)
 
+    def config(self) -> dict[str, Any]:
+        """The layers' kinds and sizes, JSON-serialisable: what :meth:`from_config`
+        rebuilds (with fresh weights). A layer of a class of its own is an ArgumentError."""
+        return {
+            "network": "Sequential",
+            "layers": [_layer_config(layer) for layer in self.layers.values()],
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], seed: int | None = None) -> Sequential:
+        """A Sequential of :meth:`config`'s layers: He-initialised weights (standard
+        normals times ``sqrt(2 / fan_in)``, drawn with ``seed``), zero biases, batch
+        normalisation's γ = 1 and β = 0."""
+        rng, dtype = np.random.default_rng(seed), _network_dtype(config.get("dtype", "float64"))
+        return cls([_layer_of(spec, rng, dtype) for spec in config["layers"]])
+
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
-        """Write ``params`` to ``file_name`` as a chainrule checkpoint, atomically."""
-        return save_checkpoint(file_name, self.params, meta={"network": "Sequential"})
+        """Write ``params`` to ``file_name`` as a chainrule checkpoint, atomically (with
+        the config, where every layer is one of chainrule's)."""
+        try:
+            meta = self.config()
+        except ArgumentError:
+            meta = {"network": "Sequential"}
+        return save_checkpoint(file_name, self.params, meta=meta)
 
     def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
         """Read the parameters :meth:`save_params` wrote into the layers' arrays
@@ -851,6 +874,52 @@ class Sequential(_LayerNetwork):
 
     def __repr__(self) -> str:
         return f"Sequential({' → '.join(self.layers)}, {self.dtype.name})"
+
+
+def _layer_config(layer: Any) -> dict[str, Any]:
+    """A layer's kind and sizes, as :func:`_layer_of` rebuilds it."""
+    kind = type(layer).__name__
+    if type(layer) in (Relu, Sigmoid):
+        return {"layer": kind}
+    if type(layer) is Affine:
+        return {"layer": kind, "shape": list(layer.W.shape)}
+    if type(layer) is Convolution:
+        return {
+            "layer": kind,
+            "shape": list(layer.W.shape),
+            "stride": layer.stride,
+            "pad": layer.pad,
+        }
+    if type(layer) is Pooling:
+        window = {"pool_h": layer.pool_h, "pool_w": layer.pool_w}
+        return {"layer": kind, **window, "stride": layer.stride, "pad": layer.pad}
+    if type(layer) is Dropout:
+        return {"layer": kind, "dropout_ratio": layer.dropout_ratio}
+    if type(layer) is BatchNormalization:
+        features = len(layer.gamma)
+        return {"layer": kind, "features": features, "momentum": layer.momentum, "eps": layer.eps}
+    raise ArgumentError(f"Sequential.config: a {kind} layer is not one of chainrule's")
+
+
+def _layer_of(spec: dict[str, Any], rng: np.random.Generator, dtype: np.dtype) -> Any:
+    """The layer a :func:`_layer_config` describes, with fresh parameters."""
+    kind, simple = spec.get("layer"), {"Relu": Relu, "Sigmoid": Sigmoid}
+    if kind in simple:
+        return simple[kind]()
+    if kind in ("Affine", "Convolution"):
+        shape = tuple(spec["shape"])
+        fan_in = math.prod(shape[:1] if kind == "Affine" else shape[1:])
+        W = rng.standard_normal(shape, dtype=dtype.type) * dtype.type(math.sqrt(2.0 / fan_in))
+        b = np.zeros(shape[1] if kind == "Affine" else shape[0], dtype)
+        return Affine(W, b) if kind == "Affine" else Convolution(W, b, spec["stride"], spec["pad"])
+    if kind == "Pooling":
+        return Pooling(spec["pool_h"], spec["pool_w"], spec["stride"], spec["pad"])
+    if kind == "Dropout":
+        return Dropout(spec["dropout_ratio"])
+    if kind == "BatchNormalization":
+        gamma, beta = np.ones(spec["features"], dtype), np.zeros(spec["features"], dtype)
+        return BatchNormalization(gamma, beta, spec["momentum"], eps=spec["eps"])
+    raise ArgumentError(f"Sequential.from_config: unknown layer {kind!r}")
 
 
 _SHORT_NAMES = {"Convolution": "Conv", "Pooling": "Pool", "BatchNormalization": "BatchNorm"}
@@ -919,4 +988,6 @@ def network_from_config(config: dict[str, Any]) -> _LayerNetwork:
         return SimpleConvNet.from_config(config)
     if config.get("network") == "DeepConvNet":
         return DeepConvNet.from_config(config)
+    if config.get("network") == "Sequential":
+        return Sequential.from_config(config)
     return MultiLayerNet.from_config(config)

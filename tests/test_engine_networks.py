@@ -189,3 +189,39 @@ def test_sequential_checks_its_layers():
                 Affine(np.ones((2, 2), np.float32), np.zeros(2, np.float32)),
             ]
         )
+
+
+def test_sequential_config_rebuilds_the_architecture_and_its_checkpoint_loads(tmp_path):
+    from chainrule.errors import ArgumentError
+    from chainrule.networks import network_from_config
+
+    net = small_sequential(np.float32)
+    config = net.config()
+    assert config["layers"][0] == {
+        "layer": "Convolution",
+        "shape": [3, 2, 3, 3],
+        "stride": 1,
+        "pad": 1,
+    }
+    assert config["layers"][4] == {
+        "layer": "BatchNormalization",
+        "features": 5,
+        "momentum": 0.9,
+        "eps": 1e-6,
+    }
+    clone = network_from_config(config)
+    assert type(clone) is Sequential and clone.config() == config
+    assert {k: (v.shape, v.dtype) for k, v in clone.params.items()} == {
+        k: (v.shape, v.dtype) for k, v in net.params.items()
+    }
+    assert np.std(clone.params["W2"]) == pytest.approx(np.sqrt(2 / 27), rel=0.3)  # He
+    clone.load_params(net.save_params(tmp_path / "seq.npz"))
+    x, _ = images()
+    np.testing.assert_array_equal(clone.predict(x), net.predict(x))
+
+    class Doubling:
+        def forward(self, x):
+            return 2 * x
+
+    with pytest.raises(ArgumentError, match="a Doubling layer is not one of chainrule's"):
+        Sequential([Doubling(), *net.layers.values()]).config()
