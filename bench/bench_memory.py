@@ -38,7 +38,7 @@ from typing import Any
 
 from chainrule import MultiLayerNet
 from chainrule.data.mnist import load_mnist
-from chainrule.networks import SimpleConvNet
+from chainrule.networks import DeepConvNet, SimpleConvNet
 from chainrule.optim import SGD, Adam
 from chainrule.train import fit, iters_per_epoch
 
@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or mnist-5k")
     parser.add_argument(
         "--model",
-        choices=("mlp", "convnet"),
+        choices=("mlp", "convnet", "deepconvnet"),
         default="mlp",
         help="mlp: MultiLayerNet, SGD lr 0.1; convnet: the book's SimpleConvNet (float32), "
-        "Adam lr 0.001, as train_convnet.py",
+        "Adam lr 0.001, as train_convnet.py; deepconvnet: chapter 8's DeepConvNet, the same",
     )
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--hidden", default="50", help="hidden sizes, e.g. 50 or 1024,1024")
@@ -86,18 +86,21 @@ def main(argv: list[str] | None = None) -> int:
 
     tracemalloc.start()
     start = proc_status()
-    convnet = args.model == "convnet"
+    convnet = args.model != "mlp"
     (x_train, t_train), (x_test, t_test) = load_mnist(
         dataset=args.dataset, data_dir=args.data_dir, flatten=not convnet
     )
     dataset_bytes = sum(a.nbytes for a in (x_train, t_train, x_test, t_test))
     loaded = proc_status()
 
-    if convnet:
-        net: Any = SimpleConvNet(weight_init_std=0.01, dtype="float32", seed=0)
+    if args.model == "deepconvnet":
+        net: Any = DeepConvNet(dtype="float32", seed=0)
         optimizer: Any = Adam(lr=0.001)
+    elif convnet:
+        net = SimpleConvNet(weight_init_std=0.01, dtype="float32", seed=0)
+        optimizer = Adam(lr=0.001)
     else:
-        net = MultiLayerNet(784, hidden, 10, weight_init_std=0.01, seed=0)
+        net = MultiLayerNet(784, hidden, 10, weight_init_std=0.01, dtype="float32", seed=0)
         optimizer = SGD(lr=0.1)
     gc.collect()
     peak_reset = reset_peak_rss()

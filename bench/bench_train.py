@@ -335,7 +335,7 @@ def _chainrule_net(params: dict[str, np.ndarray], w: Workload) -> Any:
         for key, value in conv.params.items():
             value[...] = params[key]
         return conv
-    net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=SEED)
+    net = MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], dtype=np.float32, seed=SEED)
     net.load_params(params)
     return net
 
@@ -489,6 +489,172 @@ LOOPS: dict[str, Callable] = {
     "NumPy textbook (float64)": numpy_textbook,
 }
 MLP_ONLY_LOOPS = ("careful NumPy",)  # written for the fully connected networks only
+
+
+# --------------------------------------------------------------------------------------
+# The engine's networks against PyTorch: ``grads = net.gradient(x, t)`` then
+# ``Adam.update``, against torch's zero_grad / forward / backward / Adam.step, batch 100.
+# Each framework runs in a process of its own (threads one library leaves spinning slow
+# the next in a shared process), the two alternating, and each process reports the
+# median of its steps.
+
+ENGINE_WORKLOADS = {
+    "deep32": "DeepConvNet, float32",
+    "deep64": "DeepConvNet, float64",
+    "simple": "SimpleConvNet, float32",
+    "extend": "MultiLayerNetExtend 784-100×4-10, batch norm, dropout 0.2, float32",
+    "sequential": "Sequential conv 16 3×3 pad 1, ReLU, pool 2; conv 32 3×3 pad 1, ReLU, "
+    "pool 2; Affine 100, batch norm, ReLU, dropout 0.3; Affine 10, float32",
+}
+
+
+def _engine_network(key: str) -> tuple[Any, np.ndarray]:
+    """A chainrule network of the workload, and a batch of inputs for it."""
+    from chainrule.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
+    from chainrule.networks import DeepConvNet, MultiLayerNetExtend, Sequential
+
+    rng = np.random.default_rng(SEED)
+    images = rng.random((100, 1, 28, 28))
+    if key.startswith("deep"):
+        dtype = np.float32 if key == "deep32" else np.float64
+        return DeepConvNet(dtype=dtype, seed=SEED), images.astype(dtype)
+    if key == "simple":
+        return SimpleConvNet(dtype=np.float32, seed=SEED), images.astype(np.float32)
+    if key == "extend":
+        net = MultiLayerNetExtend(
+            784, [100] * 4, 10, use_batchnorm=True, use_dropout=True, dropout_ration=0.2,
+            dtype=np.float32, seed=SEED,
+        )  # fmt: skip
+        return net, images.reshape(100, 784).astype(np.float32)
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))).astype(np.float32)
+
+    zeros = lambda n: np.zeros(n, np.float32)  # noqa: E731
+    layers = [
+        Convolution(normal(16, 1, 3, 3), zeros(16), 1, 1), Relu(), Pooling(2, 2, 2),
+        Convolution(normal(32, 16, 3, 3), zeros(32), 1, 1), Relu(), Pooling(2, 2, 2),
+        Affine(normal(32 * 7 * 7, 100).reshape(1568, 100), zeros(100)),
+        BatchNormalization(np.ones(100, np.float32), zeros(100)), Relu(), Dropout(0.3, seed=SEED),
+        Affine(normal(100, 10), zeros(10)),
+    ]  # fmt: skip
+    return Sequential(layers), images.astype(np.float32)
+
+
+def _torch_network(key: str) -> tuple[Any, Any]:
+    import torch
+
+    nn = torch.nn
+    dtype = torch.float64 if key == "deep64" else torch.float32
+    torch.manual_seed(SEED)
+    if key.startswith("deep"):
+        layers: list[Any] = []
+        channels = 1
+        for i, (filters, pad) in enumerate(((16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1))):
+            layers += [nn.Conv2d(channels, filters, 3, padding=pad), nn.ReLU()]
+            layers += [nn.MaxPool2d(2)] if i % 2 else []
+            channels = filters
+        layers += [nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(), nn.Dropout(0.5)]
+        layers += [nn.Linear(50, 10), nn.Dropout(0.5)]
+    elif key == "simple":
+        layers = [nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+        layers += [nn.Linear(4320, 100), nn.ReLU(), nn.Linear(100, 10)]
+    elif key == "extend":
+        layers, width = [nn.Flatten()], 784
+        for _ in range(4):
+            layers += [nn.Linear(width, 100), nn.BatchNorm1d(100), nn.ReLU(), nn.Dropout(0.2)]
+            width = 100
+        layers.append(nn.Linear(100, 10))
+    else:
+        layers = [nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+        layers += [nn.Linear(1568, 100), nn.BatchNorm1d(100), nn.ReLU(), nn.Dropout(0.3)]
+        layers.append(nn.Linear(100, 10))
+    model = nn.Sequential(*layers).to(dtype)
+    return model, torch.rand((100, 1, 28, 28), dtype=dtype)
+
+
+def engine_child(key: str, framework: str, steps: int) -> dict[str, float]:
+    """Time ``steps`` steps of one framework on one workload, in this process: the median
+    seconds a step. chainrule's two steps (``gradient()``, which returns copies, and the
+    engine's buffers, which fit uses) alternate step by step; PyTorch runs with its
+    default thread count, then with one thread."""
+    labels = np.arange(100) % 10
+    if framework == "PyTorch":
+        import torch
+
+        model, x = _torch_network(key)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+        loss_fn, t = torch.nn.CrossEntropyLoss(), torch.from_numpy(labels)
+        threads = torch.get_num_threads()
+
+        def torch_step(count: int) -> None:
+            if torch.get_num_threads() != count:
+                torch.set_num_threads(count)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), t)
+            loss.backward()
+            optimizer.step()
+            loss.item()
+
+        steps_by_name = {
+            f"PyTorch ({threads} threads)": lambda: torch_step(threads),
+            "PyTorch (1 thread)": lambda: torch_step(1),
+        }
+    else:
+        from chainrule.optim import Adam
+
+        net, x = _engine_network(key)
+        optimizer = Adam(lr=0.001)
+        steps_by_name = {
+            "chainrule gradient()": lambda: optimizer.update(net.params, net.gradient(x, labels)),
+            "chainrule, the engine's buffers": lambda: optimizer.update(
+                net.params, net.fast_step.loss_and_gradient(x, labels)[1]
+            ),
+        }
+    # PyTorch's two one after the other: changing its thread count costs a step's time.
+    blocks = (
+        [steps_by_name] if framework == "chainrule" else [{k: v} for k, v in steps_by_name.items()]
+    )
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for block in blocks:
+        for i in range(steps + 3):  # three warm-up steps each: buffers, the tuner's first trial
+            for name, step in block.items():
+                seconds = _time(step)
+                if i >= 3:
+                    times[name].append(seconds)
+    return {name: statistics.median(seen) for name, seen in times.items()}
+
+
+def engine_bench(keys: list[str], rounds: int, steps: int) -> str:
+    """Alternate a process per framework ``rounds`` times a workload; a Markdown table."""
+    import subprocess
+
+    rows = []
+    for key in keys:
+        seen: dict[str, list[float]] = {}
+        for r in range(rounds):
+            for framework in ("chainrule", "PyTorch")[:: 1 if r % 2 == 0 else -1]:
+                command = [sys.executable, __file__, "--engine-child", key, framework]
+                output = subprocess.run(
+                    [*command, "--steps", str(steps)], check=True, capture_output=True, text=True
+                ).stdout
+                for name, seconds in json.loads(output).items():
+                    seen.setdefault(name, []).append(seconds)
+        torch_s = statistics.median(next(v for k, v in seen.items() if "threads)" in k))
+        for name, times in seen.items():
+            median = statistics.median(times)
+            ratio = torch_s / median
+            rows.append(f"| {ENGINE_WORKLOADS[key]} | {name} | {median * 1e3:.1f} | {ratio:.2f}× |")
+        print(f"workload {key} done", file=sys.stderr)
+    head = [
+        f"CPU: {_cpu_model()}, {os.cpu_count()} cores; medians of {rounds} processes a "
+        f"framework, {steps} steps each, batch 100, Adam",
+        "",
+        "| workload | step | ms a step | PyTorch's time (its default threads) / this |",
+        "|---|---|---:|---:|",
+    ]
+    return "\n".join(head + rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -752,6 +918,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loops", default=",".join(LOOPS), help="comma-separated loop names")
     parser.add_argument("--settle", type=float, default=0.2, help="seconds between loops")
     parser.add_argument("--json", metavar="PATH", help="also write every timing as JSON")
+    parser.add_argument(
+        "--engine",
+        metavar="KEYS",
+        help="instead: the engine's networks against PyTorch, Adam, a process each "
+        f"(comma-separated, from {', '.join(ENGINE_WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--engine-child", nargs=2, metavar=("KEY", "FRAMEWORK"), help=argparse.SUPPRESS
+    )
 
 
 def main(
@@ -767,6 +942,15 @@ def main(
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the workloads in ``args``; print the table (and write JSON); return 0."""
+    if args.engine_child:
+        print(json.dumps(engine_child(*args.engine_child, args.steps or 10)))
+        return 0
+    if args.engine:
+        keys = args.engine.split(",")
+        if any(key not in ENGINE_WORKLOADS for key in keys):
+            parser.error(f"--engine takes {', '.join(ENGINE_WORKLOADS)}")
+        print(engine_bench(keys, args.rounds, args.steps or 10))
+        return 0
     unknown_workloads = [key for key in args.workloads if key not in WORKLOADS]
     if unknown_workloads or args.rounds < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--workloads takes letters from abcd; --rounds and --steps must be >= 1")

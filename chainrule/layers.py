@@ -38,7 +38,7 @@ and the pictures (:mod:`chainrule.viz`), which ask the node and never test its t
 
 A new kind of node needs nothing else: the trace and the pictures format it from these.
 
-The training loop does not run these classes: :mod:`chainrule.fast` computes the same
+The training loop does not run these classes: :mod:`chainrule.engine` computes the same
 numbers with reused buffers, and the tests hold the two equal.
 """
 

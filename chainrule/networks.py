@@ -1,29 +1,32 @@
-"""The book's networks, built from its layers.
+"""The book's networks, built from its layers, and ``Sequential`` for a learner's own.
 
 ``MultiLayerNet`` is ``(Affine → activation) × hidden layers → Affine → SoftmaxWithLoss``;
 ``TwoLayerNet`` is the one-hidden-layer ReLU case with the book's 0.01 initial scale.
-Chapter 6's ``MultiLayerNetExtend`` adds batch normalisation and dropout to it, and
-chapter 7's ``SimpleConvNet`` is ``Conv → ReLU → Pool → Affine → ReLU → Affine``.
-``params`` holds the very arrays the layers use, so an optimiser that updates them in
-place trains the network.
+Chapter 6's ``MultiLayerNetExtend`` adds batch normalisation and dropout to it, chapter
+7's ``SimpleConvNet`` is ``Conv → ReLU → Pool → Affine → ReLU → Affine`` and chapter 8's
+``DeepConvNet`` three stages of ``Conv → ReLU → Conv → ReLU → Pool`` and two Affine
+layers with dropout. ``params`` holds the very arrays the layers use, so an optimiser that
+updates them in place trains the network. Every network computes in float64 unless told
+otherwise, as the book does.
 
-Shapes: ``x`` is (N, input_size) or any (N, ...) with input_size values per sample;
-``t`` is (N,) integer labels or (N, output_size) one-hot rows.
+Shapes: ``x`` is (N, input_size) or any (N, ...) with input_size values per sample, or
+images (N, C, H, W) for the convolutional networks; ``t`` is (N,) integer labels or
+(N, output_size) one-hot rows.
 
-Two ways to the same gradients: :meth:`MultiLayerNet.loss_and_gradient_by_layers` walks
-the layers, as the book's ``gradient`` does; :meth:`~MultiLayerNet.loss_and_gradient` and
-:meth:`~MultiLayerNet.gradient`, the training step, run :class:`chainrule.fast.FastStep`,
-which computes the same numbers in buffers reused from step to step (the tests hold the
-two equal). Its gradients are overwritten by its next call: copy them to keep them.
-Everything else (``predict``, ``loss``, ``accuracy``, ``record``, ``numerical_gradient``)
-runs the layers and returns arrays of its own.
+Two ways to the same gradients: ``loss_and_gradient_by_layers`` walks the layers
+backwards, as the book's ``gradient`` does; ``loss_and_gradient`` and ``gradient``, the
+training step, run the engine (:mod:`chainrule.engine`), which computes the same numbers
+in buffers reused from step to step (the tests hold the two equal), and return copies
+that stay valid. ``predict_fast``, what evaluation during training runs, is the engine's
+forward. Everything else (``predict``, ``loss``, ``accuracy``, ``record``,
+``numerical_gradient``) runs the layers.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -32,10 +35,9 @@ from typing import Any
 import numpy as np
 
 from chainrule.checkpoint import check_params_match, load_checkpoint, save_checkpoint
-from chainrule.checks import check_flag, check_real
+from chainrule.checks import check_flag, check_real, node_name
+from chainrule.engine import Step, layer_list, parameter_names
 from chainrule.errors import ArgumentError, ShapeError
-from chainrule.fast import FastStep
-from chainrule.fast_conv import FastConvStep
 from chainrule.gradcheck import numerical_gradient
 from chainrule.graph import Graph, Value
 from chainrule.init import init_std, normal_weight
@@ -56,6 +58,7 @@ __all__ = [
     "DeepConvNet",
     "MultiLayerNet",
     "MultiLayerNetExtend",
+    "Sequential",
     "SimpleConvNet",
     "TwoLayerNet",
     "network_from_config",
@@ -67,11 +70,175 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-class MultiLayerNet:
+def _network_dtype(dtype: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ArgumentError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in _DTYPES:
+        raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+class _LayerNetwork:
+    """What every network shares: its ``layers`` (a dict by name, or a list) ending in
+    ``last_layer``; ``params``, the layers' own arrays by the book's names; ``dtype``.
+
+    Subclasses build those three and say how they are configured; the methods here walk
+    the layers, or run the engine's :class:`~chainrule.engine.Step`.
+    """
+
+    weight_decay_lambda = 0.0
+    layers: Any
+    last_layer: Any
+    params: dict[str, np.ndarray]
+    dtype: np.dtype
+    _fast_step: Step | None = None
+    _masks_drawn_from: list[dict[str, Any]] = []  # noqa: RUF012 (replaced, never mutated)
+
+    @property
+    def lastLayer(self) -> Any:
+        """``last_layer`` by the book's chapter 5 name."""
+        return self.last_layer
+
+    def _as_input(self, x: Any) -> np.ndarray:
+        # Compute in the network's dtype: float64 data meeting float32 weights would
+        # silently run the whole network in float64, at half the speed.
+        x = np.asarray(x)
+        layers = layer_list(self.layers)
+        check_real(node_name(layers[0]) if layers else type(self).__name__, "input", x)
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def _mask_generators(self) -> list[np.random.Generator]:
+        """The generators the Dropout layers draw from (one, unless layers were replaced)."""
+        layers = layer_list(self.layers)
+        return list({id(x.rng): x.rng for x in layers if isinstance(x, Dropout)}.values())
+
+    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
+        """Scores (logits) before softmax, (N, output_size); ``train_flg=True`` runs
+        dropout and batch normalisation as in training."""
+        check_flag(type(self).__name__, "train_flg", train_flg)
+        if train_flg:
+            self._masks_drawn_from = [g.bit_generator.state for g in self._mask_generators()]
+        x = self._as_input(x)
+        for layer in layer_list(self.layers):
+            if isinstance(layer, (BatchNormalization, Dropout)):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def predict_fast(self, x: Any) -> np.ndarray:
+        """:meth:`predict`'s scores by the engine's forward (the tests hold the two equal)
+        where it applies, else by the layers: what evaluation during training runs."""
+        scores = self.fast_step.scores(x)
+        return self.predict(x) if scores is None else scores
+
+    def weight_decay_loss(self) -> float:
+        """The L2 penalty ``λ/2 · Σ‖W‖²`` included in the loss (0 without weight decay)."""
+        if not self.weight_decay_lambda:
+            return 0.0
+        squares = sum(float(np.vdot(W, W)) for key, W in self.params.items() if key[0] == "W")
+        return 0.5 * self.weight_decay_lambda * squares
+
+    def _training_loss(self, x: Any, t: Any) -> Any:
+        return self.last_layer.forward(self.predict(x, True), t) + self.weight_decay_loss()
+
+    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
+        """Gradients of the training loss by backpropagation, with the keys of ``params``;
+        new arrays, as the book's."""
+        return self.loss_and_gradient(x, t)[1]
+
+    def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """The training loss and the gradients of ``dout · loss`` from one forward and one
+        backward pass, by the engine (the numbers of :meth:`loss_and_gradient_by_layers`);
+        the arrays are new on every call."""
+        self._masks_drawn_from = [g.bit_generator.state for g in self._mask_generators()]
+        loss, grads = self.fast_step.loss_and_gradient(x, t, dout=dout)
+        return loss, {key: np.array(grad) for key, grad in grads.items()}
+
+    @property
+    def fast_step(self) -> Step:
+        """The engine's training step for this network, made on first use."""
+        if self._fast_step is None:
+            self._fast_step = Step(self)
+        return self._fast_step
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The step (buffers, a thread tuner holding library handles) is remade on first
+        # use: a copy of the network (copy.deepcopy) starts without it.
+        return {**self.__dict__, "_fast_step": None}
+
+    def loss_and_gradient_by_layers(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """The training loss, and the gradients of ``dout · loss`` by walking the layers
+        backwards, as the book's ``gradient`` does; the arrays are new on every call.
+
+        ``dout`` is the gradient fed into the loss node, as in chapter 5 (1 by default).
+        """
+        loss = self._training_loss(x, t)
+        grad = self.last_layer.backward(dout)
+        for layer in reversed(layer_list(self.layers)):
+            grad = layer.backward(grad)
+        decay = dout * self.weight_decay_lambda
+        grads = {}
+        for key, layer, attribute in parameter_names(layer_list(self.layers)):
+            grads[key] = getattr(layer, "d" + attribute)
+            if decay and key[0] == "W":
+                grads[key] = grads[key] + decay * getattr(layer, attribute)
+        return loss, grads
+
+    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Gradients of the training loss by central differences (slow; for checking):
+        the same dropout masks at every evaluation, those of the last training forward
+        (that of the last ``gradient``; the book's draws new ones each time, so its check
+        fails with dropout on); the running statistics are left as they were."""
+        generators = self._mask_generators()
+        states = self._masks_drawn_from or [g.bit_generator.state for g in generators]
+        layers = layer_list(self.layers)
+        norms = [layer for layer in layers if isinstance(layer, BatchNormalization)]
+        running = [(norm.running_mean, norm.running_var) for norm in norms]
+
+        def training_loss() -> Any:
+            for generator, state in zip(generators, states):
+                generator.bit_generator.state = state  # the same masks every time
+            return self._training_loss(x, t)
+
+        grads = {key: numerical_gradient(training_loss, p, h) for key, p in self.params.items()}
+        for norm, (mean, var) in zip(norms, running):
+            norm.running_mean, norm.running_var = mean, var
+        return grads
+
+    def record(self, x: Any, t: Any) -> tuple[Graph, Value]:
+        """Run the forward pass as a recorded :class:`Graph`; return it and the loss value.
+
+        The graph's nodes are this network's own layers (one node per layer), so after
+        ``graph.backward(loss)`` each layer holds its parameter gradients (``dW``, ``db``).
+        Weight decay is not part of the recorded graph.
+        """
+        graph = Graph()
+        signal = graph.input(self._as_input(x), "x")
+        for name, layer in _named_layers(self.layers):
+            signal = graph.apply(layer, signal, name=name)
+        loss = graph.apply(self.last_layer, signal, graph.input(t, "t"), name="SoftmaxWithLoss")
+        return graph, loss
+
+
+def _named_layers(layers: Any) -> list[tuple[str, Any]]:
+    """``(name, layer)`` in order: a dict's keys, else each layer's name or class."""
+    if hasattr(layers, "items"):
+        return list(layers.items())
+    return [(node_name(layer), layer) for layer in layers]
+
+
+class MultiLayerNet(_LayerNetwork):
     """A fully connected network trained by backpropagation.
 
     Args:
@@ -81,7 +248,7 @@ class MultiLayerNet:
         activation: ``"relu"`` or ``"sigmoid"``.
         weight_init_std: a number, or ``"relu"``/``"he"``, ``"sigmoid"``/``"xavier"``.
         weight_decay_lambda: L2 strength λ; adds ``λ/2 · Σ‖W‖²`` to the loss, ``λW`` to dW.
-        dtype: float32 (default, fast) or float64 (for gradient checks).
+        dtype: float64 (default, as the book computes) or float32 (twice as fast).
         seed: seed for the initial weights; the same seed gives the same network.
     """
 
@@ -94,7 +261,7 @@ class MultiLayerNet:
         weight_init_std: float | str = "relu",
         weight_decay_lambda: float = 0.0,
         *,
-        dtype: Any = np.float32,
+        dtype: Any = np.float64,
         seed: int | None = None,
     ) -> None:
         sizes = [
@@ -103,14 +270,12 @@ class MultiLayerNet:
             _positive_int("output_size", output_size),
         ]
         if activation not in ACTIVATIONS:
-            raise ValueError(
+            raise ArgumentError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
             )
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = _network_dtype(dtype)
         if not (np.isfinite(weight_decay_lambda) and weight_decay_lambda >= 0):
-            raise ValueError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda!r}")
+            raise ArgumentError(f"weight_decay_lambda must be >= 0, got {weight_decay_lambda!r}")
         self.sizes = sizes
         self.activation = activation
         self.weight_init_std = weight_init_std
@@ -130,7 +295,6 @@ class MultiLayerNet:
                 act = ACTIVATIONS[activation]
                 self.layers[f"{act.__name__}{i}"] = act()
         self.last_layer = SoftmaxWithLoss()
-        self._fast_step: FastStep | None = None  # made on the first training step
 
     @property
     def input_size(self) -> int:
@@ -149,26 +313,6 @@ class MultiLayerNet:
         """Values per sample of the widest layer's output (bounds evaluation's chunks)."""
         return max(self.sizes[1:])
 
-    def _as_input(self, x: Any) -> np.ndarray:
-        # Compute in the network's dtype: float64 data meeting float32 weights would
-        # silently run the whole network in float64, at half the speed.
-        x = np.asarray(x)
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """Scores (logits) before softmax: (N, output_size)."""
-        x = self._as_input(x)
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def weight_decay_loss(self) -> float:
-        """The L2 penalty ``λ/2 · Σ‖W‖²`` included in :meth:`loss`."""
-        if not self.weight_decay_lambda:
-            return 0.0
-        squares = sum(float(np.vdot(W, W)) for key, W in self.params.items() if key[0] == "W")
-        return 0.5 * self.weight_decay_lambda * squares
-
     def loss(self, x: Any, t: Any) -> Any:
         """Mean cross-entropy over the batch, plus the weight-decay penalty."""
         return self.last_layer.forward(self.predict(x), t) + self.weight_decay_loss()
@@ -183,78 +327,6 @@ class MultiLayerNet:
                 f"accuracy: labels of shape {t.shape} do not match {len(predicted)} samples"
             )
         return float(np.mean(predicted == labels))
-
-    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by backpropagation, with the same keys as ``params``.
-
-        The arrays are reused: the next ``gradient`` or ``loss_and_gradient`` call
-        overwrites them (see :meth:`loss_and_gradient`). Copy them to keep them.
-        """
-        return self.loss_and_gradient(x, t)[1]
-
-    def loss_and_gradient(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss` and :meth:`gradient` from one forward and one backward pass: the
-        training step, by :class:`chainrule.fast.FastStep`.
-
-        The numbers are those of :meth:`loss_and_gradient_by_layers`. The gradient arrays
-        are the step's buffers, valid until the next call, which overwrites them in place;
-        ``{k: g.copy() for k, g in grads.items()}`` keeps a set.
-        """
-        return self.fast_step.loss_and_gradient(x, t, dout=dout)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The fast step (buffers, a thread tuner holding library handles) is remade on
-        # first use: a copy of the network (copy.deepcopy) starts without it.
-        return {**self.__dict__, "_fast_step": None}
-
-    @property
-    def fast_step(self) -> FastStep:
-        """The training step's :class:`~chainrule.fast.FastStep`, made on first use."""
-        if self._fast_step is None:
-            self._fast_step = FastStep(self)
-        return self._fast_step
-
-    def loss_and_gradient_by_layers(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss`, and the gradients of ``dout · loss`` by walking the layers
-        backwards, as the book's ``gradient`` does; the arrays are new on every call.
-
-        ``dout`` is the gradient fed into the loss node, as in chapter 5 (1 by default).
-        """
-        loss = self.loss(x, t)
-        grad = self.last_layer.backward(dout)
-        for layer in reversed(self.layers.values()):
-            grad = layer.backward(grad)
-        grads = {}
-        for i in range(1, len(self.sizes)):
-            affine = self.layers[f"Affine{i}"]
-            grads[f"W{i}"] = affine.dW + (dout * self.weight_decay_lambda) * affine.W
-            grads[f"b{i}"] = affine.db
-        return loss, grads
-
-    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by central differences (slow; for checking)."""
-        return {
-            key: numerical_gradient(lambda: self.loss(x, t), param, h)
-            for key, param in self.params.items()
-        }
-
-    def record(self, x: Any, t: Any) -> tuple[Graph, Value]:
-        """Run the forward pass as a recorded :class:`Graph`; return it and the loss value.
-
-        The graph's nodes are this network's own layers (one node per layer), so after
-        ``graph.backward(loss)`` each Affine node's layer holds its ``dW`` and ``db``.
-        Weight decay is not part of the recorded graph.
-        """
-        graph = Graph()
-        signal = graph.input(self._as_input(x), "x")
-        for name, layer in self.layers.items():
-            signal = graph.apply(layer, signal, name=name)
-        loss = graph.apply(self.last_layer, signal, graph.input(t, "t"), name="SoftmaxWithLoss")
-        return graph, loss
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
@@ -333,7 +405,7 @@ class TwoLayerNet(MultiLayerNet):
         output_size: int,
         weight_init_std: float | str = 0.01,
         *,
-        dtype: Any = np.float32,
+        dtype: Any = np.float64,
         seed: int | None = None,
     ) -> None:
         super().__init__(
@@ -363,11 +435,9 @@ class MultiLayerNetExtend(MultiLayerNet):
     each time, so its check fails with dropout on) and leaves the running statistics as
     it found them (the book's moves them at every evaluation).
 
-    Where it differs from MultiLayerNet: float64 by default, as the book computes (its
-    gradient check of this network, ch06/batch_norm_gradient_check.py, needs it; float32
-    trains faster). ``seed`` draws the weights and, from a stream of its own, the dropout
-    masks; without it both are random. The running statistics are not parameters:
-    ``load_params`` and checkpoints carry ``params`` only.
+    Where it differs from MultiLayerNet: ``seed`` draws the weights and, from a stream
+    of its own, the dropout masks; without it both are random. The running statistics
+    are not parameters: ``load_params`` and checkpoints carry ``params`` only.
     """
 
     def __init__(
@@ -411,67 +481,10 @@ class MultiLayerNetExtend(MultiLayerNet):
                 self.layers[f"Dropout{i}"] = Dropout(dropout_ration, seed=masks, name=f"Dropout{i}")
         last = len(self.sizes) - 1
         self.layers[f"Affine{last}"] = plain[f"Affine{last}"]
-        self._masks_drawn_from: list[dict[str, Any]] = []  # the last training forward's
-
-    def _mask_generators(self) -> list[np.random.Generator]:
-        """The generators the Dropout layers draw from (one, unless layers were replaced)."""
-        layers = self.layers.values()
-        return list({id(x.rng): x.rng for x in layers if isinstance(x, Dropout)}.values())
-
-    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
-        """Scores (N, output_size); ``train_flg=True`` runs dropout and batch statistics."""
-        check_flag(type(self).__name__, "train_flg", train_flg)
-        if train_flg:
-            self._masks_drawn_from = [g.bit_generator.state for g in self._mask_generators()]
-        x = self._as_input(x)
-        for layer in self.layers.values():
-            if isinstance(layer, (BatchNormalization, Dropout)):
-                x = layer.forward(x, train_flg)
-            else:
-                x = layer.forward(x)
-        return x
 
     def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
         """Mean cross-entropy over the batch, plus the weight-decay penalty."""
         return self.last_layer.forward(self.predict(x, train_flg), t) + self.weight_decay_loss()
-
-    def loss_and_gradient_by_layers(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """As MultiLayerNet's, from a training forward, with ``gamma`` and ``beta``'s too."""
-        loss = self.loss(x, t, train_flg=True)
-        grad = self.last_layer.backward(dout)
-        for layer in reversed(self.layers.values()):
-            grad = layer.backward(grad)
-        grads = {}
-        for i in range(1, len(self.sizes)):
-            affine = self.layers[f"Affine{i}"]
-            grads[f"W{i}"] = affine.dW + (dout * self.weight_decay_lambda) * affine.W
-            grads[f"b{i}"] = affine.db
-        for i in range(1, len(self.sizes) - 1):
-            if self.use_batchnorm:
-                norm = self.layers[f"BatchNorm{i}"]
-                grads[f"gamma{i}"], grads[f"beta{i}"] = norm.dgamma, norm.dbeta
-        return loss, grads
-
-    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Gradients of ``loss(x, t, train_flg=True)`` by central differences (slow; for
-        checking): the same dropout masks at every evaluation, those of the last training
-        forward; the running statistics are left as they were."""
-        generators = self._mask_generators()
-        states = self._masks_drawn_from or [g.bit_generator.state for g in generators]
-        norms = [layer for layer in self.layers.values() if isinstance(layer, BatchNormalization)]
-        running = [(norm.running_mean, norm.running_var) for norm in norms]
-
-        def training_loss() -> Any:
-            for generator, state in zip(generators, states):
-                generator.bit_generator.state = state  # the same masks every time
-            return self.loss(x, t, train_flg=True)
-
-        grads = {key: numerical_gradient(training_loss, p, h) for key, p in self.params.items()}
-        for norm, (mean, var) in zip(norms, running):
-            norm.running_mean, norm.running_var = mean, var
-        return grads
 
     def config(self) -> dict[str, Any]:
         return {
@@ -485,7 +498,7 @@ class MultiLayerNetExtend(MultiLayerNet):
 _BOOK_CONV_PARAM = MappingProxyType({"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1})
 
 
-class SimpleConvNet:
+class SimpleConvNet(_LayerNetwork):
     """The book's convolutional network (chapter 7): ``Conv1 → Relu1 → Pool1 → Affine1 →
     Relu2 → Affine2 → SoftmaxWithLoss``, the pooling 2×2 with stride 2.
 
@@ -529,20 +542,18 @@ class SimpleConvNet:
     ) -> None:
         unknown = sorted(set(conv_param) - set(_BOOK_CONV_PARAM))
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"conv_param: unknown {unknown}; it takes {', '.join(_BOOK_CONV_PARAM)}"
             )
         conv_param = {**_BOOK_CONV_PARAM, **conv_param}
         if len(input_dim) != 3:
-            raise ValueError(f"input_dim must be one image's (C, H, W), got {input_dim!r}")
+            raise ArgumentError(f"input_dim must be one image's (C, H, W), got {input_dim!r}")
         channels, height, width = (_positive_int("input_dim", d) for d in input_dim)
         filters = _positive_int("filter_num", conv_param["filter_num"])
         size = _positive_int("filter_size", conv_param["filter_size"])
         hidden_size = _positive_int("hidden_size", hidden_size)
         output_size = _positive_int("output_size", output_size)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = _network_dtype(dtype)
 
         rng = np.random.default_rng(seed)
         shape = (filters, channels, size, size)
@@ -576,32 +587,11 @@ class SimpleConvNet:
             "Affine2": Affine(self.params["W3"], self.params["b3"], name="Affine2"),
         }
         self.last_layer = SoftmaxWithLoss()
-        self._fast_step: FastConvStep | None = None  # made on the first training step
         self.input_dim, self.conv_param = (channels, height, width), conv_param
         self.hidden_size, self.output_size = hidden_size, output_size
         # Values per sample of the largest array a forward makes: im2col's, or the
         # convolution's output (bounds evaluation's chunks)
         self.widest_layer = max(channels * size * size, filters) * conv_h * conv_w
-
-    def _as_input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """Scores (logits) before softmax, (N, output_size), of images (N, C, H, W)."""
-        x = self._as_input(x)
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def predict_fast(self, x: Any) -> np.ndarray:
-        """:meth:`predict`'s scores, computed by the fast step's forward pass
-        (:mod:`chainrule.fast_conv`; the tests hold the two equal) where it applies, else
-        by the layers: what evaluation during training runs, many times faster."""
-        x = self._as_input(x)
-        if self.fast_step.applies_to(x):
-            return self.fast_step.scores(x)
-        return self.predict(x)
 
     def loss(self, x: Any, t: Any) -> Any:
         """Mean cross-entropy over the batch."""
@@ -609,61 +599,7 @@ class SimpleConvNet:
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
         """Fraction of images whose highest score is the label, ``batch_size`` at a time."""
-        t = np.asarray(t)
-        if len(x) != len(t) or len(x) == 0:
-            raise ShapeError(f"accuracy: {len(x)} images and {len(t)} labels")
-        correct = 0
-        for start in range(0, len(x), _positive_int("batch_size", batch_size)):
-            scores = self.predict(x[start : start + batch_size])
-            labels = class_indices(t[start : start + batch_size], scores.shape[1])
-            correct += int(np.count_nonzero(scores.argmax(axis=1) == labels))
-        return correct / len(x)
-
-    def loss_and_gradient(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss` and the gradients of ``dout · loss``: the training step, by
-        :class:`chainrule.fast_conv.FastConvStep` (the numbers of
-        :meth:`loss_and_gradient_by_layers`, the tests hold them equal), or by the layers
-        for what it does not know. The arrays are new on every call."""
-        x, t = self._as_input(x), np.asarray(t)
-        if self.fast_step.applies(x, t):
-            return self.fast_step.loss_and_gradient(x, t, dout=dout)
-        return self.loss_and_gradient_by_layers(x, t, dout=dout)
-
-    @property
-    def fast_step(self) -> FastConvStep:
-        """The training step's :class:`~chainrule.fast_conv.FastConvStep`, made on first use."""
-        if self._fast_step is None:
-            self._fast_step = FastConvStep(self)
-        return self._fast_step
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fast_step": None}  # remade on first use (buffers)
-
-    def loss_and_gradient_by_layers(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
-        layers, as the book's ``gradient``; the arrays are new on every call."""
-        loss = self.loss(x, t)
-        grad = self.last_layer.backward(dout)
-        for layer in reversed(self.layers.values()):
-            grad = layer.backward(grad)
-        conv, hidden, last = self.layers["Conv1"], self.layers["Affine1"], self.layers["Affine2"]
-        grads = {"W1": conv.dW, "b1": conv.db, "W2": hidden.dW, "b2": hidden.db}
-        return loss, {**grads, "W3": last.dW, "b3": last.db}
-
-    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by backpropagation, with the keys of ``params``."""
-        return self.loss_and_gradient(x, t)[1]
-
-    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by central differences (slow; for checking)."""
-        return {
-            key: numerical_gradient(lambda: self.loss(x, t), param, h)
-            for key, param in self.params.items()
-        }
+        return _accuracy_in_batches(self, x, t, batch_size)
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
@@ -687,16 +623,6 @@ class SimpleConvNet:
             dtype=config.get("dtype", "float64"),
         )
 
-    def record(self, x: Any, t: Any) -> tuple[Graph, Value]:
-        """Run the forward pass as a recorded :class:`Graph` (one node per layer, the
-        layers themselves); return it and the loss value."""
-        graph = Graph()
-        signal = graph.input(self._as_input(x), "x")
-        for name, layer in self.layers.items():
-            signal = graph.apply(layer, signal, name=name)
-        loss = graph.apply(self.last_layer, signal, graph.input(t, "t"), name="SoftmaxWithLoss")
-        return graph, loss
-
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
         """Write ``params`` to ``file_name`` as a chainrule checkpoint (an ``.npz``, not a
         pickle, whatever the name), atomically; return the path."""
@@ -708,13 +634,7 @@ class SimpleConvNet:
         Raises CheckpointError for a file that is no checkpoint (a pickle included) or
         whose parameters do not fit this network (each mismatch listed); nothing changes.
         """
-        saved = load_checkpoint(file_name).params
-        saved = {
-            k: v.astype(self.params[k].dtype) if k in self.params else v for k, v in saved.items()
-        }
-        check_params_match(self.params, saved, file_name)
-        for key, param in self.params.items():
-            param[...] = saved[key]
+        _load_params_into(self.params, file_name)
 
     def __repr__(self) -> str:
         c = self.conv_param
@@ -731,7 +651,7 @@ _BOOK_DEEP_CONV_PARAMS = tuple(
 )
 
 
-class DeepConvNet:
+class DeepConvNet(_LayerNetwork):
     """The book's deep convolutional network (chapter 8), over 99% on MNIST: three stages
     of ``Conv → Relu → Conv → Relu → Pool`` (2×2 pooling, stride 2), then ``Affine →
     Relu → Dropout(0.5) → Affine → Dropout(0.5) → SoftmaxWithLoss``.
@@ -751,9 +671,11 @@ class DeepConvNet:
     hidden_size), ``W8`` (hidden_size, output_size) and ``b1 … b8``, He-initialised as
     the book's: standard normals times ``sqrt(2 / fan_in)``, the fan-in of a filter
     being C·FH·FW and of an Affine its input width (the book writes the list out for
-    its default sizes; it is computed here, the same numbers). ``layers`` is a list, as
-    the book's. ``predict(x, train_flg=False)`` runs inference (dropout passes everything,
-    times 0.5); ``loss`` and ``gradient`` run a training forward, as the book's.
+    its default sizes; it is computed here, the same numbers). ``layers`` are named
+    ``Conv1 … Conv6``, ``Relu1 …``, ``Pool1 … Pool3``, ``Affine1``, ``Affine2``,
+    ``Dropout1``, ``Dropout2`` (the book keeps them in a list). ``predict(x,
+    train_flg=False)`` runs inference (dropout passes everything, times 0.5); ``loss``
+    and ``gradient`` run a training forward, as the book's.
 
     Differs from the book's as SimpleConvNet does: sizes after each layer are computed,
     ``accuracy`` counts every image, and ``save_params``/``load_params`` use chainrule's
@@ -791,8 +713,11 @@ class DeepConvNet:
         rng = np.random.default_rng(seed)
         masks = np.random.default_rng(None if seed is None else [seed, 1])
         self.params: dict[str, np.ndarray] = {}
-        self.layers: list[Any] = []
-        widest = 0  # values per sample of the largest array a forward makes (im2col's)
+        layers: list[Any] = []
+        # Values per sample of the largest array the engine's forward makes, a
+        # convolution's output (its im2col goes a few images at a time): bounds
+        # evaluation's chunks
+        widest = 0
         for i, param in enumerate(conv_params, start=1):
             size, filters = param["filter_size"], param["filter_num"]
             W = rng.standard_normal((filters, channels, size, size), dtype=self.dtype.type)
@@ -803,91 +728,37 @@ class DeepConvNet:
             )
             height = _fitting(f"Conv{i}", conv_output_size(height, size, conv.stride, conv.pad))
             width = _fitting(f"Conv{i}", conv_output_size(width, size, conv.stride, conv.pad))
-            widest = max(widest, channels * size * size * height * width)
-            self.layers += [conv, Relu()]
+            widest = max(widest, filters * height * width)
+            layers += [conv, Relu()]
             channels = filters
             if i % 2 == 0:
                 height = _fitting(f"Pool{i // 2}", conv_output_size(height, 2, 2))
                 width = _fitting(f"Pool{i // 2}", conv_output_size(width, 2, 2))
-                self.layers.append(Pooling(2, 2, stride=2, name=f"Pool{i // 2}"))
+                layers.append(Pooling(2, 2, stride=2, name=f"Pool{i // 2}"))
         sizes = (channels * height * width, self.hidden_size, self.output_size)
         for i, (fan_in, fan_out) in enumerate(pairwise(sizes), start=7):
             self.params[f"W{i}"] = normal_weight(rng, fan_in, fan_out, "he", self.dtype)
             self.params[f"b{i}"] = np.zeros(fan_out, self.dtype)
-        self.layers += [
-            Affine(self.params["W7"], self.params["b7"], name="Affine1"),
-            Relu(),
-            Dropout(0.5, seed=masks, name="Dropout1"),
-            Affine(self.params["W8"], self.params["b8"], name="Affine2"),
-            Dropout(0.5, seed=masks, name="Dropout2"),
-        ]
+        self.layers = _name_layers(
+            [
+                *layers,
+                Affine(self.params["W7"], self.params["b7"], name="Affine1"),
+                Relu(),
+                Dropout(0.5, seed=masks, name="Dropout1"),
+                Affine(self.params["W8"], self.params["b8"], name="Affine2"),
+                Dropout(0.5, seed=masks, name="Dropout2"),
+            ]
+        )
         self.last_layer = SoftmaxWithLoss()
         self.widest_layer = widest
-        self._masks_drawn_from: list[dict[str, Any]] = []  # the last training forward's
-
-    @property
-    def lastLayer(self) -> SoftmaxWithLoss:
-        """``last_layer`` by the book's chapter 5 name."""
-        return self.last_layer
-
-    def _as_input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
-        check_real(type(self).__name__, "input", x)
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
-
-    def _dropouts(self) -> list[Dropout]:
-        return [layer for layer in self.layers if isinstance(layer, Dropout)]
-
-    def predict(self, x: Any, train_flg: bool = False) -> np.ndarray:
-        """Scores (N, output_size) of images (N, C, H, W); ``train_flg=True`` drops out."""
-        check_flag(type(self).__name__, "train_flg", train_flg)
-        if train_flg:
-            generators = {id(d.rng): d.rng for d in self._dropouts()}.values()
-            self._masks_drawn_from = [g.bit_generator.state for g in generators]
-        x = self._as_input(x)
-        for layer in self.layers:
-            x = layer.forward(x, train_flg) if isinstance(layer, Dropout) else layer.forward(x)
-        return x
 
     def loss(self, x: Any, t: Any) -> Any:
         """Mean cross-entropy of a training forward (dropout on), as the book's."""
-        return self.last_layer.forward(self.predict(x, train_flg=True), t)
+        return self._training_loss(x, t)
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
         """Fraction of images whose highest score is the label, ``batch_size`` at a time."""
         return _accuracy_in_batches(self, x, t, batch_size)
-
-    def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by backpropagation, with the keys of ``params``."""
-        return self.loss_and_gradient(x, t)[1]
-
-    def loss_and_gradient(
-        self, x: Any, t: Any, *, dout: float = 1.0
-    ) -> tuple[Any, dict[str, np.ndarray]]:
-        """:meth:`loss`, and the gradients of ``dout · loss`` by backprop through the
-        layers; the arrays are new on every call."""
-        loss = self.loss(x, t)
-        grad = self.last_layer.backward(dout)
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        weighted = [layer for layer in self.layers if isinstance(layer, (Convolution, Affine))]
-        grads = {}
-        for i, layer in enumerate(weighted, start=1):
-            grads[f"W{i}"], grads[f"b{i}"] = layer.dW, layer.db
-        return loss, grads
-
-    def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Gradients of :meth:`loss` by central differences (slow; for checking), with the
-        dropout masks of the last training forward at every evaluation."""
-        generators = list({id(d.rng): d.rng for d in self._dropouts()}.values())
-        states = self._masks_drawn_from or [g.bit_generator.state for g in generators]
-
-        def training_loss() -> Any:
-            for generator, state in zip(generators, states):
-                generator.bit_generator.state = state  # the same masks every time
-            return self.loss(x, t)
-
-        return {key: numerical_gradient(training_loss, p, h) for key, p in self.params.items()}
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
@@ -932,6 +803,140 @@ class DeepConvNet:
         )
 
 
+class Sequential(_LayerNetwork):
+    """A network of a learner's own chainrule layers, in order, then ``last_layer`` (a
+    new ``SoftmaxWithLoss()`` by default): trained by the engine like the book's.
+
+    ``layers`` is a list of layers (Affine, Relu, Sigmoid, Convolution, Pooling, Dropout,
+    BatchNormalization, or a learner's own node, which the layers then compute);
+    ``self.layers`` names them ``Affine1``, ``Relu1``, ``Conv1``, … by kind. ``params``
+    holds the very arrays of the layers, named as the book names them: ``W1, b1, …`` in
+    the order of the layers with weights, ``gamma1, beta1, …`` for batch normalisation.
+    ``dtype`` is the parameters' (float64 without any). ``predict(x, train_flg=False)``
+    and ``loss(x, t, train_flg=False)`` run inference unless told; ``gradient``
+    differentiates a training forward. ``config``/``from_config`` describe and rebuild
+    the layers (with fresh He-initialised weights) where they are all chainrule's.
+    """
+
+    def __init__(self, layers: Sequence[Any], last_layer: Any = None) -> None:
+        layers = list(layers)
+        if not layers:
+            raise ArgumentError("Sequential: give at least one layer")
+        self.layers = _name_layers(layers)
+        self.last_layer = SoftmaxWithLoss() if last_layer is None else last_layer
+        self.params = {key: getattr(layer, attr) for key, layer, attr in parameter_names(layers)}
+        dtypes = {param.dtype for param in self.params.values()}
+        if len(dtypes) > 1:
+            raise ArgumentError(
+                f"Sequential: the layers' parameters must share one dtype, got "
+                f"{', '.join(sorted(d.name for d in dtypes))}"
+            )
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
+
+    def loss(self, x: Any, t: Any, train_flg: bool = False) -> Any:
+        """Mean cross-entropy over the batch (a training forward with ``train_flg``)."""
+        return self.last_layer.forward(self.predict(x, train_flg), t)
+
+    def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
+        """Fraction of samples whose highest score is the label, ``batch_size`` at a time."""
+        return _accuracy_in_batches(self, x, t, batch_size)
+
+    def config(self) -> dict[str, Any]:
+        """The layers' kinds and sizes, JSON-serialisable: what :meth:`from_config`
+        rebuilds (with fresh weights). A layer of a class of its own is an ArgumentError."""
+        return {
+            "network": "Sequential",
+            "layers": [_layer_config(layer) for layer in self.layers.values()],
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], seed: int | None = None) -> Sequential:
+        """A Sequential of :meth:`config`'s layers: He-initialised weights (standard
+        normals times ``sqrt(2 / fan_in)``, drawn with ``seed``), zero biases, batch
+        normalisation's γ = 1 and β = 0."""
+        rng, dtype = np.random.default_rng(seed), _network_dtype(config.get("dtype", "float64"))
+        return cls([_layer_of(spec, rng, dtype) for spec in config["layers"]])
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> Path:
+        """Write ``params`` to ``file_name`` as a chainrule checkpoint, atomically (with
+        the config, where every layer is one of chainrule's)."""
+        try:
+            meta = self.config()
+        except ArgumentError:
+            meta = {"network": "Sequential"}
+        return save_checkpoint(file_name, self.params, meta=meta)
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Read the parameters :meth:`save_params` wrote into the layers' arrays
+        (CheckpointError, and nothing changes, for a file that does not fit)."""
+        _load_params_into(self.params, file_name)
+
+    def __repr__(self) -> str:
+        return f"Sequential({' → '.join(self.layers)}, {self.dtype.name})"
+
+
+def _layer_config(layer: Any) -> dict[str, Any]:
+    """A layer's kind and sizes, as :func:`_layer_of` rebuilds it."""
+    kind = type(layer).__name__
+    if type(layer) in (Relu, Sigmoid):
+        return {"layer": kind}
+    if type(layer) is Affine:
+        return {"layer": kind, "shape": list(layer.W.shape)}
+    if type(layer) is Convolution:
+        return {
+            "layer": kind,
+            "shape": list(layer.W.shape),
+            "stride": layer.stride,
+            "pad": layer.pad,
+        }
+    if type(layer) is Pooling:
+        window = {"pool_h": layer.pool_h, "pool_w": layer.pool_w}
+        return {"layer": kind, **window, "stride": layer.stride, "pad": layer.pad}
+    if type(layer) is Dropout:
+        return {"layer": kind, "dropout_ratio": layer.dropout_ratio}
+    if type(layer) is BatchNormalization:
+        features = len(layer.gamma)
+        return {"layer": kind, "features": features, "momentum": layer.momentum, "eps": layer.eps}
+    raise ArgumentError(f"Sequential.config: a {kind} layer is not one of chainrule's")
+
+
+def _layer_of(spec: dict[str, Any], rng: np.random.Generator, dtype: np.dtype) -> Any:
+    """The layer a :func:`_layer_config` describes, with fresh parameters."""
+    kind, simple = spec.get("layer"), {"Relu": Relu, "Sigmoid": Sigmoid}
+    if kind in simple:
+        return simple[kind]()
+    if kind in ("Affine", "Convolution"):
+        shape = tuple(spec["shape"])
+        fan_in = math.prod(shape[:1] if kind == "Affine" else shape[1:])
+        W = rng.standard_normal(shape, dtype=dtype.type) * dtype.type(math.sqrt(2.0 / fan_in))
+        b = np.zeros(shape[1] if kind == "Affine" else shape[0], dtype)
+        return Affine(W, b) if kind == "Affine" else Convolution(W, b, spec["stride"], spec["pad"])
+    if kind == "Pooling":
+        return Pooling(spec["pool_h"], spec["pool_w"], spec["stride"], spec["pad"])
+    if kind == "Dropout":
+        return Dropout(spec["dropout_ratio"])
+    if kind == "BatchNormalization":
+        gamma, beta = np.ones(spec["features"], dtype), np.zeros(spec["features"], dtype)
+        return BatchNormalization(gamma, beta, spec["momentum"], eps=spec["eps"])
+    raise ArgumentError(f"Sequential.from_config: unknown layer {kind!r}")
+
+
+_SHORT_NAMES = {"Convolution": "Conv", "Pooling": "Pool", "BatchNormalization": "BatchNorm"}
+
+
+def _name_layers(layers: list[Any]) -> dict[str, Any]:
+    """Layers by name, each kind counted from 1: Conv1, Relu1, Conv2, Relu2, Pool1, …"""
+    counts: dict[str, int] = {}
+    named = {}
+    for layer in layers:
+        kind = type(layer).__name__
+        kind = _SHORT_NAMES.get(kind, kind)
+        counts[kind] = counts.get(kind, 0) + 1
+        named[f"{kind}{counts[kind]}"] = layer
+    return named
+
+
 def _conv_param(name: str, given: Mapping[str, int], book: Mapping[str, int]) -> dict[str, int]:
     """A convolution's parameters, the book's where ``given`` leaves one out."""
     unknown = sorted(set(given) - set(book))
@@ -953,13 +958,6 @@ def _fitting(layer: str, size: int) -> int:
     if size < 1:
         raise ShapeError(f"DeepConvNet: the images are too small for {layer}")
     return size
-
-
-def _network_dtype(dtype: Any) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in _DTYPES:
-        raise ArgumentError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def _accuracy_in_batches(network: Any, x: Any, t: Any, batch_size: int) -> float:
@@ -984,10 +982,12 @@ def _load_params_into(params: dict[str, np.ndarray], file_name: Any) -> None:
         param[...] = saved[key]
 
 
-def network_from_config(config: dict[str, Any]) -> MultiLayerNet | SimpleConvNet | DeepConvNet:
+def network_from_config(config: dict[str, Any]) -> _LayerNetwork:
     """The network (with fresh weights) a ``config()`` describes, whichever class wrote it."""
     if config.get("network") == "SimpleConvNet":
         return SimpleConvNet.from_config(config)
     if config.get("network") == "DeepConvNet":
         return DeepConvNet.from_config(config)
+    if config.get("network") == "Sequential":
+        return Sequential.from_config(config)
     return MultiLayerNet.from_config(config)

@@ -25,7 +25,6 @@ from chainrule.blas import check_threads
 from chainrule.checks import check_real
 from chainrule.errors import ArgumentError, DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
-from chainrule.networks import MultiLayerNet
 from chainrule.optim import OPTIMIZERS, SGD
 
 __all__ = [
@@ -153,17 +152,18 @@ def fit(
     """Train ``network`` with ``optimizer`` for ``epochs`` epochs or ``iters`` steps.
 
     Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
-    ``optimizer.update(network.params, grads)``. (With plain ``SGD`` on a
-    ``MultiLayerNet``, :meth:`chainrule.fast.FastStep.sgd_step` does both in one pass:
-    the same step up to rounding.)
+    ``optimizer.update(network.params, grads)``; for chainrule's networks, by their
+    engine step (:mod:`chainrule.engine`), whose gradient buffers no user holds. (With
+    plain ``SGD``, :meth:`chainrule.engine.Step.sgd_step` does both in one pass: the same
+    step up to rounding.)
     Evaluation runs at each epoch's end and after the last step, on all the training data
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
     chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
     ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
     ``threads`` pins the number of threads that share the products of the training step
-    of a MultiLayerNet or a SimpleConvNet (by default the step chooses it by timing; it
-    changes the speed, never the numbers: see :mod:`chainrule.blas`). ``blas_threads`` is
-    its former name.
+    of chainrule's networks (by default the step chooses it by timing; it changes the
+    speed, never the numbers: see :mod:`chainrule.blas`). ``blas_threads`` is its former
+    name.
     To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
@@ -206,7 +206,7 @@ def fit(
     threads = threads if threads is not None else blas_threads
     if threads is not None:
         check_threads(threads)
-    # The networks whose training step is chainrule's own (chainrule.fast, fast_conv)
+    # The networks whose training step is chainrule's engine
     fast_step = getattr(network, "fast_step", None)
     if fast_step is not None and threads is not None:
         fast_step.pin_threads(threads)
@@ -236,7 +236,9 @@ def fit(
                 if sgd_step is not None:
                     loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
                 else:
-                    loss, grads = network.loss_and_gradient(batch_x, batch_t)
+                    # The engine's own buffers: nothing outside this step holds them.
+                    train_step = fast_step if fast_step is not None else network
+                    loss, grads = train_step.loss_and_gradient(batch_x, batch_t)
                     loss = float(loss)
                     if math.isfinite(loss):
                         optimizer.update(network.params, grads)
@@ -268,8 +270,8 @@ def fit(
 
 
 def _fused_sgd(network: Any, optimizer: Any) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The fast step's one-pass SGD update for plain SGD on a MultiLayerNet, else None."""
-    if type(optimizer) is not SGD or not isinstance(network, MultiLayerNet):
+    """The engine's one-pass SGD update for plain SGD on chainrule's networks, else None."""
+    if type(optimizer) is not SGD or getattr(network, "fast_step", None) is None:
         return None
     fast = network.fast_step
 

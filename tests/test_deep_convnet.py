@@ -32,13 +32,16 @@ def test_the_books_parameters_and_layers():
     }  # fmt: skip
     stage = [Convolution, Relu, Convolution, Relu, Pooling]
     kinds = [*stage * 3, Affine, Relu, Dropout, Affine, Dropout]
-    assert [type(layer) for layer in net.layers] == kinds
-    assert [(c.stride, c.pad) for c in net.layers if isinstance(c, Convolution)] == [
+    layers = list(net.layers.values())
+    assert [type(layer) for layer in layers] == kinds
+    assert list(net.layers)[:5] == ["Conv1", "Relu1", "Conv2", "Relu2", "Pool1"]
+    assert list(net.layers)[-5:] == ["Affine1", "Relu7", "Dropout1", "Affine2", "Dropout2"]
+    assert [(c.stride, c.pad) for c in layers if isinstance(c, Convolution)] == [
         (1, 1), (1, 1), (1, 1), (1, 2), (1, 1), (1, 1)
     ]  # fmt: skip
-    assert all((p.pool_h, p.pool_w, p.stride) == (2, 2, 2) for p in net.layers[4:15:5])
-    assert [d.dropout_ratio for d in net.layers if isinstance(d, Dropout)] == [0.5, 0.5]
-    weighted = [layer for layer in net.layers if isinstance(layer, (Convolution, Affine))]
+    assert all((p.pool_h, p.pool_w, p.stride) == (2, 2, 2) for p in layers[4:15:5])
+    assert [d.dropout_ratio for d in layers if isinstance(d, Dropout)] == [0.5, 0.5]
+    weighted = [layer for layer in layers if isinstance(layer, (Convolution, Affine))]
     for i, layer in enumerate(weighted, start=1):  # the layers hold the very arrays
         assert layer.W is net.params[f"W{i}"] and layer.b is net.params[f"b{i}"]
     assert net.lastLayer is net.last_layer
@@ -136,3 +139,30 @@ def test_errors():
         DeepConvNet(input_dim=(1, 2, 2))
     with pytest.raises(ShapeError, match=r"Conv1: input must be images"):
         DeepConvNet(**SMALL).predict(np.zeros((2, 64)))
+
+
+def test_chainrule_train_model_deepconvnet(tmp_path, capsys):
+    from chainrule.checkpoint import load_checkpoint
+    from chainrule.cli import main
+
+    path = tmp_path / "deep.npz"
+    assert main(["train", "--model", "deepconvnet", "--iters", "2", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "training DeepConvNet(1×28×28, filters 16-16-32-32-64-64, 50, 10, float32), init he "
+        "on mnist-5k (4000 train / 1000 test), Adam(lr=0.001"
+    )
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.params["W7"].shape == (1024, 50)
+    assert checkpoint.params["W1"].dtype == np.float32  # the command line's float32
+    resumed = ["train", "--resume", str(path), "--iters", "3", "--model", "deepconvnet"]
+    assert main([*resumed, "--quiet"]) == 0  # the checkpoint's own --model is no change
+
+
+@pytest.mark.parametrize("input_dim", [(1, 28, 28), (2, 16, 14)])
+def test_a_checkpoints_description_implies_the_networks_shapes(input_dim):
+    from chainrule.cli.description import check_description, parameter_shapes
+
+    net = DeepConvNet(input_dim, conv_param_4={"pad": 1, "stride": 2}, hidden_size=7, seed=0)
+    check_description({"network": net.config()}, "run.npz")
+    assert parameter_shapes(net.config()) == {k: v.shape for k, v in net.params.items()}

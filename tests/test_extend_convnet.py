@@ -103,7 +103,7 @@ def test_plain_extend_is_a_multilayer_net_and_takes_the_fast_step():
     plain = MultiLayerNet(6, [5, 4], 3, dtype=np.float64, seed=2)
     x, t = rng.standard_normal((4, 6)), rng.integers(0, 3, 4)
     grads = extend.gradient(x, t)
-    assert extend.fast_step._checked is not None  # the fast step ran, not the layers
+    assert extend.fast_step._train is not None  # the engine ran, not the layers
     for key, g in plain.gradient(x, t).items():
         np.testing.assert_array_equal(grads[key], g)
 

@@ -92,7 +92,7 @@ def test_no_false_failure_with_many_near_kink_units(seed):
 
 
 def test_float32_network_gets_a_note():
-    net = TwoLayerNet(5, 3, 2, seed=0)
+    net = TwoLayerNet(5, 3, 2, dtype=np.float32, seed=0)
     rng = np.random.default_rng(0)
     report = check_gradients(net, rng.random((2, 5)), rng.integers(0, 2, 2), tolerance=1.0)
     assert "float64" in report.format()

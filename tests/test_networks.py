@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from chainrule import MultiLayerNet, TwoLayerNet
-from chainrule.errors import ShapeError
+from chainrule.errors import DTypeError, ShapeError
 from chainrule.gradcheck import relative_error
+from chainrule.networks import DeepConvNet, MultiLayerNetExtend, SimpleConvNet
 
 
 def batch(rng, n=4, d=12, c=3):
@@ -20,7 +21,7 @@ def test_two_layer_net_has_the_books_parameters():
         "W2": (50, 10),
         "b2": (10,),
     }
-    assert net.params["W1"].dtype == np.float32
+    assert net.params["W1"].dtype == np.float64  # the book computes in float64
     # the book's init: 0.01 × standard normal, so the sample std is close to 0.01
     assert net.params["W1"].std() == pytest.approx(0.01, rel=0.05)
     assert not net.params["b1"].any()
@@ -47,7 +48,7 @@ def test_same_seed_same_network_and_float64_on_request():
 
 
 def test_float32_network_computes_in_float32():
-    net = TwoLayerNet(6, 4, 3, seed=0)
+    net = TwoLayerNet(6, 4, 3, dtype=np.float32, seed=0)
     x, t = batch(np.random.default_rng(1), d=6)
     assert net.predict(x).dtype == np.float32
     assert all(g.dtype == np.float32 for g in net.gradient(x, t).values())
@@ -104,6 +105,25 @@ def test_accuracy_with_integer_and_one_hot_labels():
     labels[:5] = (labels[:5] + 1) % 3  # exactly 5 of 20 wrong
     assert net.accuracy(x, labels) == 0.75
     assert net.accuracy(x, np.eye(3)[labels]) == 0.75
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TwoLayerNet(4, 3, 2),
+        lambda: MultiLayerNet(4, [3], 2),
+        lambda: MultiLayerNetExtend(4, [3], 2, use_batchnorm=True),
+        lambda: SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3}, 4, 2),
+        lambda: DeepConvNet((1, 8, 8)),
+    ],
+)
+def test_every_network_is_float64_by_default_with_the_books_names(make):
+    net = make()
+    assert net.dtype == np.float64
+    assert all(p.dtype == np.float64 for p in net.params.values())
+    assert net.lastLayer is net.last_layer  # chapter 5's name
+    with pytest.raises(DTypeError, match=r"^(Affine1|Conv1): input must hold real numbers"):
+        net.predict("hello")  # one line naming the layer, not NumPy's ValueError
 
 
 def test_wrong_input_width_names_the_layer():

@@ -281,3 +281,49 @@ _POSITIVE = _R.uniform(0.5, 2.0, (3, 4))
 )
 def test_primitive_nodes(make, torch_op, inputs):
     _primitive(make(), torch_op, inputs)
+
+
+def _torch_deep_convnet(net, x, masks):
+    """DeepConvNet's forward in torch from its own parameters: ``masks`` are the two
+    dropout masks (the book's dropout, not torch's inverted one), or None for inference."""
+    tparams = {k: leaf(v) for k, v in net.params.items()}
+    convs = [layer for layer in net.layers.values() if isinstance(layer, Convolution)]
+    h = torch.tensor(x)
+    for i, conv in enumerate(convs, start=1):
+        h = F.relu(F.conv2d(h, tparams[f"W{i}"], tparams[f"b{i}"], conv.stride, conv.pad))
+        if i % 2 == 0:
+            h = F.max_pool2d(h, 2, 2)
+    h = F.relu(h.flatten(1) @ tparams["W7"] + tparams["b7"])
+    h = h * (0.5 if masks is None else torch.tensor(masks[0]))
+    logits = h @ tparams["W8"] + tparams["b8"]
+    return logits * (0.5 if masks is None else torch.tensor(masks[1])), tparams
+
+
+@pytest.mark.parametrize("engine", [True, False])
+def test_deep_convnet_loss_and_gradients_are_torchs(engine):
+    """The same weights and dropout masks give torch's loss and gradients, through the
+    engine and through the layers; inference gives torch's scores (dropout times 0.5)."""
+    from chainrule.networks import DeepConvNet
+
+    params = {f"conv_param_{i}": {"filter_num": n} for i, n in enumerate((3, 3, 4, 4, 5, 6), 1)}
+    net = DeepConvNet((2, 12, 10), **params, hidden_size=7, output_size=4, seed=3)
+    rng = np.random.default_rng(6)
+    for key, param in net.params.items():  # biases off zero: no output sits on ReLU's kink
+        if key[0] == "b":
+            param[...] = rng.uniform(-0.1, 0.1, param.shape)
+    x, t = rng.standard_normal((5, 2, 12, 10)), rng.integers(0, 4, 5)
+    generator = net.layers["Dropout1"].rng
+    drawn = np.random.default_rng()
+    drawn.bit_generator.state = generator.bit_generator.state
+    step = net.loss_and_gradient if engine else net.loss_and_gradient_by_layers
+    loss, grads = step(x, t)
+    masks = drawn.random((5, 7)) >= 0.5, drawn.random((5, 4)) >= 0.5  # the layers' draws, in order
+    logits, tparams = _torch_deep_convnet(net, x, masks)
+    tloss = F.cross_entropy(logits, torch.tensor(t))
+    tloss.backward()
+    close(loss, tloss)
+    assert grads.keys() == tparams.keys()
+    for key, tensor in tparams.items():
+        close(grads[key], tensor.grad)
+    scores = net.predict_fast(x) if engine else net.predict(x)
+    close(scores, _torch_deep_convnet(net, x, None)[0])

@@ -234,6 +234,14 @@ _EVALUATION = record(
     {"test_loss": nullable(number()), "test_accuracy": nullable(number(0, 1))},
 )
 _NUMBERS = list_of(number(), 1, MAX_WIDTH)
+_CONV_PARAM = record(
+    {
+        "filter_num": _WIDTH,
+        "filter_size": _WIDTH,
+        "pad": integer(0, MAX_WIDTH),
+        "stride": _WIDTH,
+    }
+)
 
 #: Every field of a ``chainrule train`` checkpoint's description, with its rule.
 #: ``network`` is all that evaluation needs; resuming needs the rest (RESUME_NEEDS).
@@ -256,14 +264,17 @@ SCHEMA = record(
                     {
                         "network": one_of("SimpleConvNet"),
                         "input_dim": list_of(_WIDTH, 3, 3),
-                        "conv_param": record(
-                            {
-                                "filter_num": _WIDTH,
-                                "filter_size": _WIDTH,
-                                "pad": integer(0, MAX_WIDTH),
-                                "stride": _WIDTH,
-                            }
-                        ),
+                        "conv_param": _CONV_PARAM,
+                        "hidden_size": _WIDTH,
+                        "output_size": _WIDTH,
+                        "dtype": _DTYPE,
+                    }
+                ),
+                "DeepConvNet": record(
+                    {
+                        "network": one_of("DeepConvNet"),
+                        "input_dim": list_of(_WIDTH, 3, 3),
+                        **{f"conv_param_{i}": _CONV_PARAM for i in range(1, 7)},
                         "hidden_size": _WIDTH,
                         "output_size": _WIDTH,
                         "dtype": _DTYPE,
@@ -309,6 +320,8 @@ def parameter_shapes(network: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
             "W3": (hidden, out),
             "b3": (out,),
         }
+    if network["network"] == "DeepConvNet":
+        return _deep_convnet_shapes(network)
     hidden = network["hidden_size_list"]
     sizes = [network["input_size"], *hidden, network["output_size"]]
     shapes: dict[str, tuple[int, ...]] = {}
@@ -317,6 +330,25 @@ def parameter_shapes(network: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     if network.get("use_batchnorm"):
         for i, width in enumerate(hidden, start=1):
             shapes[f"gamma{i}"], shapes[f"beta{i}"] = (width,), (width,)
+    return shapes
+
+
+def _deep_convnet_shapes(network: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """DeepConvNet's parameters: six convolutions, a 2×2 pooling after every second."""
+    channels, height, width = network["input_dim"]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i in range(1, 7):
+        conv = network[f"conv_param_{i}"]
+        filters, size = conv["filter_num"], conv["filter_size"]
+        shapes[f"W{i}"], shapes[f"b{i}"] = (filters, channels, size, size), (filters,)
+        height = (height + 2 * conv["pad"] - size) // conv["stride"] + 1
+        width = (width + 2 * conv["pad"] - size) // conv["stride"] + 1
+        if i % 2 == 0:
+            height, width = max(height, 0) // 2, max(width, 0) // 2
+        channels = filters
+    hidden, out = network["hidden_size"], network["output_size"]
+    flat = channels * max(height, 0) * max(width, 0)
+    shapes.update({"W7": (flat, hidden), "b7": (hidden,), "W8": (hidden, out), "b8": (out,)})
     return shapes
 
 

@@ -44,6 +44,8 @@ CONVNET_RECIPE = {
     "fashion-mnist": {"epochs": 20, "init": 0.01, "weight_decay": 0.0},
 }
 CONVNET_OPTIMIZER = "adam"
+# --model deepconvnet (chapter 8's DeepConvNet): the same recipe, He initialisation
+DEEPCONVNET_RECIPE = {name: {**r, "init": "he"} for name, r in CONVNET_RECIPE.items()}
 # Flags that only the fully connected networks take.
 MLP_ONLY = ("hidden", "layers", "activation", "dropout", "batchnorm")
 # --lr when not given: the book's chapter-5 recipe for SGD, each class's default otherwise.
@@ -200,9 +202,16 @@ def _describe_network(net, init: float | str | None) -> str:
 
 
 def _is_convnet(net) -> bool:
-    from chainrule.networks import SimpleConvNet
+    from chainrule.networks import DeepConvNet, SimpleConvNet
 
-    return isinstance(net, SimpleConvNet)
+    return isinstance(net, (SimpleConvNet, DeepConvNet))
+
+
+def _model_flag(net) -> str:
+    """The --model value that builds a network of this class."""
+    if not _is_convnet(net):
+        return "mlp"
+    return "deepconvnet" if type(net).__name__ == "DeepConvNet" else "convnet"
 
 
 def _running_stats(net) -> dict:
@@ -234,8 +243,10 @@ def _build_network(args: argparse.Namespace, parser, hidden: list[int], decay: f
     MultiLayerNetExtend with --dropout or --batchnorm, else build_network's."""
     import numpy as np
 
-    from chainrule.networks import MultiLayerNetExtend, SimpleConvNet
+    from chainrule.networks import DeepConvNet, MultiLayerNetExtend, SimpleConvNet
 
+    if args.model == "deepconvnet":  # chapter 8's; its He initialisation is the book's
+        return DeepConvNet((1, 28, 28), dtype=args.dtype, seed=args.seed)
     if args.model == "convnet":
         return SimpleConvNet(
             (1, 28, 28), hidden_size=100, output_size=10, weight_init_std=init,
@@ -404,7 +415,7 @@ def _changed_on_resume(
     config = net.config()
     convnet = _is_convnet(net)
     saved = {
-        "model": "convnet" if convnet else "mlp",
+        "model": _model_flag(net),
         "dtype": config["dtype"],
         "weight_decay": config.get("weight_decay_lambda", 0.0),
         "optimizer": optimizer_name,
@@ -495,19 +506,20 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
     and the initialisation used."""
     from chainrule.optim import make_optimizer
 
-    if args.model == "convnet":
+    if args.model in ("convnet", "deepconvnet"):
         given = [f"--{name}" for name in MLP_ONLY if getattr(args, name) is not None]
         if args.weight_decay:
             given.append("--weight-decay")
         if given:
-            parser.error(f"--model convnet (SimpleConvNet) takes no {', '.join(given)}")
+            network = "SimpleConvNet" if args.model == "convnet" else "DeepConvNet"
+            parser.error(f"--model {args.model} ({network}) takes no {', '.join(given)}")
         if args.optimizer is None:
             args.optimizer = CONVNET_OPTIMIZER
     for name, default in NEW_RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, list(default) if isinstance(default, list) else default)
     hidden = hidden_sizes(args, parser)
-    recipes = CONVNET_RECIPE if args.model == "convnet" else DEFAULT_RECIPE
+    recipes = {"mlp": DEFAULT_RECIPE, "convnet": CONVNET_RECIPE}.get(args.model, DEEPCONVNET_RECIPE)
     recipe = recipes[args.dataset]
     init = args.init if args.init is not None else recipe["init"]
     decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
@@ -790,9 +802,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--model",
-        choices=("mlp", "convnet"),
+        choices=("mlp", "convnet", "deepconvnet"),
         help="mlp: a fully connected network (default); convnet: chapter 7's SimpleConvNet "
-        "(conv 30 5×5 → ReLU → pool 2×2 → 100 → ReLU → 10) on 1×28×28 images",
+        "(conv 30 5×5 → ReLU → pool 2×2 → 100 → ReLU → 10) on 1×28×28 images; "
+        "deepconvnet: chapter 8's DeepConvNet (the book's recipe, as convnet's)",
     )
     add_network_arguments(train)
     train.add_argument(

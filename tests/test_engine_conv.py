@@ -1,10 +1,12 @@
-"""The fast convolution step (chainrule.fast_conv) equals SimpleConvNet's layers."""
+"""The engine's convolution and pooling kernels (chainrule.engine.conv) equal the layers,
+in SimpleConvNet's step (its fused Conv → Pool in blocks) and in other poolings."""
 
 import numpy as np
 import pytest
 
-from chainrule.fast_conv import FastConvStep
-from chainrule.layers import Affine, Pooling
+from chainrule.engine import Step
+from chainrule.engine.conv import ConvKernel
+from chainrule.layers import Affine, Pooling, Relu
 from chainrule.networks import SimpleConvNet
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
@@ -20,9 +22,9 @@ def _data(net, n, one_hot, seed):
 
 
 def _assert_same(net, x, t, dtype, dout=1.0):
-    fast = FastConvStep(net)
-    assert fast.applies(x, t)
+    fast = Step(net)
     loss, grads = fast.loss_and_gradient(x, t, dout=dout)
+    assert fast._train is not None  # the engine computed it, not the layers
     ref_loss, ref = net.loss_and_gradient_by_layers(x, t, dout=dout)
     tol = TOLERANCE[dtype]
     assert abs(loss - ref_loss) <= tol * abs(ref_loss)
@@ -78,11 +80,11 @@ def test_evaluating_between_steps_leaves_the_steps_buffers_alone():
     np.testing.assert_array_equal(net.loss_and_gradient(x, t)[1]["W1"], before)
 
 
-def test_fast_scores_fall_back_to_the_layers_for_what_they_do_not_know(monkeypatch):
+def test_fast_scores_fall_back_to_the_layers_for_what_they_do_not_know():
     net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, "he", seed=4)
     x, _ = _data(net, 5, False, seed=3)
-    net.layers["Pool1"] = Pooling(3, 3, stride=1, name="Pool1")  # another pooling
-    monkeypatch.setattr(FastConvStep, "scores", lambda *a: pytest.fail("not for this pooling"))
+    net.layers["Pool1"] = Pooling(3, 3, stride=1, name="Pool1")  # W2 no longer fits
+    assert net.fast_step.scores(x) is None
     with pytest.raises(Exception, match="Affine1"):  # the layers' own error: 3·8·8 ≠ 3·5·5
         net.predict_fast(x)
 
@@ -112,31 +114,31 @@ def test_another_pooling_whose_stride_is_its_window_runs_fast_and_equal(window, 
     _assert_same(net, x, t, np.float64)
 
 
-def test_training_uses_the_fast_step_and_falls_back_for_what_it_does_not_know(monkeypatch):
+def test_training_uses_the_engine_and_hands_back_what_it_does_not_know(monkeypatch):
     net = SimpleConvNet((1, 12, 12), {"filter_num": 3, "filter_size": 3}, 8, 4, dtype="float32")
     x, t = _data(net, 5, False, seed=3)
     calls = []
-    real = FastConvStep.loss_and_gradient
-    monkeypatch.setattr(
-        FastConvStep, "loss_and_gradient", lambda *a, **k: calls.append(1) or real(*a, **k)
-    )
-    net.loss_and_gradient(x, t)
+    real = ConvKernel.forward
+    monkeypatch.setattr(ConvKernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    loss, _ = net.loss_and_gradient(x, t)
     assert calls == [1]
-    net.loss_and_gradient(x, t.reshape(-1, 1))  # a column of labels: the layers take it
-    net.layers["Pool1"] = Pooling(3, 3, stride=1, name="Pool1")  # another pooling
-    assert not net._fast_step.applies(x, t)
+    column_loss, _ = net.loss_and_gradient(x, t.reshape(-1, 1))  # a column
+    assert calls == [1, 1] and column_loss == loss
+    net.layers["Relu1"] = type("Leaky", (Relu,), {})()  # a class it does not know
+    by_layers = net.loss_and_gradient(x, t)
+    assert calls == [1, 1] and by_layers[0] == pytest.approx(loss, rel=1e-6)
 
 
 def _broken(monkeypatch, where):
-    if where == "fast":  # the fast step's dW1 off by 0.1%
-        source = FastConvStep.loss_and_gradient
+    if where == "fast":  # the engine's dW1 off by 0.1%
+        source = ConvKernel.backward
 
-        def wrong(self, x, t, *, dout=1.0):
-            loss, grads = source(self, x, t, dout=dout)
-            grads["W1"] = grads["W1"] * (1 + 1e-3)
-            return loss, grads
+        def wrong(self, dy, need_dx):
+            dx = source(self, dy, need_dx)
+            self.grads["W"] *= 1 + 1e-3
+            return dx
 
-        monkeypatch.setattr(FastConvStep, "loss_and_gradient", wrong)
+        monkeypatch.setattr(ConvKernel, "backward", wrong)
     else:
         source = Pooling.backward
         # the layers' pooling passes back 1% too much

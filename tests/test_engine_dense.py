@@ -1,9 +1,11 @@
-"""The fast training step (chainrule.fast) computes what walking the layers computes.
+"""The engine's step (chainrule.engine) computes what walking the layers computes, for
+the fully connected networks.
 
 Two independent implementations of one step: ``loss_and_gradient_by_layers`` walks the
-book's layers; ``loss_and_gradient`` (and fit's SGD step) runs :class:`FastStep`, with its
-own arithmetic in reused buffers. Agreement of the two, over every kind of network and
-batch they handle, is the check on both; each sabotage test breaks one and sees it caught.
+book's layers; ``loss_and_gradient`` (and fit's SGD step) runs the engine's
+:class:`~chainrule.engine.Step`, with its own arithmetic in reused buffers. Agreement of
+the two, over every kind of network and batch they handle, is the check on both; each
+sabotage test breaks one and sees it caught.
 """
 
 import copy
@@ -12,8 +14,8 @@ import numpy as np
 import pytest
 
 from chainrule import MultiLayerNet, TwoLayerNet
+from chainrule.engine.dense import AffineKernel
 from chainrule.errors import LabelError, ShapeError
-from chainrule.fast import FastStep
 from chainrule.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from chainrule.optim import SGD, Momentum
 from chainrule.train import epoch_batches, evaluate, fit, iters_per_epoch
@@ -113,13 +115,14 @@ def test_a_broken_step_is_caught(target, monkeypatch):
     net = MultiLayerNet(8, [6], 3, dtype=np.float64, seed=7)
     x, t = batch(rng, (5, 8), 3, one_hot=False)
     if target == "fast":
-        backward = FastStep._backward
+        backward = AffineKernel.backward
 
-        def off_by_a_thousandth(self, x, dout):
-            backward(self, x, dout)
-            self._buffers.db[0] *= 1.001  # one bias gradient, slightly wrong
+        def off_by_a_thousandth(self, dy, need_dx):
+            dx = backward(self, dy, need_dx)
+            self.grads["b"] *= 1.001  # the bias gradients, slightly wrong
+            return dx
 
-        monkeypatch.setattr(FastStep, "_backward", off_by_a_thousandth)
+        monkeypatch.setattr(AffineKernel, "backward", off_by_a_thousandth)
     else:
         monkeypatch.setattr(Relu, "backward", lambda self, dout: dout * 1.0)  # no mask
     with pytest.raises(AssertionError):
@@ -137,16 +140,23 @@ def test_bad_input_gets_the_layers_errors():
         net.gradient(np.zeros((4, 8)), np.array([0, 3, 1, 2]))
 
 
-def test_gradients_are_valid_until_the_next_call_as_documented():
+@pytest.mark.parametrize("method", ["gradient", "loss_and_gradient"])
+def test_gradients_stay_valid_after_the_next_call(method):
     rng = np.random.default_rng(5)
-    net = TwoLayerNet(8, 5, 3, dtype=np.float64, seed=5)
+    net = MultiLayerNet(8, [5, 4], 3, dtype=np.float64, seed=5)
     x1, x2, t = rng.random((4, 8)), rng.random((4, 8)), rng.integers(0, 3, 4)
-    first = net.gradient(x1, t)
+
+    def grads(x):
+        result = getattr(net, method)(x, t)
+        return result if method == "gradient" else result[1]
+
+    first = grads(x1)
     kept = {key: g.copy() for key, g in first.items()}
-    second = net.gradient(x2, t)
-    assert all(second[key] is first[key] for key in ("W1", "b1", "W2", "b2"))
-    assert not np.allclose(first["W1"], kept["W1"])  # overwritten in place
-    np.testing.assert_array_equal(net.gradient(x1, t)["W1"], kept["W1"])  # the copy holds
+    second = grads(x2)
+    assert all(second[key] is not first[key] for key in first)
+    for key in first:  # the book's meaning: a later call changes nothing a user holds
+        np.testing.assert_array_equal(first[key], kept[key])
+    assert not np.allclose(second["W1"], kept["W1"])
 
 
 def test_predict_loss_and_record_results_survive_a_training_step():
@@ -228,8 +238,8 @@ def test_evaluate_of_a_wide_network_runs_in_smaller_chunks_with_the_same_result(
     whole = evaluate(net, x, t)
     monkeypatch.setattr("chainrule.train._EVAL_LAYER_BYTES", 8 * 64 * 7)  # 7 rows a chunk
     seen = []
-    predict = net.predict
-    monkeypatch.setattr(net, "predict", lambda chunk: seen.append(len(chunk)) or predict(chunk))
+    predict = net.predict_fast  # what evaluation runs: the engine's forward
+    monkeypatch.setattr(net, "predict_fast", lambda x: seen.append(len(x)) or predict(x))
     chunked = evaluate(net, x, t)
     assert max(seen) == 7 and sum(seen) == 300
     assert chunked[1] == whole[1]
@@ -262,3 +272,15 @@ def test_a_network_that_has_trained_can_be_deep_copied():
     assert_fast_equals_layers(clone, x, t)
     clone.params["W1"] += 1.0  # the copy's own arrays
     assert not np.array_equal(clone.params["W1"], net.params["W1"])
+
+
+def test_the_relu_kernel_gives_0_where_the_layer_does_for_an_infinite_gradient():
+    from chainrule.engine.dense import ReluKernel
+
+    x = np.array([[-1.0, 0.0, 2.0, np.nan]])
+    dy = np.array([[np.inf, -np.inf, np.inf, 1.0]])
+    layer = Relu()
+    layer.forward(x)
+    kernel = ReluKernel(Relu())
+    kernel.forward(x.copy(), True)
+    np.testing.assert_array_equal(kernel.backward(dy.copy(), True), layer.backward(dy))

@@ -1,0 +1,293 @@
+"""The engine's kernels for the layers that slide windows: Convolution and max Pooling
+(the contract is :mod:`chainrule.engine.dense`'s).
+
+Images travel between kernels as (N, C, H, W) arrays stored channels last, (N, H, W, C)
+in memory: the order in which a convolution's product writes them, so no kernel
+transposes a batch. A convolution is one product of ``col``, the windows of the padded
+images laid out a row per output position and a column per filter entry (fh, fw, c), with
+the filters, plus a column of ones that carries the bias (its gradient comes out of the
+same product as dW's). The input's gradient is one product per filter position (fh, fw),
+added back onto the pixels that position read.
+
+A convolution followed by a pooling whose stride is its P×P window (the book's 2×2) is
+one kernel: it computes the convolution's outputs in the order the pooling reads them,
+first every window's top-left position (of all images), then every window's next, so
+that pooling is the maximum of P·P contiguous blocks; positions no window covers (an odd
+last row or column) are not computed at all. Backward sends each window's gradient to
+its first maximum, in the window's row-major order, as the layer's argmax does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from chainrule.blas import matmul
+from chainrule.engine.buffers import Buffers, channels_last
+from chainrule.engine.dense import Kernel
+
+__all__ = ["ConvKernel", "PoolKernel"]
+
+# Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
+# between being written and multiplied (the whole batch's goes out to memory and back).
+_CHUNK_BYTES = 2**22
+
+
+class ConvKernel(Kernel):
+    """A Convolution layer, with the Pooling after it when ``pool`` is given (its stride
+    equal to its square window, no padding).
+
+    The batch goes through in chunks of images whose ``col`` fits in the processor's
+    cache: each chunk's windows are copied, multiplied and (in backward) added back while
+    they are still there, instead of a ``col`` nine times the images' size (3×3 filters)
+    going out to memory and back. Backward copies each chunk's windows again.
+    """
+
+    def __init__(self, layer: Any, pool: Any = None, scratch: Buffers | None = None) -> None:
+        super().__init__(layer)
+        self.pool = pool
+        # A chunk's arrays, used only within one forward or backward call: the kernels of
+        # one step can share them
+        self.scratch = Buffers() if scratch is None else scratch
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        FN, C, FH, FW = self.layer.W.shape
+        if len(shape) != 4 or shape[1] != C:
+            return None
+        n, _, h, w = shape
+        oh, ow = _positions(h, w, FH, FW, self.layer.stride, self.layer.pad)
+        if self.pool is not None:
+            oh, ow = oh // self.pool.stride, ow // self.pool.stride
+        return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
+
+    def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
+        """The output positions of ``images`` images in the order they are computed."""
+        if self.pool is None:
+            return (images, oh, ow)
+        P = self.pool.stride
+        return (P, P, images, oh // P, ow // P)
+
+    def _chunks(self, n: int, rows: int, itemsize: int) -> list[tuple[int, int]]:
+        K = self.layer.W[0].size
+        per = max(1, _CHUNK_BYTES // ((K + 1) * rows * itemsize))
+        return [(start, min(n, start + per)) for start in range(0, n, per)]
+
+    def _col(self, xp: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
+        """The windows of the padded images xp, (positions, K + 1), its last column ones."""
+        _, C, FH, FW = self.layer.W.shape
+        K, m = C * FH * FW, int(np.prod(grid))
+        P = None if self.pool is None else self.pool.stride
+        col = self.scratch.front("col", (m, K + 1), xp.dtype)
+        windows = _windows(xp, FH, FW, self.layer.stride, P, grid)
+        np.copyto(col[:, :K].reshape(windows.shape), windows)
+        col[:, K] = 1
+        return col
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        buf, W = self.buffers(train), self.layer.W
+        FN, C, FH, FW = W.shape
+        K, n = C * FH * FW, len(x)
+        xp = _padded(x, self.layer.pad, 0.0, buf)
+        oh, ow = _positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
+        rows = int(np.prod(self._grid(1, oh, ow)))  # per image
+        chunks = self._chunks(n, rows, W.dtype.itemsize)
+        weights = buf.get("weights", (K + 1, FN), W.dtype)  # rows (fh, fw, c), then b
+        np.copyto(weights[:K].reshape(FH, FW, C, FN), W.transpose(2, 3, 1, 0))
+        weights[K] = self.layer.b
+        out = buf.get("out", (n * rows, FN), W.dtype)
+        P = None if self.pool is None else self.pool.stride
+        pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
+        for start, stop in chunks:
+            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
+            chunk = matmul(col, weights, out=out[start * rows : stop * rows])
+            if pooled is not None:
+                _pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
+        if train:
+            self._x, self._xp, self._weights, self._out, self._pooled = x, xp, weights, out, pooled
+            self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
+        if pooled is None:
+            return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
+        return pooled.reshape(n, oh // P, ow // P, FN).transpose(0, 3, 1, 2)
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        buf, W, rows = self._train, self.layer.W, self._rows
+        FN, C, FH, FW = W.shape
+        K = C * FH * FW
+        dy_rows = _rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
+        both = buf.get("both", (K + 1, FN), W.dtype)  # dW and, in its last row, db
+        part = buf.get("part", (K + 1, FN), W.dtype)
+        if need_dx:
+            dxp = buf.images("dxp", self._xp.shape, W.dtype)
+            dxp[...] = 0
+        pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
+        for i, (start, stop) in enumerate(self._chunks_used):
+            grid = self._grid(stop - start, *self._oh_ow)
+            col = self._col(self._xp[start:stop], grid)
+            dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
+            if self.pool is not None:
+                out = self._out[start * rows : stop * rows]
+                dchunk = _unpool(
+                    out,
+                    self._pooled[start * pooled_rows : stop * pooled_rows],
+                    dchunk,
+                    self.scratch,
+                )
+            matmul(col.T, dchunk, out=both if i == 0 else part)
+            if i:
+                both += part
+            if need_dx:
+                self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
+        dW = buf.get("dW", W.shape, W.dtype)
+        np.copyto(dW, both[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
+        db = buf.get("db", (FN,), W.dtype)
+        np.copyto(db, both[K])
+        self.grads = {"W": dW, "b": db}
+        if not need_dx:
+            return None
+        pad, (h, w) = self.layer.pad, self._x.shape[2:]
+        return dxp[:, :, pad : pad + h, pad : pad + w]
+
+    def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
+        """Add a chunk's gradient onto its padded images' ``dxp``, from its outputs'
+        ``dchunk`` (rows in the order computed): a product per filter position (fh, fw),
+        added onto the pixels that position read, in runs of a whole output row."""
+        FN, C, FH, FW = self.layer.W.shape
+        (oh, ow), s = self._oh_ow, self.layer.stride
+        if self.pool is not None:  # the rows back in image order (n, oh, ow)
+            P = self.pool.stride
+            image = self.scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
+            if oh % P or ow % P:
+                image[...] = 0  # positions no window covers
+            blocks = dchunk.reshape(P, P, images, oh // P, ow // P, FN)
+            for i in range(P):
+                for j in range(P):
+                    image[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, j]
+            dchunk = image.reshape(-1, FN)
+        weights = self._weights[:-1].reshape(FH, FW, C, FN)
+        share = self.scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
+        pixels = share.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
+        for i in range(FH):
+            for j in range(FW):
+                matmul(dchunk, weights[i, j].T, out=share)
+                dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels
+
+
+def _pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
+    """The maximum of the P·P blocks of a chunk's outputs in pooling order (block k: each
+    window's k-th position), into ``pooled``."""
+    blocks = out.reshape(P * P, *pooled.shape)
+    np.copyto(pooled, blocks[0])
+    for block in blocks[1:]:
+        np.maximum(pooled, block, out=pooled)
+
+
+def _unpool(out: np.ndarray, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers) -> np.ndarray:
+    """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
+    dout = buf.front("dout", out.shape, out.dtype)
+    blocks, dblocks = out.reshape(-1, *pooled.shape), dout.reshape(-1, *pooled.shape)
+    hit = buf.front("hit", pooled.shape, np.bool_)
+    open_ = buf.front("open", pooled.shape, np.bool_)
+    open_[...] = True
+    for block, dblock in zip(blocks, dblocks):
+        np.equal(block, pooled, out=hit)
+        hit &= open_
+        open_ ^= hit  # a window's later maxima (ties) get nothing
+        np.multiply(dpooled, hit, out=dblock)
+    return dout
+
+
+class PoolKernel(Kernel):
+    """Max pooling of any window, stride and padding (−inf padding, as the layer's)."""
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        layer = self.layer
+        if len(shape) != 4:
+            return None
+        oh, ow = _positions(shape[2], shape[3], layer.pool_h, layer.pool_w, layer.stride, layer.pad)
+        return (*shape[:2], oh, ow) if min(oh, ow) >= 1 else None
+
+    def _views(self, xp: np.ndarray, shape: tuple[int, ...]) -> Any:
+        """Each position (i, j) of the window, in row-major order: the (N, C, oh, ow)
+        view of the padded images at that position of every window."""
+        s, (oh, ow) = self.layer.stride, shape[2:]
+        for i in range(self.layer.pool_h):
+            for j in range(self.layer.pool_w):
+                yield xp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s]
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        buf = self.buffers(train)
+        xp = _padded(x, self.layer.pad, -np.inf, buf)
+        y = buf.images("y", self.out_shape(x.shape), x.dtype)
+        for k, view in enumerate(self._views(xp, y.shape)):
+            if k == 0:
+                np.copyto(y, view)
+            else:
+                np.maximum(y, view, out=y)
+        if train:
+            self._x, self._xp, self._y = x, xp, y
+        return y
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
+        if not need_dx:
+            return None
+        buf, y, xp, pad = self._train, self._y, self._xp, self.layer.pad
+        dxp = buf.images("dxp", xp.shape, xp.dtype)
+        dxp[...] = 0
+        hit, open_ = buf.like("hit", y, np.bool_), buf.like("open", y, np.bool_)
+        share = buf.like("share", y)
+        open_[...] = True
+        for view, dview in zip(self._views(xp, y.shape), self._views(dxp, y.shape)):
+            np.equal(view, y, out=hit)
+            hit &= open_
+            open_ ^= hit  # the first maximum of each window takes its gradient
+            dview += np.multiply(dy, hit, out=share)
+        h, w = self._x.shape[2:]
+        return dxp[:, :, pad : pad + h, pad : pad + w]
+
+
+def _positions(h: int, w: int, fh: int, fw: int, stride: int, pad: int) -> tuple[int, int]:
+    return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+
+
+def _padded(x: np.ndarray, pad: int, value: float, buf: Buffers) -> np.ndarray:
+    """x with ``pad`` values of ``value`` around each image, in a buffer whose border is
+    written once; x itself without padding."""
+    if not pad:
+        return x
+    n, c, h, w = x.shape
+    xp = buf.images("padded", (n, c, h + 2 * pad, w + 2 * pad), x.dtype, fill=value)
+    xp[:, :, pad : pad + h, pad : pad + w] = x
+    return xp
+
+
+def _windows(
+    xp: np.ndarray,
+    fh: int,
+    fw: int,
+    stride: int,
+    P: int | None,
+    grid: tuple[int, ...],
+) -> np.ndarray:
+    """The windows of padded images xp as a view (*grid, fh, fw, C): for grid (N, oh,
+    ow) the output positions in the layer's order; for (P, P, N, ph, pw) position
+    (i, j) of pooling window (ph, pw), that is output row P·ph + i, column P·pw + j.
+    A window's (fw, c) run is contiguous in images stored channels last."""
+    sN, sC, sH, sW = xp.strides
+    if P is None:
+        steps = (sN, stride * sH, stride * sW)
+    else:
+        steps = (stride * sH, stride * sW, sN, P * stride * sH, P * stride * sW)
+    shape = (*grid, fh, fw, xp.shape[1])
+    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
+
+
+def _rows_channels_last(dy: np.ndarray, buf: Buffers, name: str) -> np.ndarray:
+    """Images dy (N, C, H, W) as rows (N·H·W, C): free when stored channels last."""
+    n, c, h, w = dy.shape
+    if channels_last(dy):
+        return dy.transpose(0, 2, 3, 1).reshape(-1, c)
+    rows = buf.get(name, (n, h, w, c), dy.dtype)
+    np.copyto(rows, dy.transpose(0, 2, 3, 1))
+    return rows.reshape(-1, c)

@@ -1,0 +1,212 @@
+"""The training step of any network of chainrule's layers, by the engine's kernels.
+
+:class:`Step` reads ``network.layers`` (a dict or a list), ``network.last_layer``,
+``network.dtype`` and ``network.params``, and computes what walking the layers computes
+(``network.loss_and_gradient_by_layers``). It plans the kernels once per batch shape and
+set of layers, and plans again when a layer or a parameter array is replaced. For what it
+does not know (a layer of another class, another loss, parameters of another dtype, a
+single 1-d sample, a batch the layers would refuse) it hands the step to the layers, so
+it never computes anything else and the layers' errors say what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+from chainrule.blas import ThreadTuner
+from chainrule.engine.buffers import Buffers
+from chainrule.engine.dense import Kernel
+from chainrule.engine.loss import SoftmaxLossKernel
+from chainrule.engine.plan import make_plan, parameter_names
+from chainrule.losses import SoftmaxWithLoss, as_batch, check_label_range
+
+__all__ = ["Step", "layer_list"]
+
+
+def layer_list(layers: Any) -> list[Any]:
+    """A network's layers in order, whether it keeps them in a dict or a list."""
+    return list(layers.values()) if hasattr(layers, "values") else list(layers)
+
+
+class _Plan:
+    """The kernels of one set of layers and one input shape, and what they were made for."""
+
+    def __init__(self, layers: list[Any], kernels: list[Kernel], shape: tuple[int, ...]) -> None:
+        self.layers = layers
+        self.names = list(parameter_names(layers))
+        self.arrays = [getattr(layer, attribute) for _, layer, attribute in self.names]
+        self.kernels = kernels
+        self.shape = shape
+        self.kernel_of = {id(k.layer): k for k in kernels}  # a fused kernel by its convolution
+
+    def fits(self, layers: list[Any], shape: tuple[int, ...]) -> bool:
+        if shape != self.shape or len(layers) != len(self.layers):
+            return False
+        if not all(a is b for a, b in zip(layers, self.layers)):
+            return False
+        arrays = (getattr(layer, attribute) for _, layer, attribute in self.names)
+        return all(a is b for a, b in zip(arrays, self.arrays))
+
+
+class Step:
+    """Loss and gradients of a network's batch by the engine (see the module).
+
+    ``loss_and_gradient(x, t)`` returns the loss and ``{"W1": dW1, ...}``, arrays of this
+    object's buffers that its next call overwrites (the networks' own methods return
+    copies); ``sgd_step(x, t, lr)`` updates the parameters in place; ``scores(x)`` is the
+    inference forward. ``threads`` pins the BLAS worker count (by default it is tuned,
+    :class:`~chainrule.blas.ThreadTuner`).
+    """
+
+    def __init__(self, network: Any, *, threads: int | None = None) -> None:
+        self.network = network
+        self.pin_threads(threads)
+        self._train: _Plan | None = None
+        self._infer: _Plan | None = None
+        self._labels: tuple[Any, ...] | None = None  # the shape and dtype of checked labels
+        self._one_hot = False
+        self._loss = SoftmaxLossKernel()
+        self._scratch = Buffers()
+        self._chunks = Buffers()  # what the convolutions keep only while they run
+
+    def pin_threads(self, threads: int | None) -> None:
+        """Use ``threads`` BLAS workers from now on; None tunes the number by timing."""
+        self.tuner = ThreadTuner(threads)
+
+    # -- the entry points -------------------------------------------------------------
+
+    def loss_and_gradient(
+        self, x: Any, t: Any, *, dout: float = 1.0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """The loss and the gradients of ``dout · loss``, as the layers compute them."""
+        net = self.network
+        x, t = net._as_input(x), np.asarray(t)
+        plan = self._training_plan(x, t)
+        if plan is None:
+            return net.loss_and_gradient_by_layers(x, t, dout=dout)
+        loss = self._run(plan, x, t, dout)
+        return loss + net.weight_decay_loss(), self._gradients(plan, dout)
+
+    def sgd_step(self, x: Any, t: Any, lr: float) -> float:
+        """One step of SGD, ``p -= lr · gradient`` for every parameter; returns the loss.
+
+        Backprop starts from ``dout = lr``, so the gradients arrive as the steps. When the
+        loss is not finite, nothing is updated and the loss is returned as it is.
+        """
+        net = self.network
+        x, t = net._as_input(x), np.asarray(t)
+        plan = self._training_plan(x, t)
+        if plan is None:
+            loss, grads = net.loss_and_gradient_by_layers(x, t, dout=lr)
+            steps = grads
+        else:
+            loss = self._run(plan, x, t, lr, backward_if_finite=True)
+            loss = float(loss) + net.weight_decay_loss()
+            steps = self._gradients(plan, lr) if math.isfinite(loss) else {}
+        if math.isfinite(loss):
+            for key, step in steps.items():
+                net.params[key] -= step
+        return float(loss)
+
+    def scores(self, x: Any) -> np.ndarray | None:
+        """The scores (N, classes) of an inference forward, a new array; None where the
+        layers must compute them."""
+        x = self.network._as_input(x)
+        layers = layer_list(self.network.layers)
+        plan = self._infer
+        if plan is None or not plan.fits(layers, x.shape):
+            plan = self._infer = self._plan(layers, x)
+            if plan is None:
+                return None
+        # BLAS on one thread, as in the steps (fit evaluates inside its own hold already;
+        # a hold inside a hold would end the outer one)
+        with nullcontext() if self.tuner._held else self.tuner.hold():
+            signal = x
+            for kernel in plan.kernels:
+                signal = kernel.forward(signal, False)
+            return np.array(signal)
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _plan(self, layers: list[Any], x: np.ndarray) -> _Plan | None:
+        if x.ndim < 2 or type(self.network.last_layer) is not SoftmaxWithLoss:
+            return None
+        kernels = make_plan(layers, self.network.dtype, self._chunks)
+        if kernels is None:
+            return None
+        shape = x.shape
+        for kernel in kernels:
+            shape = kernel.out_shape(shape)
+            if shape is None:
+                return None  # the layers' own checks say what does not fit
+        return _Plan(layers, kernels, x.shape) if len(shape) == 2 else None
+
+    def _training_plan(self, x: np.ndarray, t: np.ndarray) -> _Plan | None:
+        layers = layer_list(self.network.layers)
+        plan = self._train
+        if plan is None or not plan.fits(layers, x.shape):
+            plan = self._train = self._plan(layers, x)
+            self._labels = None
+            if plan is None:
+                return None
+        classes = self._classes(plan)
+        if self._labels != (t.shape, t.dtype):
+            # The loss layer's own checks, once per shape of labels.
+            _, _, self._one_hot = as_batch(np.empty((len(x), classes), x.dtype), t)
+            self._labels = (t.shape, t.dtype)
+        if not self._one_hot:
+            check_label_range(t.reshape(len(x)), classes)  # new values every step
+        return plan
+
+    def _classes(self, plan: _Plan) -> int:
+        shape = plan.shape
+        for kernel in plan.kernels:
+            shape = kernel.out_shape(shape)
+        return shape[1]
+
+    # -- the arithmetic ---------------------------------------------------------------
+
+    def _run(
+        self,
+        plan: _Plan,
+        x: np.ndarray,
+        t: np.ndarray,
+        dout: float,
+        *,
+        backward_if_finite: bool = False,
+    ) -> Any:
+        """Forward and backward through the kernels, the thread count set by the tuner."""
+        started = time.perf_counter()
+        self.tuner.start_step()
+        try:
+            signal = x
+            for kernel in plan.kernels:
+                signal = kernel.forward(signal, True)
+            labels = t if self._one_hot else t.reshape(len(x))
+            loss = self._loss.forward(signal, labels, self._one_hot)
+            if backward_if_finite and not math.isfinite(loss):
+                return loss
+            dy = self._loss.backward(dout)
+            for i in range(len(plan.kernels) - 1, -1, -1):
+                dy = plan.kernels[i].backward(dy, i > 0)  # the input needs no gradient
+        finally:
+            self.tuner.end_step(time.perf_counter() - started)
+        return loss
+
+    def _gradients(self, plan: _Plan, dout: float) -> dict[str, np.ndarray]:
+        """The kernels' gradient buffers by the parameters' names; weight decay's share
+        ``dout · λ · W`` added to each W."""
+        decay = dout * getattr(self.network, "weight_decay_lambda", 0.0)
+        grads = {}
+        for key, layer, attribute in plan.names:
+            grad = plan.kernel_of[id(layer)].grads[attribute]
+            if decay and key[0] == "W":
+                W = getattr(layer, attribute)
+                grad += np.multiply(W, decay, out=self._scratch.get(key, W.shape, W.dtype))
+            grads[key] = grad
+        return grads
