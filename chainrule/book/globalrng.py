@@ -28,6 +28,8 @@ class GlobalGenerator:
     bit_generator = _GlobalState()
 
     def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
+        if size is None and out is not None:  # as Generator.random: out gives the shape
+            size = out.shape
         values = np.random.random_sample(size)  # noqa: NPY002 (the book's generator)
         if out is not None:
             out[...] = values

@@ -50,7 +50,8 @@ def layer_scales(sizes: list[int], weight_init_std: float | str) -> list[tuple[s
 
 def book_training_layers(network: Any) -> None:
     """Dropout from the global generator; batch norm's running variance from 0."""
-    for layer in network.layers.values():
+    layers = network.layers.values() if isinstance(network.layers, dict) else network.layers
+    for layer in layers:
         if isinstance(layer, Dropout):
             layer.rng = GLOBAL_GENERATOR
         elif isinstance(layer, BatchNormalization):
@@ -94,6 +95,11 @@ class MultiLayerNet(_networks.MultiLayerNet):
         super().loss(x, t)  # the layers keep what backward needs
         return cross_entropy_error(self.last_layer.y, t) + self.weight_decay_loss()
 
+    def _training_loss(self, x: Any, t: Any) -> Any:
+        # the loss numerical_gradient and the layers' backward start from: the book's too
+        super()._training_loss(x, t)
+        return cross_entropy_error(self.last_layer.y, t) + self.weight_decay_loss()
+
 
 class TwoLayerNet(MultiLayerNet):
     """The book's chapter 5 ``TwoLayerNet`` (``ch05/two_layer_net.py``):
@@ -135,6 +141,10 @@ class MultiLayerNetExtend(_networks.MultiLayerNetExtend):
         super().loss(x, t, train_flg)
         return cross_entropy_error(self.last_layer.y, t) + self.weight_decay_loss()
 
+    def _training_loss(self, x: Any, t: Any) -> Any:
+        super()._training_loss(x, t)
+        return cross_entropy_error(self.last_layer.y, t) + self.weight_decay_loss()
+
 
 _BOOK_CONV = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 
@@ -158,22 +168,16 @@ class SimpleConvNet(_networks.SimpleConvNet):
         draws = [(f"W{i}", init_std(weight_init_std, n)) for i, n in enumerate(fan_ins, 1)]
         draw_book_weights(self.params, draws)
 
-    _by_layers = False  # True while a backward through the layers follows the loss
-
     def loss(self, x: Any, t: Any) -> Any:
-        # The scores by the training step's forward pass where it has one (the book's
-        # Trainer takes a loss after every step: through the layers it cost more than the
-        # step), unless a backward through the layers needs their forward.
-        predict = self.predict if self._by_layers else getattr(self, "predict_fast", self.predict)
-        self.last_layer.forward(predict(x), t)
+        # The scores by the engine's forward pass (the book's Trainer takes a loss after
+        # every step: through the layers it cost more than the step itself)
+        self.last_layer.forward(self.predict_fast(x), t)
         return cross_entropy_error(self.last_layer.y, t)
 
-    def loss_and_gradient_by_layers(self, x: Any, t: Any, *, dout: float = 1.0) -> Any:
-        self._by_layers = True
-        try:
-            return super().loss_and_gradient_by_layers(x, t, dout=dout)
-        finally:
-            self._by_layers = False
+    def _training_loss(self, x: Any, t: Any) -> Any:
+        # through the layers: numerical_gradient's loss, and the layers' backward after it
+        super()._training_loss(x, t)
+        return cross_entropy_error(self.last_layer.y, t)
 
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
         """Write ``params`` as the book does: a pickle of the dict of arrays."""
@@ -217,11 +221,11 @@ class DeepConvNet(_networks.DeepConvNet):
         draw_book_weights(
             self.params, [(f"W{i}", init_std("he", n)) for i, n in enumerate(fan_ins, 1)]
         )
-        for layer in self._dropouts():
-            layer.rng = GLOBAL_GENERATOR
+        book_training_layers(self)
 
-    def loss(self, x: Any, t: Any) -> Any:
-        super().loss(x, t)
+    def _training_loss(self, x: Any, t: Any) -> Any:
+        # what loss (a training forward, as the book's) and numerical_gradient compute
+        super()._training_loss(x, t)
         return cross_entropy_error(self.last_layer.y, t)
 
     def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
