@@ -187,3 +187,16 @@ def test_evaluate_float16_reads_the_books_deep_convnet_pickle(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("float64 accuracy ") and lines[1].startswith("float16 accuracy ")
     assert lines[2].endswith(" of 1000 predictions change")
+
+
+def test_convert_a_deep_convnet_pickle_that_evaluate_reads(tmp_path):
+    np.random.seed(9)
+    network = DeepConvNet()
+    book_pickle(tmp_path / "deep_convnet_params.pkl", network.params)
+    done = cli("convert", "deep_convnet_params.pkl", "deep.npz", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote deep.npz: a DeepConvNet (W1 16×1×3×3, b1 16,")
+    done = cli("evaluate", "deep.npz", "--dataset", "mnist-5k", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    _, (xt, tt) = load_mnist(flatten=False)
+    assert f"test  accuracy {network.accuracy(xt, tt):.4f}" in done.stdout
