@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checkpoint import check_params_match, load_checkpoint, save_checkpoint
+from chainrule.checkpoint import check_params_match, save_checkpoint
 from chainrule.checks import check_flag, check_real, node_name
 from chainrule.engine import Step, layer_list, parameter_names
 from chainrule.errors import ArgumentError, ShapeError
@@ -51,6 +51,7 @@ from chainrule.layers import (
     Sigmoid,
 )
 from chainrule.losses import SoftmaxWithLoss, class_indices
+from chainrule.safepickle import read_params
 from chainrule.util import conv_output_size
 
 __all__ = [
@@ -525,8 +526,10 @@ class SimpleConvNet(_LayerNetwork):
     (the book's leaves out the last ``len(x) % batch_size``); and ``save_params`` and
     ``load_params`` write and read chainrule's checkpoint format, an ``.npz`` of plain
     arrays read without pickle, at the path given: the book's default name ``params.pkl``
-    is kept, but the file is no pickle (and a pickle is refused). ``load_params`` copies
-    into the network's own arrays, so its layers and an optimiser keep them.
+    is kept, but the file is no pickle. ``load_params`` also reads the book's own weight
+    pickles, through :func:`chainrule.safepickle.read_params`, which runs nothing they
+    name; it copies into the network's own arrays, so its layers and an optimiser keep
+    them.
     """
 
     def __init__(
@@ -631,8 +634,10 @@ class SimpleConvNet(_LayerNetwork):
     def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
         """Read the parameters :meth:`save_params` wrote into this network's arrays.
 
-        Raises CheckpointError for a file that is no checkpoint (a pickle included) or
-        whose parameters do not fit this network (each mismatch listed); nothing changes.
+        The file may also be the book's pickle of a dict of arrays, read without running
+        anything (UnsafePickleError for one that names other code). Raises
+        CheckpointError for a file that is neither, or whose parameters do not fit this
+        network (each mismatch listed); nothing changes.
         """
         _load_params_into(self.params, file_name)
 
@@ -679,7 +684,8 @@ class DeepConvNet(_LayerNetwork):
 
     Differs from the book's as SimpleConvNet does: sizes after each layer are computed,
     ``accuracy`` counts every image, and ``save_params``/``load_params`` use chainrule's
-    checkpoint format (no pickle) and copy into the network's own arrays.
+    checkpoint format (``load_params`` also reads the book's weight pickles, safely) and
+    copy into the network's own arrays.
     """
 
     def __init__(
@@ -974,8 +980,9 @@ def _accuracy_in_batches(network: Any, x: Any, t: Any, batch_size: int) -> float
 
 
 def _load_params_into(params: dict[str, np.ndarray], file_name: Any) -> None:
-    """Copy a checkpoint's parameters into ``params``' own arrays, all or none."""
-    saved = load_checkpoint(file_name).params
+    """Copy a checkpoint's (or the book's pickle's) parameters into ``params``' own
+    arrays, all or none."""
+    saved = read_params(file_name)
     saved = {k: v.astype(params[k].dtype) if k in params else v for k, v in saved.items()}
     check_params_match(params, saved, file_name)
     for key, param in params.items():

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from chainrule.errors import CheckpointError, DTypeError, ShapeError
+from chainrule.errors import CheckpointError, DTypeError, ShapeError, UnsafePickleError
 from chainrule.explain import explain
 from chainrule.gradcheck import check_gradients, relative_error
 from chainrule.networks import MultiLayerNet, MultiLayerNetExtend, SimpleConvNet
@@ -217,12 +217,27 @@ def test_simple_convnet_params_saved_and_loaded_without_pickle(tmp_path):
     np.testing.assert_allclose(other.predict(x), net.predict(x), rtol=1e-4)
 
 
-def test_simple_convnet_refuses_a_pickle_and_other_shapes(tmp_path):
+def test_simple_convnet_reads_the_books_pickle_refuses_a_payload_and_other_shapes(tmp_path):
     net = SimpleConvNet(input_dim=(1, 10, 10), conv_param={"filter_num": 4, "filter_size": 3})
+    book = SimpleConvNet(
+        input_dim=(1, 10, 10), conv_param={"filter_num": 4, "filter_size": 3}, seed=1
+    )
     pickled = tmp_path / "params.pkl"
-    pickled.write_bytes(pickle.dumps({k: v for k, v in net.params.items()}))
-    with pytest.raises(CheckpointError, match="not a zip archive"):
-        net.load_params(pickled)
+    pickled.write_bytes(pickle.dumps({k: v for k, v in book.params.items()}))  # as the book
+    net.load_params(pickled)
+    for key, value in book.params.items():
+        np.testing.assert_array_equal(net.params[key], value)
+    written = tmp_path / "written"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(written), "w"))
+
+    hostile = tmp_path / "hostile.pkl"
+    hostile.write_bytes(pickle.dumps({"W1": Payload()}))
+    with pytest.raises(UnsafePickleError, match="open"):
+        net.load_params(hostile)
+    assert not written.exists()
     other = tmp_path / "other.npz"
     SimpleConvNet(
         input_dim=(1, 10, 10), conv_param={"filter_num": 5, "filter_size": 3}
