@@ -6,8 +6,9 @@ A tool, run by hand from a checkout, not in CI::
     python bench/bench_book_layers.py --networks simple --rounds 7 --json book.json
     python bench/bench_book_layers.py --blas-threads 1 # both sides on one BLAS thread
 
-The book's chapter 7 ``SimpleConvNet`` and chapter 8 ``DeepConvNet`` classes (copies in
-``bench/book_reference``, with the book's ``common/layers.py`` and ``common/util.py``)
+The book's chapter 7 ``SimpleConvNet`` and chapter 8 ``DeepConvNet`` classes (from
+``tests/book_checkout``, the book-shaped reference tree that computes as the book's files
+do, with its ``common/layers.py`` and ``common/util.py``)
 run unchanged on two sets of layers: the book's own, and chainrule's, put in place of
 ``common.layers`` in ``sys.modules`` before the network's file is imported, which is how
 ``chainrule run`` runs the book's scripts. A step is the book's ``grads =
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE / "book_reference"
+REFERENCE = HERE.parent / "tests" / "book_checkout"
 SIDES = ("book", "chainrule")
 # network: (its folder in the book's repository, module, class, batch, timed steps)
 NETWORKS = {

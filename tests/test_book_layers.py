@@ -1,7 +1,8 @@
 """The book's own networks compute the same on chainrule's layers as on the book's.
 
 The book's chapter 7 ``SimpleConvNet`` and chapter 8 ``DeepConvNet`` classes, from the
-copies of the book's files in ``bench/book_reference``, are imported twice: once on the
+book-shaped reference tree in ``tests/book_checkout`` (written in the project's words to
+compute as the book's files do), are imported twice: once on the
 book's ``common/layers.py``, once with ``chainrule.layers`` in its place, as ``chainrule
 run`` runs the book's scripts. From the same weights, on the same digits (the same
 dropout masks, drawn from NumPy's global generator as the book's are), both give the same
@@ -20,7 +21,7 @@ import pytest
 import chainrule.layers
 from chainrule.data import load_mnist
 
-REFERENCE = Path(__file__).resolve().parents[1] / "bench" / "book_reference"
+REFERENCE = Path(__file__).resolve().parent / "book_checkout"
 NETWORKS = [
     ("ch07", "simple_convnet", "SimpleConvNet", 4),
     ("ch08", "deep_convnet", "DeepConvNet", 3),
