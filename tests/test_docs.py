@@ -262,6 +262,14 @@ def test_page_output_block_is_what_its_command_prints(
         assert paragraph.strip("\n") + "\n" in stdout, paragraph
 
 
+def test_the_guides_korean_excerpt_is_in_the_korean_editions_terms():
+    # test_page_output_block_is_what_its_command_prints checks it is what explain prints.
+    guide = (DOCS / "guide.md").read_text(encoding="utf-8")
+    korean = guide.split("<!-- output of: chainrule explain apple --lang ko -->", 1)[1]
+    korean = korean.split("```text\n", 1)[1].split("```", 1)[0]
+    assert "상류의 미분" in korean and "국소적 미분" in korean
+
+
 def store(paths: list[Path]) -> None:
     """Execute each notebook and write it back with its new outputs."""
     import tempfile
