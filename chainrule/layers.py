@@ -186,8 +186,13 @@ class Relu:
     def backward(self, dout: Any) -> Any:
         check_dout(self, dout, self.mask)
         # A new array, where the book writes `dout[mask] = 0`: editing dout in place would
-        # corrupt a gradient that another node shares. Not dout · ~mask: inf · 0 is NaN.
-        return np.where(self.mask, 0, dout)
+        # corrupt a gradient that another node shares. The product is the fast way, but
+        # inf · 0 is NaN, so a non-finite dout takes the book's way.
+        if np.isfinite(dout).all():
+            return dout * ~self.mask
+        dx = np.array(dout, copy=True)
+        dx[self.mask] = 0
+        return dx
 
     def local_values(self) -> tuple[np.ndarray]:
         return (~self.mask,)

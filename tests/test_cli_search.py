@@ -98,6 +98,7 @@ def test_the_default_results_file_is_named_by_the_search(tmp_path, monkeypatch, 
         (["--tls-cert", __file__], "are for --scheduler tls://"),
         (["--scheduler", "tls://127.0.0.1:1", "--tls-key", __file__], "needs all three"),
         (["--tls-key", "no-such.pem"], "no readable file 'no-such.pem'"),
+        (["--seed", "-1"], "--seed: expected an integer >= 0"),
     ],
 )
 def test_bad_arguments_are_one_line_and_status_2(argv, message, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 from chainrule.cli.args import (
     PROG,
     non_negative_float,
+    non_negative_int,
     parse_init,
     positive_float,
     positive_int,
@@ -432,9 +433,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
-        help="chooses the validation split and every trial's draws (default: 0)",
+        help="chooses the validation split and every trial's draws, >= 0 (default: 0)",
     )
     run.add_argument(
         "--validation",
