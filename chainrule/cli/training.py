@@ -36,7 +36,7 @@ DEFAULT_RECIPE = {
 }
 # --model convnet (chapter 7's SimpleConvNet) when a flag is not given: the book's
 # train_convnet.py recipe (Adam lr 0.001, batch 100, initial scale 0.01, 20 epochs on the
-# full sets); on mnist-5k, CONVNET_5K_EPOCHS epochs (see the README for time and accuracy).
+# full sets); on mnist-5k, CONVNET_5K_EPOCHS epochs (docs/performance.md gives time and accuracy).
 CONVNET_5K_EPOCHS = 10
 CONVNET_RECIPE = {
     "mnist-5k": {"epochs": CONVNET_5K_EPOCHS, "init": 0.01, "weight_decay": 0.0},
