@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checks import check_real
 from chainrule.errors import ArgumentError, DTypeError, StateError
 from chainrule.formatting import format_shape, is_short, summarize
 from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
 from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
+from chainrule.validation import check_real
 
 __all__ = ["Graph", "Node", "Value", "as_graph"]
 

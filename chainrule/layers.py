@@ -49,7 +49,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checks import (
+from chainrule.errors import ArgumentError, ShapeError
+from chainrule.losses import SoftmaxWithLoss
+from chainrule.util import add_windows, col2im, im2col, image_windows
+from chainrule.validation import (
     affine_params,
     batch_rows,
     batchnorm_params,
@@ -64,9 +67,6 @@ from chainrule.checks import (
     window_count,
     window_output,
 )
-from chainrule.errors import ArgumentError, ShapeError
-from chainrule.losses import SoftmaxWithLoss
-from chainrule.util import add_windows, col2im, im2col, image_windows
 
 __all__ = [
     "AddLayer",

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checks import check_dout, check_real
 from chainrule.errors import LabelError, ShapeError
+from chainrule.validation import check_dout, check_real
 
 __all__ = [
     "SoftmaxWithLoss",

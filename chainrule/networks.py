@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from chainrule.checkpoint import check_params_match, save_checkpoint
-from chainrule.checks import check_flag, check_real, node_name
 from chainrule.engine import Step, layer_list, parameter_names
 from chainrule.errors import ArgumentError, ShapeError
 from chainrule.gradcheck import numerical_gradient
@@ -53,6 +52,7 @@ from chainrule.layers import (
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.safepickle import read_params
 from chainrule.util import conv_output_size
+from chainrule.validation import check_flag, check_real, node_name
 
 __all__ = [
     "ACTIVATIONS",

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checks import broadcast_shape, check_dout, check_real
 from chainrule.errors import DTypeError, ShapeError
 from chainrule.layers import sum_to_shape
+from chainrule.validation import broadcast_shape, check_dout, check_real
 
 __all__ = ["Div", "Dot", "Exp", "Log", "Neg", "Pow", "Reciprocal", "Sub", "Sum", "power_text"]
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.blas import check_threads
-from chainrule.checks import check_real
 from chainrule.errors import ArgumentError, DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
 from chainrule.optim import OPTIMIZERS, SGD
+from chainrule.validation import check_real
 
 __all__ = [
     "SAMPLINGS",
