@@ -44,7 +44,7 @@ from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
 from chainrule.primitives import Div, Dot, Exp, Log, Neg, Pow, Reciprocal, Sub, Sum
 from chainrule.validation import check_real
 
-__all__ = ["Graph", "Node", "Value", "as_graph"]
+__all__ = ["Graph", "Node", "Value", "as_graph", "set_notebook_view"]
 
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -533,23 +533,28 @@ class Graph:
 
     def _repr_svg_(self) -> str | None:
         """A notebook's picture of the graph, where a Graphviz renderer is installed."""
-        from chainrule.viz.graph import find_renderer, render, to_dot
-
-        if find_renderer() is None:
-            return None
-        return render(to_dot(self), format="svg")._repr_svg_()
+        return None if _notebook_view is None else _notebook_view(self, "svg")
 
     def _repr_html_(self) -> str | None:
         """Where no Graphviz renderer is installed, a notebook's table of each value and
         gradient instead of the picture."""
-        from chainrule.viz.graph import find_renderer, value_table
-
-        return value_table(self) if find_renderer() is None else None
+        return None if _notebook_view is None else _notebook_view(self, "html")
 
     def __repr__(self) -> str:
         inputs = [v.name for v in self.values if v.node is None and not v.constant]
         state = f"backward from {self.seed.name}" if self.seed is not None else "no backward yet"
         return f"<Graph of {len(self.nodes)} nodes; inputs {', '.join(inputs)}; {state}>"
+
+
+# The notebook's pictures are drawn by chainrule.viz.graph, which imports this module;
+# chainrule/__init__.py hands its view in here, so that this module never imports viz.
+_notebook_view: Callable[[Graph, str], str | None] | None = None
+
+
+def set_notebook_view(view: Callable[[Graph, str], str | None]) -> None:
+    """Use ``view(graph, kind)`` for a notebook's ``"svg"`` and ``"html"`` of a graph."""
+    global _notebook_view
+    _notebook_view = view
 
 
 def as_graph(recorded: Graph | Value | tuple[Graph, Value], who: str) -> Graph:

@@ -56,6 +56,7 @@ __all__ = [
     "fill_title",
     "find_renderer",
     "hangul_problem",
+    "notebook_view",
     "render",
     "to_dot",
     "value_table",
@@ -359,6 +360,14 @@ def _program_dirs() -> list[str]:
     """
     folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
     return [f for f in dict.fromkeys(folders) if f]
+
+
+def notebook_view(graph: Graph, kind: str) -> str | None:
+    """A notebook's ``kind`` of ``graph``: its SVG picture where a Graphviz renderer is
+    installed, else (``"html"``) the table of its values and gradients."""
+    if find_renderer() is None:
+        return value_table(graph) if kind == "html" else None
+    return render(to_dot(graph), format="svg")._repr_svg_() if kind == "svg" else None
 
 
 def find_renderer() -> str | None:
