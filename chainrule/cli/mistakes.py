@@ -142,6 +142,16 @@ def cmd_half_float(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     return half_float_report(network, x, t, dataset)
 
 
+def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``chainrule evaluate``: with ``--dtype float16`` the book's half_float_network.py
+    (a checkpoint or a pickle), else training's evaluate."""
+    if args.dtype == "float16":
+        return cmd_half_float(args, parser)
+    from chainrule.cli.training import cmd_evaluate as evaluate_as_trained
+
+    return evaluate_as_trained(args, parser)
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     show = commands.add_parser(
         "show-mistakes",
@@ -172,3 +182,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     show.add_argument("--quiet", action="store_true", help="no download progress bar")
     show.set_defaults(run=cmd_show_mistakes)
+    # evaluate's --dtype float16 is served here, so that training.py never imports this module
+    commands.choices["evaluate"].set_defaults(run=cmd_evaluate)

@@ -741,11 +741,6 @@ def _save_when_stopped(stop: _Interrupted, target: str | None, save, history) ->
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.train import evaluate
 
-    if args.dtype == "float16":  # the book's half_float_network.py (checkpoint or pickle)
-        from chainrule.cli.mistakes import cmd_half_float
-
-        return cmd_half_float(args, parser)
-
     checkpoint = _load_described(args.checkpoint, to_resume=False)
     net = _restore_network(checkpoint, args.checkpoint)
     trained = checkpoint.meta.get("train", {})
