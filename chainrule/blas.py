@@ -389,7 +389,7 @@ class ThreadTuner:
             else:
                 # Back to fewer when they are as fast. Not when within the margin: the
                 # neighbour that makes more threads slow shows as a far larger gap, and
-                # a margin here let a lucky trial leave a 10% faster count for 30 s.
+                # a margin here let a lucky trial switch away from a faster count.
                 better = tried <= usual
             self._end_trial(switch=better)
 

@@ -298,7 +298,7 @@ class Dropout:
         if not train_flg:
             self.mask = None  # inference is not differentiated
             return x * (1.0 - self.dropout_ratio)
-        # Uniform numbers of x's precision: float32 ones, for float32 input, take half the time.
+        # Uniform numbers of x's precision: float32 ones, for float32 input, are cheaper to draw.
         uniform = np.float32 if np.asarray(x).dtype == np.float32 else np.float64
         self.mask = self.rng.random(np.shape(x), dtype=uniform) >= self.dropout_ratio
         return x * self.mask

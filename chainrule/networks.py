@@ -249,7 +249,7 @@ class MultiLayerNet(_LayerNetwork):
         activation: ``"relu"`` or ``"sigmoid"``.
         weight_init_std: a number, or ``"relu"``/``"he"``, ``"sigmoid"``/``"xavier"``.
         weight_decay_lambda: L2 strength λ; adds ``λ/2 · Σ‖W‖²`` to the loss, ``λW`` to dW.
-        dtype: float64 (default, as the book computes) or float32 (twice as fast).
+        dtype: float64 (default, as the book computes) or float32 (faster).
         seed: seed for the initial weights; the same seed gives the same network.
     """
 

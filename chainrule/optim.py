@@ -363,7 +363,7 @@ class SGD(Optimizer):
             g = grads[key]
             if p.size > _BLOCK and p.flags.c_contiguous and g.flags.c_contiguous:
                 # A large array a block at a time, so that lr·g is still in the cache when
-                # it is subtracted: 40% less time for a 1024×1024 matrix. Same numbers.
+                # it is subtracted (docs/performance.md). Same numbers.
                 flat_p, flat_g = p.reshape(-1), g.reshape(-1)
                 tmp = self._block_tmp(flat_p)
                 for start in range(0, p.size, _BLOCK):

@@ -249,7 +249,7 @@ def run_trial(
     """
     # Arrays that came over the network may start at any byte (a Dask worker's scattered
     # data does): NumPy's take() and BLAS run many times slower on misaligned memory, so
-    # such an array is copied (milliseconds, once per trial).
+    # such an array is copied (once per trial).
     (x_train, t_train), (x_val, t_val) = (
         tuple(np.require(a, requirements=("ALIGNED", "C_CONTIGUOUS")) for a in pair)
         for pair in data

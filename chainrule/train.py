@@ -224,9 +224,9 @@ def fit(
                 batches = epoch_batches(
                     train_size, batch_size, steps_per_epoch, seed, epoch, sampling
                 )
-            # The batch is copied into the same two arrays every step (6% of a small
-            # network's step, against a new array from x_train[index]). The indices are in
-            # range by construction, and mode="clip" lets take() write straight into them.
+            # The batch is copied into the same two arrays every step, cheaper than a new
+            # array from x_train[index] for a small network. The indices are in range by
+            # construction, and mode="clip" lets take() write straight into them.
             index = batches[position]
             batch_x = np.take(x_train, index, axis=0, out=batch_x_buffer, mode="clip")
             batch_t = np.take(t_train, index, axis=0, out=batch_t_buffer, mode="clip")

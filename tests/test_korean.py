@@ -26,12 +26,20 @@ def test_the_trace_speaks_the_books_korean():
 
 
 def test_hangul_rows_line_up_as_the_english_ones_do():
-    english, korean = explain_example("apple"), explain_example("apple", lang="ko")
-    for line_en, line_ko in zip(english.splitlines(), korean.splitlines()):
-        for marker in ("dout = ", "dx = ", "dy = ", "∂z/∂x = "):
-            if marker in line_en and line_en.startswith("    ") and marker in line_ko:
-                column_en = display_width(line_en[: line_en.index(marker)])
-                assert display_width(line_ko[: line_ko.index(marker)]) == column_en, line_ko
+    markers = ("dout = ", "dx = ", "dy = ", "∂z/∂x = ")
+
+    def rows(text):  # the backward pass's rows, in order
+        indented = (line for line in text.splitlines() if line.startswith("    "))
+        return [line for line in indented if any(m in line for m in markers)]
+
+    english = rows(explain_example("apple"))
+    korean = rows(explain_example("apple", lang="ko"))
+    assert len(english) == len(korean) == 8  # two nodes: dout, ∂z/∂x, dx and dy rows each
+    for line_en, line_ko in zip(english, korean, strict=True):
+        for marker in (m for m in markers if m in line_en):
+            assert marker in line_ko, (marker, line_ko)  # the same row, in Korean
+            column_en = display_width(line_en[: line_en.index(marker)])
+            assert display_width(line_ko[: line_ko.index(marker)]) == column_en, line_ko
 
 
 def test_a_learners_korean_names_are_aligned_by_their_width():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ci_tools import needs_tool
 
 import chainrule.data.mnist as mnist_module
 from chainrule.data import DATASETS, cache_dir, dataset_info, load_mnist, write_idx
@@ -490,11 +491,9 @@ def raw_md5(path: Path) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-@pytest.mark.skipif(
-    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed",
-)
 def test_real_fashion_mnist_from_debian() -> None:
+    present = (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file()
+    needs_tool("dataset-fashion-mnist", present, "Debian's dataset-fashion-mnist is not installed")
     (x, t), (xt, tt) = load_mnist(
         normalize=False, dataset="fashion-mnist", data_dir=DEBIAN_FASHION, download=False
     )
@@ -508,11 +507,12 @@ def test_real_fashion_mnist_from_debian() -> None:
         assert raw_md5(DEBIAN_FASHION / (spec.name + ".gz")) == spec.raw_md5
 
 
-@pytest.mark.skipif(
-    not os.environ.get("CHAINRULE_TEST_MNIST_DIR"),
-    reason="set CHAINRULE_TEST_MNIST_DIR to a folder with the four MNIST files",
-)
 def test_real_mnist(raw5k) -> None:
+    needs_tool(
+        "MNIST (CHAINRULE_TEST_MNIST_DIR)",
+        os.environ.get("CHAINRULE_TEST_MNIST_DIR"),
+        "set CHAINRULE_TEST_MNIST_DIR to a folder with the four MNIST files",
+    )
     folder = Path(os.environ["CHAINRULE_TEST_MNIST_DIR"])
     (x, t), (xt, tt) = load_mnist(normalize=False, dataset="mnist", data_dir=folder, download=False)
     assert x.shape == (60000, 784) and xt.shape == (10000, 784)

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from ci_tools import needs_module, needs_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from chainrule.examples import affine_graph, build, buy_apple_graph, sigmoid_gra
 from chainrule.explain import explain
 from chainrule.graph import Graph
 from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
+from chainrule.messages import korean_font
 from chainrule.networks import TwoLayerNet
 from chainrule.primitives import Div, Exp, Log, Neg, Pow, Reciprocal, Sub
 from chainrule.viz.graph import find_renderer, render, to_dot
@@ -186,9 +188,9 @@ DRIVER = shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("no chromium and chromedriver (apt-get install chromium chromium-driver)")
+    webdriver = needs_module("selenium.webdriver", "selenium is not installed")
+    needs_tool("chromium", CHROMIUM, "no chromium (apt-get install chromium)")
+    needs_tool("chromedriver", DRIVER, "no chromedriver (apt-get install chromium-driver)")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
@@ -341,6 +343,8 @@ return null;
 
 
 def test_the_korean_rows_line_up_in_the_browser(browser, tmp_path):
+    # The columns are measured in the drawn text, so Hangul must be drawn in a real font.
+    needs_tool("fonts-nanum", korean_font(), "no font with Hangul (apt-get install fonts-nanum)")
     path = write_page(sigmoid_graph(), tmp_path / "sigmoid-ko.html", lang="ko")
     browser.get(path.as_uri())
     click(browser, "start")

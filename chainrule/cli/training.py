@@ -25,9 +25,8 @@ from chainrule.errors import ArgumentError, CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
 # book's recipe, 10,000 steps from TwoLayerNet's 0.01 initial scale. On the 4,000 embedded
-# images that recipe overfits and levels off at 89-90% test accuracy (measured over six
-# seeds); He initialisation and a little weight decay, chapter 6's remedies, lift it to
-# 90.7-91.4% after 60 epochs (a few seconds).
+# images that recipe overfits; He initialisation and a little weight decay, chapter 6's
+# remedies, lift it (the figures: docs/differences.md).
 BOOK_RECIPE = {"iters": 10_000, "init": None, "weight_decay": 0.0}
 DEFAULT_RECIPE = {
     "mnist-5k": {"epochs": 60, "init": "he", "weight_decay": 1e-3},
@@ -67,13 +66,11 @@ NEW_RUN_DEFAULTS = {
 }
 
 # A finite but far too high learning rate does not stop training: it ends with a loss in
-# the hundreds, or with every ReLU dead and one class answered for every image. Measured
-# on mnist-5k over 10 epochs: SGD lr 1.5 to 1000 and Adam lr 0.5 ended at train accuracy
-# 0.100, after a step loss 11 to 10^17 times the first; the working lr 0.1 and 1 never
-# went above 2.1 times the first loss. So: a run is called diverged when its final
-# training loss is above LOSS_RISE times its first step's, or when its accuracy is below
-# CHANCE_MARGIN times chance after a step loss above LOSS_JUMP times the first (without
-# such a jump, a run near chance had too few steps or too small a rate, not too large).
+# the hundreds, or with every ReLU dead and one class answered for every image (the runs
+# that set these thresholds: docs/reliability.md). So: a run is called diverged when its
+# final training loss is above LOSS_RISE times its first step's, or when its accuracy is
+# below CHANCE_MARGIN times chance after a step loss above LOSS_JUMP times the first
+# (without such a jump, a run near chance had too few steps or too small a rate).
 LOSS_RISE = 1.5
 LOSS_JUMP = 3.0
 CHANCE_MARGIN = 1.5

@@ -2,7 +2,7 @@
 ``dout · (softmax − t) / N``, as :class:`chainrule.losses.SoftmaxWithLoss` computes them.
 
 Softmax runs on the transposed scores (classes × batch): NumPy reduces down columns,
-vectorised over the batch, several times as fast as along rows of ten.
+vectorised over the batch, faster than along rows of ten.
 """
 
 from __future__ import annotations
