@@ -395,7 +395,7 @@ def _report(args, ranked: list, searched: list, described: dict, train_size: int
     else:
         print("every trial diverged: try smaller learning rates")
     if args.plot:
-        from chainrule.viz.search import plot_search
+        from chainrule.viz.search_plot import plot_search
 
         shown = min(args.top, len(ranked))
         title = (
