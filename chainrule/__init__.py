@@ -8,7 +8,7 @@ from chainrule.errors import ChainruleError
 from chainrule.graph import Graph, Value, set_notebook_view
 from chainrule.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from chainrule.networks import MultiLayerNet, TwoLayerNet
-from chainrule.viz.graph import notebook_view
+from chainrule.viz.diagram import notebook_view
 
 # A Graph shows itself as a picture in Jupyter; the drawing lives in viz, above graph.py.
 set_notebook_view(notebook_view)

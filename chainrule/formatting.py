@@ -4,7 +4,7 @@ Scalars are written in full but compactly (``format(x, ".6g")``: 220, not
 220.00000000000003); small arrays whole, nested as NumPy nests them (a vector of at most
 four entries ``[7, 2]``; a matrix of up to 4×4 by rows, ``[[1, 2], [3, 4]]``, its
 columns lined up), so a learner can check them by hand; other arrays by their shape and
-min, mean and max. :mod:`chainrule.explain` and :mod:`chainrule.viz.graph` both write
+min, mean and max. :mod:`chainrule.explain` and :mod:`chainrule.viz.diagram` both write
 values through these functions, so a number reads the same in a trace and in a picture.
 """
 

@@ -12,7 +12,7 @@ recursion, so a 10,000-node chain is fine) and adds up gradients where a value f
     g.backward(price)                      # price.grad = 1, apple.grad = 2.2, ...
 
 The layers are the same objects one calls by hand. The graph is also the record that the
-trace (:mod:`chainrule.explain`) and the pictures (:mod:`chainrule.viz.graph`) format:
+trace (:mod:`chainrule.explain`) and the pictures (:mod:`chainrule.viz.diagram`) format:
 every value keeps its ``data`` and ``grad``, and ``backward`` keeps on every node what
 it passed back (see :class:`Node`), so a network that goes on training after recording
 (its layers run again, its weights change in place) leaves the record as it was.
@@ -546,7 +546,7 @@ class Graph:
         return f"<Graph of {len(self.nodes)} nodes; inputs {', '.join(inputs)}; {state}>"
 
 
-# The notebook's pictures are drawn by chainrule.viz.graph, which imports this module;
+# The notebook's pictures are drawn by chainrule.viz.diagram, which imports this module;
 # chainrule/__init__.py hands its view in here, so that this module never imports viz.
 _notebook_view: Callable[[Graph, str], str | None] | None = None
 

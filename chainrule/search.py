@@ -247,18 +247,8 @@ def run_trial(
     training step's own choice (:mod:`chainrule.blas`). A trial whose loss stops being
     finite is recorded with a ``val_accuracy`` of None and the message in ``diverged``.
     """
-    # Arrays that came over the network may start at any byte (a Dask worker's scattered
-    # data does): NumPy's take() and BLAS run many times slower on misaligned memory, so
-    # such an array is copied (once per trial).
-    (x_train, t_train), (x_val, t_val) = (
-        tuple(np.require(a, requirements=("ALIGNED", "C_CONTIGUOUS")) for a in pair)
-        for pair in data
-    )
-    limit = contextlib.nullcontext()
-    if blas_threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        limit = threadpool_limits(limits=blas_threads, user_api="blas")
+    (x_train, t_train), (x_val, t_val) = _aligned(data)
+    limit = _blas_limit(blas_threads)
     history, diverged = History(), None
     started = time.perf_counter()
     with limit:
@@ -280,6 +270,36 @@ def run_trial(
         except TrainingError as error:
             diverged = str(error)
     seconds = time.perf_counter() - started
+    return _trial_record(settings, history, diverged, seconds)
+
+
+def _aligned(data: Data) -> Data:
+    """``data`` with every array aligned and C-contiguous, copied where it is not.
+
+    Arrays that came over the network may start at any byte (a Dask worker's scattered
+    data does): NumPy's take() and BLAS run many times slower on misaligned memory, so
+    such an array is copied (once per trial).
+    """
+    (x_train, t_train), (x_val, t_val) = (
+        tuple(np.require(a, requirements=("ALIGNED", "C_CONTIGUOUS")) for a in pair)
+        for pair in data
+    )
+    return (x_train, t_train), (x_val, t_val)
+
+
+def _blas_limit(blas_threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """A context that holds BLAS to ``blas_threads`` threads; None holds nothing."""
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def _trial_record(
+    settings: dict[str, Any], history: History, diverged: str | None, seconds: float
+) -> dict[str, Any]:
+    """The results file's record of a trial: its settings, its metrics, where it ran."""
     last = history.evaluations[-1] if history.evaluations else None
     return {
         **settings,

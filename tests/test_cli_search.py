@@ -14,7 +14,7 @@ import time
 import pytest
 
 from chainrule.cli import build_parser, main
-from chainrule.cli import search as search_cli
+from chainrule.cli import searching as search_cli
 
 # Small trials: a 784-10-10 network on mnist-5k's 3,200 training images less validation.
 SMALL = ["--hidden", "10", "--layers", "1"]

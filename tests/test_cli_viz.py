@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chainrule.cli import main
-from chainrule.viz.graph import find_renderer
+from chainrule.viz.diagram import find_renderer
 
 needs_renderer = pytest.mark.skipif(find_renderer() is None, reason="no Graphviz renderer")
 
@@ -43,7 +43,7 @@ def test_graph_renders_files(tmp_path, capsys, suffix):
 
 def test_graph_without_renderer_says_how(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    monkeypatch.setattr("chainrule.viz.graph.find_renderer", lambda: None)
+    monkeypatch.setattr("chainrule.viz.diagram.find_renderer", lambda: None)
     assert main(["graph", "apple", "-o", str(tmp_path / "g.png")]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "graphviz" in err.lower()

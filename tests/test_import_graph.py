@@ -34,7 +34,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # `from chainrule.viz import graph` imports the submodule chainrule.viz.graph
+            # `from chainrule.viz import diagram` imports the submodule chainrule.viz.diagram
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 found.add(submodule if submodule in modules else base)
@@ -72,7 +72,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_is_read_from_the_sources():
     graph = import_graph()
-    assert "chainrule.graph" in graph["chainrule.viz.graph"]
+    assert "chainrule.graph" in graph["chainrule.viz.diagram"]
     assert "chainrule.validation" in graph["chainrule.layers"]
     assert "chainrule.cli.gradcheck" in graph["chainrule.cli"]
 
@@ -97,7 +97,7 @@ def test_a_graph_shows_as_a_picture_without_importing_viz_by_hand():
         "print(sorted(set(data) & {'image/svg+xml', 'text/html'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    from chainrule.viz.graph import find_renderer
+    from chainrule.viz.diagram import find_renderer
 
     expected = ["text/html"] if find_renderer() is None else ["image/svg+xml"]
     assert out.stdout.split("\n")[0] == str(expected)

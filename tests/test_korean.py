@@ -8,8 +8,8 @@ from chainrule.examples import buy_apple_graph
 from chainrule.explain import explain, explain_example
 from chainrule.graph import Graph
 from chainrule.messages import display_width, korean_font, message
-from chainrule.viz import graph as viz
-from chainrule.viz.graph import find_renderer, hangul_problem, render, to_dot
+from chainrule.viz import diagram as viz
+from chainrule.viz.diagram import find_renderer, hangul_problem, render, to_dot
 
 
 def test_the_trace_speaks_the_books_korean():

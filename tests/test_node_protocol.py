@@ -14,7 +14,7 @@ from chainrule.explain import explain
 from chainrule.formatting import format_number
 from chainrule.graph import Graph
 from chainrule.layers import MulLayer
-from chainrule.viz.graph import find_renderer, render, to_dot
+from chainrule.viz.diagram import find_renderer, render, to_dot
 
 
 class Tanh:

@@ -10,7 +10,7 @@ from chainrule.explain import explain
 from chainrule.gradcheck import check_layer
 from chainrule.graph import Graph
 from chainrule.layers import BatchNormalization, Convolution, Dropout, Pooling
-from chainrule.viz.graph import to_dot
+from chainrule.viz.diagram import to_dot
 
 # --------------------------------------------------------------------------- Dropout
 

@@ -9,8 +9,8 @@ from chainrule.examples import buy_apple_graph
 from chainrule.explain import Trace, explain
 from chainrule.gradcheck import check_layer
 from chainrule.layers import MulLayer
+from chainrule.viz.diagram import find_renderer, render, to_dot
 from chainrule.viz.display import Picture
-from chainrule.viz.graph import find_renderer, render, to_dot
 
 formatters = pytest.importorskip("IPython.core.formatters")
 needs_renderer = pytest.mark.skipif(find_renderer() is None, reason="no Graphviz renderer")
@@ -33,7 +33,7 @@ def test_a_graph_shows_as_its_picture_with_values_and_gradients():
 
 
 def test_without_graphviz_a_graph_shows_as_a_table(monkeypatch):
-    monkeypatch.setattr("chainrule.viz.graph.find_renderer", lambda: None)
+    monkeypatch.setattr("chainrule.viz.diagram.find_renderer", lambda: None)
     data = shown(buy_apple_graph())
     assert "image/svg+xml" not in data
     table = data["text/html"]

@@ -23,7 +23,7 @@ from chainrule.layers import AddLayer, MulLayer, Relu, Sigmoid
 from chainrule.messages import korean_font
 from chainrule.networks import TwoLayerNet
 from chainrule.primitives import Div, Exp, Log, Neg, Pow, Reciprocal, Sub
-from chainrule.viz.graph import find_renderer, render, to_dot
+from chainrule.viz.diagram import find_renderer, render, to_dot
 from chainrule.viz.page import SCALAR_RULES, page_html, write_page
 
 pytestmark = pytest.mark.skipif(find_renderer() is None, reason="no Graphviz renderer")

@@ -367,7 +367,7 @@ def test_the_plots_epoch_axis_has_whole_epochs_only(epochs, tmp_path):
     pytest.importorskip("matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from chainrule.viz.search import _figure, plot_search
+    from chainrule.viz.search_plot import _figure, plot_search
 
     curve = [0.1 * (e + 1) for e in range(epochs)]
     records = [

@@ -11,7 +11,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule.cli.search import _table, _trial_line, train_command
+from chainrule.cli.searching import _table, _trial_line, train_command
 from chainrule.errors import DataError
 from chainrule.search import BOOK_SPACE, Choice, Search, rank, read_results
 

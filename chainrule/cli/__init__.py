@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chainrule import __version__
-from chainrule.cli import convert, fetching, gradcheck, mistakes, pictures, run, search, training
+from chainrule.cli import convert, fetching, gradcheck, mistakes, pictures, run, searching, training
 from chainrule.cli.args import PROG
 from chainrule.errors import ChainruleError
 
@@ -102,7 +102,7 @@ def build_parser() -> _Parser:
     gradcheck.add_parser(commands)
     training.add_parsers(commands)
     pictures.add_parsers(commands)
-    search.add_parser(commands)
+    searching.add_parser(commands)
     fetching.add_parser(commands)
     run.add_parser(commands)
     convert.add_parser(commands)

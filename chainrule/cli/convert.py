@@ -11,7 +11,7 @@ __all__ = ["add_parser", "cmd_convert"]
 
 
 def cmd_convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from chainrule.book.weights import network_config
+    from chainrule.book.weight_files import network_config
     from chainrule.checkpoint import save_checkpoint
     from chainrule.safepickle import load_arrays
 

@@ -33,7 +33,7 @@ _CHUNK = 100  # images per forward pass
 def network_from_file(path: str, activation: str = "relu") -> tuple[Any, str | None]:
     """The network in ``path`` with its weights, and the dataset it was trained on (None
     if the file does not say): a chainrule checkpoint, or the book's pickle."""
-    from chainrule.book.weights import network_config
+    from chainrule.book.weight_files import network_config
     from chainrule.cli.training import _load_described, _restore_network
     from chainrule.networks import network_from_config
     from chainrule.safepickle import is_pickle, load_arrays

@@ -160,7 +160,7 @@ def _example_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def _note_missing_hangul(args: argparse.Namespace) -> None:
     """On stderr, what a Korean picture lacks to show its Hangul (a font, a renderer)."""
-    from chainrule.viz.graph import hangul_problem
+    from chainrule.viz.diagram import hangul_problem
 
     problem = hangul_problem() if args.lang == "ko" and args.output is not None else None
     if problem is not None:
@@ -169,7 +169,7 @@ def _note_missing_hangul(args: argparse.Namespace) -> None:
 
 def cmd_graph(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.explain import example_graph, example_title
-    from chainrule.viz.graph import render, to_dot
+    from chainrule.viz.diagram import render, to_dot
 
     options = _example_options(args, parser)
     inputs = _changed_inputs(args, parser)
@@ -288,7 +288,7 @@ def _display_path(path: str) -> str:
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     from chainrule.explain import EXAMPLE_NAMES
     from chainrule.messages import LANGUAGES
-    from chainrule.viz.graph import FORMATS as GRAPH_FORMATS
+    from chainrule.viz.diagram import FORMATS as GRAPH_FORMATS
     from chainrule.viz.weights import FORMATS as WEIGHTS_FORMATS
 
     graph_help = "draw a worked example's graph: values above the arrows, gradients below"

@@ -11,6 +11,7 @@ Nothing is printed: pass ``progress(bytes_done, bytes_total_or_None)`` to show p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import os
@@ -250,13 +251,42 @@ def download(
         raise ArgumentError(f"download({filename!r}): give md5= or sha256= to verify the file")
     if not filename or filename in {".", ".."} or "/" in filename or "\\" in filename:
         raise ArgumentError(f"download: expected a plain file name, found {filename!r}")
-    if attempts_per_mirror < 1 or max_bytes < 0 or timeout <= 0:
-        raise ArgumentError(
-            "download: attempts_per_mirror must be >= 1, timeout > 0, max_bytes >= 0"
-        )
+    tries = _Tries(timeout, max_bytes, attempts_per_mirror, retry_delay, progress)
     if not mirrors:
         raise ArgumentError(f"download({filename!r}): expected at least one mirror, found none")
+    expected = _expected_digests(filename, md5, sha256)
+    urls = _allowed_urls(filename, mirrors)
 
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / filename
+    if target.is_file() and _file_matches(target, expected):
+        return target
+    failures = _fetch_verified(urls, target, expected, tries)
+    if failures:
+        _fail(filename, dest, failures)
+    return target
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tries:
+    """How :func:`download` tries each mirror (its arguments of the same names)."""
+
+    timeout: float
+    max_bytes: int
+    attempts_per_mirror: int
+    retry_delay: float
+    progress: ProgressCallback | None
+
+    def __post_init__(self) -> None:
+        if self.attempts_per_mirror < 1 or self.max_bytes < 0 or self.timeout <= 0:
+            raise ArgumentError(
+                "download: attempts_per_mirror must be >= 1, timeout > 0, max_bytes >= 0"
+            )
+
+
+def _expected_digests(filename: str, md5: str | None, sha256: str | None) -> dict[str, str]:
+    """The given digests by algorithm, lower-case; a malformed one is an ArgumentError."""
     expected: dict[str, str] = {}
     for algo, digest, length in (("md5", md5, 32), ("sha256", sha256, 64)):
         if digest is None:
@@ -268,37 +298,54 @@ def download(
                 f"download({filename!r}): expected {algo}= as {length} hex digits, found {digest!r}"
             )
         expected[algo] = digest
+    return expected
+
+
+def _allowed_urls(filename: str, mirrors: Sequence[str]) -> list[str]:
+    """The file's URL on each mirror; any URL not allowed refuses them all, before any
+    network access."""
     urls = [mirror.rstrip("/") + "/" + urllib.parse.quote(filename) for mirror in mirrors]
     refused = [f"{url}: {why}" for url in urls if (why := _check_url(url)) is not None]
     if refused:
         lines = "\n".join(f"  - {line}" for line in refused)
         raise DownloadError(f"refusing to download {filename}: URL not allowed.\n{lines}")
+    return urls
 
-    dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / filename
-    if target.is_file() and _file_matches(target, expected):
-        return target
 
+def _fetch_verified(
+    urls: list[str], target: Path, expected: dict[str, str], tries: _Tries
+) -> list[str]:
+    """Fetch ``target`` from the first URL that serves it intact. Return why each try
+    failed: empty when one succeeded (at least one try was made, so a failure is listed)."""
     failures: list[str] = []
     for url in urls:
-        for attempt in range(1, attempts_per_mirror + 1):
+        for attempt in range(1, tries.attempts_per_mirror + 1):
             if attempt > 1:
-                time.sleep(retry_delay * 2 ** (attempt - 2))
-            hashers = _new_hashers(expected.get("md5"), expected.get("sha256"))
+                time.sleep(tries.retry_delay * 2 ** (attempt - 2))
             try:
-                # A failed attempt, even one that fails the checksums, leaves no file.
-                with atomic_write(target) as out:
-                    _fetch_once(
-                        url, out, hashers, timeout=timeout, max_bytes=max_bytes, progress=progress
-                    )
-                    ok, why = _same_digests(hashers, expected)
-                    if not ok:  # the same bytes again would not help: next mirror
-                        raise _AttemptFailed(why, retry=False)
+                _fetch_and_check(url, target, expected, tries)
             except _AttemptFailed as failure:
-                failures.append(f"{url} (try {attempt}/{attempts_per_mirror}): {failure}")
+                failures.append(f"{url} (try {attempt}/{tries.attempts_per_mirror}): {failure}")
                 if failure.retry:
                     continue
                 break
-            return target
-    _fail(filename, dest, failures)
+            return []
+    return failures
+
+
+def _fetch_and_check(url: str, target: Path, expected: dict[str, str], tries: _Tries) -> None:
+    """One try: ``url`` into ``target``, kept only if its digests match."""
+    hashers = _new_hashers(expected.get("md5"), expected.get("sha256"))
+    # A failed attempt, even one that fails the checksums, leaves no file.
+    with atomic_write(target) as out:
+        _fetch_once(
+            url,
+            out,
+            hashers,
+            timeout=tries.timeout,
+            max_bytes=tries.max_bytes,
+            progress=tries.progress,
+        )
+        ok, why = _same_digests(hashers, expected)
+        if not ok:  # the same bytes again would not help: next mirror
+            raise _AttemptFailed(why, retry=False)

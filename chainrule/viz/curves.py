@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,31 +47,43 @@ def plot_history(
         names = ", ".join(f".{name}" for name in FORMATS)
         raise ArgumentError(f"cannot draw {Path(path).name!r}; use a name ending in one of {names}")
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    steps = np.arange(1, len(history.losses) + 1)
+    _draw_losses(loss_ax, history.losses)
+    _draw_accuracies(acc_ax, history)
+    if title:
+        # A run's description is long; wrapped, it fits the figure's width at any length.
+        fig.suptitle(textwrap.fill(title, width=110), fontsize=10)
+    return figure_output(fig, path, fmt, dpi=120)
+
+
+def _draw_losses(ax: Any, losses: list[float]) -> None:
+    """Every step's loss, faint, and its moving average over a fiftieth of the steps."""
+    steps = np.arange(1, len(losses) + 1)
     window = max(1, len(steps) // 50)
-    loss_ax.plot(
-        steps, history.losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="each step"
-    )
-    loss_ax.plot(
+    ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="each step")
+    ax.plot(
         steps,
-        smooth(history.losses, window),
+        smooth(losses, window),
         color="tab:blue",
         linewidth=1.8,
         label=f"mean of {window} steps" if window > 1 else "loss",
     )
-    loss_ax.set_xlabel("step")
-    loss_ax.set_ylabel("training loss (cross-entropy)")
-    loss_ax.set_title("Loss per step")
-    loss_ax.grid(alpha=0.3)
-    loss_ax.legend()
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_title("Loss per step")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _draw_accuracies(ax: Any, history: History) -> None:
+    """The training accuracy at each evaluation, and the test accuracy where there is one."""
+    from matplotlib.ticker import MaxNLocator
 
     evals = history.evaluations
     epochs = [e.epoch for e in evals]
-    acc_ax.plot(
+    ax.plot(
         epochs,
         [e.train_accuracy for e in evals],
         marker="o",
@@ -79,7 +92,7 @@ def plot_history(
         label="train",
     )
     if evals and evals[0].test_accuracy is not None:
-        acc_ax.plot(
+        ax.plot(
             epochs,
             [e.test_accuracy for e in evals],
             marker="s",
@@ -87,14 +100,10 @@ def plot_history(
             color="tab:orange",
             label="test",
         )
-    acc_ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch")
     # Epochs are counted in whole numbers; the default locator puts ticks at 2.5 and 7.5.
-    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    acc_ax.set_ylabel("accuracy")
-    acc_ax.set_title("Accuracy per epoch")
-    acc_ax.grid(alpha=0.3)
-    acc_ax.legend(loc="lower right")
-    if title:
-        # A run's description is long; wrapped, it fits the figure's width at any length.
-        fig.suptitle(textwrap.fill(title, width=110), fontsize=10)
-    return figure_output(fig, path, fmt, dpi=120)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy")
+    ax.set_title("Accuracy per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")

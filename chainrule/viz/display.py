@@ -1,4 +1,4 @@
-"""Pictures as objects a notebook shows: what :func:`~chainrule.viz.graph.render`,
+"""Pictures as objects a notebook shows: what :func:`~chainrule.viz.diagram.render`,
 :func:`~chainrule.viz.curves.plot_history` and :func:`~chainrule.viz.weights.plot_weights`
 return when given no path.
 

@@ -1,7 +1,7 @@
 """One self-contained HTML page of a recorded graph, to explore in a browser offline.
 
 :func:`page_html` (and :func:`write_page`) put the graph's picture (the SVG that
-:mod:`chainrule.viz.graph` draws), its numbers and a small script into one file, with no
+:mod:`chainrule.viz.diagram` draws), its numbers and a small script into one file, with no
 link to anything outside it. The learner can:
 
 - change an input of a graph of numbers (the apple's price) and see the values flow
@@ -41,7 +41,7 @@ from chainrule.fileio import atomic_write
 from chainrule.formatting import describe, printable
 from chainrule.graph import Graph, Value, as_graph
 from chainrule.messages import message
-from chainrule.viz.graph import GRAD_COLOR, fill_title, render, to_dot
+from chainrule.viz.diagram import GRAD_COLOR, fill_title, render, to_dot
 
 __all__ = ["SCALAR_RULES", "page_html", "write_page"]
 

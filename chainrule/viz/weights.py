@@ -55,10 +55,29 @@ def plot_weights(
     fmt = "png" if path is None else Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ArgumentError(f"cannot draw {Path(path).name!r}; use a .png or .svg name")
+    W, side = _square_columns(W)
+    from matplotlib.figure import Figure
+
+    rows, cols = weight_grid(W.shape[1])
+    fig = Figure(
+        figsize=(cols * _TILE_INCHES + 1.0, rows * _TILE_INCHES * 0.92 + (0.5 if title else 0.1)),
+        layout="constrained",
+    )
+    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.06, wspace=0.02, hspace=0.02)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = _draw_units(axes, W, side)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    if title:
+        fig.suptitle(title)
+    return figure_output(fig, path, fmt, dpi=100)
+
+
+def _square_columns(W: Any) -> tuple[np.ndarray, int]:
+    """``W`` as a float64 matrix whose columns are square images, and their side."""
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.size == 0:
         raise ShapeError(f"plot_weights: W must be 2-d (pixels, hidden), got shape {W.shape}")
-    pixels, units = W.shape
+    pixels = W.shape[0]
     side = math.isqrt(pixels)
     if side * side != pixels:
         raise ShapeError(
@@ -68,23 +87,19 @@ def plot_weights(
         )
     if not np.all(np.isfinite(W)):
         raise ArgumentError("plot_weights: W holds NaN or infinite values")
+    return W, side
 
-    from matplotlib.figure import Figure
 
-    rows, cols = weight_grid(units)
+def _draw_units(axes: Any, W: np.ndarray, side: int) -> Any:
+    """Each column of ``W`` as a side × side image in one of ``axes``; return the last image
+    (the colour bar's source: they all share one scale)."""
     # One colour scale for every unit, symmetric about 0 so white means a weight of 0.
     limit = float(np.abs(W).max()) or 1.0
-    fig = Figure(
-        figsize=(cols * _TILE_INCHES + 1.0, rows * _TILE_INCHES * 0.92 + (0.5 if title else 0.1)),
-        layout="constrained",
-    )
-    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.06, wspace=0.02, hspace=0.02)
-    axes = fig.subplots(rows, cols, squeeze=False)
     image = None
     for unit, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
-        if unit >= units:
+        if unit >= W.shape[1]:
             ax.set_axis_off()  # the grid's last row may be part empty
             continue
         image = ax.imshow(
@@ -94,10 +109,7 @@ def plot_weights(
             vmax=limit,
             interpolation="nearest",
         )
-    fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
-    if title:
-        fig.suptitle(title)
-    return figure_output(fig, path, fmt, dpi=100)
+    return image
 
 
 def _filter_panel(fig: Any, W: np.ndarray, label: str) -> None:

@@ -14,13 +14,13 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import chainrule.viz.graph as viz
+import chainrule.viz.diagram as viz
 from chainrule import errors
 from chainrule.examples import buy_apple_graph, buy_apple_orange_graph
 from chainrule.explain import example_graph
 from chainrule.formatting import format_number
 from chainrule.graph import Graph
-from chainrule.viz.graph import (
+from chainrule.viz.diagram import (
     GRAD_COLOR,
     RendererNotFound,
     RenderError,

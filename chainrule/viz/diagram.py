@@ -237,7 +237,16 @@ def to_dot(
     """
     graph = as_graph(graph, "to_dot")
     font = (korean_font() or _KOREAN_FONT) if lang == "ko" else _FONT
-    index = {v: i for i, v in enumerate(graph.values)}
+    lines = _dot_preamble(graph, font, title, show_grad, lang)
+    lines += _dot_body(graph, show_grad)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_preamble(
+    graph: Graph, font: str, title: str | None, show_grad: bool, lang: str
+) -> list[str]:
+    """The DOT text's opening lines: the layout, the font, and the title and legend."""
     has_grad = any(v.grad is not None for v in graph.values)
     # ordering=in keeps each node's inputs top to bottom in argument order (apple above
     # apple count, orange below them, as the book draws it); without it the crossing
@@ -260,28 +269,18 @@ def to_dot(
             f'  graph [label={_quote(chr(10).join(heading))}, labelloc=t, fontname="{font}", '
             f"fontsize={_TITLE_FONT_SIZE}];"
         )
+    return lines
 
+
+def _dot_body(graph: Graph, show_grad: bool) -> list[str]:
+    """The DOT statements of every node, value and arrow, each value once."""
+    index = {v: i for i, v in enumerate(graph.values)}
     emitted: set[int] = set()
+    lines: list[str] = []
 
-    def emit_value(value: Value) -> None:
-        i = index[value]
-        emitted.add(i)
-        if value.constant:
-            # A constant is its number beside the node that uses it: no arrow of its own,
-            # since no gradient flows back to it.
-            constant = {"shape": "plaintext", "margin": "0.05,0.02", "label": value.name}
-            lines.append(f'  "v{i}" {_attrs(constant)};')
-            return
-        shown = summarize(value.data) if is_short(value.data) else _value_lines(value.data)[0]
-        tooltip = f"{value.name}: {shown}"
-        attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
-        lines.append(f'  "v{i}" {_attrs(attributes)};')
-        if value.node is None:
-            # An input: its name in plain text, then the arrow carrying its value.
-            # A wide margin leaves room for a viewer's wider substitute font in SVG.
-            name = {"shape": "plaintext", "margin": "0.2,0.05", "label": value.name}
-            lines.append(f'  "i{i}" {_attrs(name)};')
-            lines.append(f'  "i{i}" -> "v{i}":p:w [arrowhead=none];')
+    def emit(value: Value) -> None:
+        emitted.add(index[value])
+        lines.extend(_value_statements(value, index[value], show_grad))
 
     used = {v for node in graph.nodes for v in node.inputs}
     for k, node in enumerate(graph.nodes):
@@ -289,24 +288,43 @@ def to_dot(
         # top (apple above apple count, as in the book).
         for value in node.inputs:
             if index[value] not in emitted:
-                emit_value(value)
+                emit(value)
         attributes = _node_attributes(node)
         attributes["tooltip"] = node.name
         lines.append(f'  "n{k}" {_attrs(attributes)};')
         for value in node.inputs:
             port = "" if value.constant else ":p:e"
             lines.append(f'  "v{index[value]}"{port} -> "n{k}";')
-        emit_value(node.output)
+        emit(node.output)
         lines.append(f'  "n{k}" -> "v{index[node.output]}":p:w [arrowhead=none];')
     for i, value in enumerate(graph.values):
         if i not in emitted:
-            emit_value(value)  # an input nothing used: drawn alone
+            emit(value)  # an input nothing used: drawn alone
         if value.node is not None and value not in used:
             end = {"shape": "plaintext", "margin": "0.2,0.05", "label": _end_name(value)}
             lines.append(f'  "o{i}" {_attrs(end)};')
             lines.append(f'  "v{i}":p:e -> "o{i}";')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _value_statements(value: Value, i: int, show_grad: bool) -> list[str]:
+    """The DOT statements of the ``i``-th value: its label and, for an input, its name."""
+    if value.constant:
+        # A constant is its number beside the node that uses it: no arrow of its own,
+        # since no gradient flows back to it.
+        constant = {"shape": "plaintext", "margin": "0.05,0.02", "label": value.name}
+        return [f'  "v{i}" {_attrs(constant)};']
+    shown = summarize(value.data) if is_short(value.data) else _value_lines(value.data)[0]
+    tooltip = f"{value.name}: {shown}"
+    attributes = {"shape": "plain", "tooltip": tooltip, "label": _value_label(value, show_grad)}
+    lines = [f'  "v{i}" {_attrs(attributes)};']
+    if value.node is None:
+        # An input: its name in plain text, then the arrow carrying its value.
+        # A wide margin leaves room for a viewer's wider substitute font in SVG.
+        name = {"shape": "plaintext", "margin": "0.2,0.05", "label": value.name}
+        lines.append(f'  "i{i}" {_attrs(name)};')
+        lines.append(f'  "i{i}" -> "v{i}":p:w [arrowhead=none];')
+    return lines
 
 
 def value_table(graph: Graph) -> str:

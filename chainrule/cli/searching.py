@@ -8,6 +8,7 @@ the ranked result, and draws the book's grid of curves.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import shlex
@@ -256,44 +257,16 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def _search(args: argparse.Namespace, search, results: Path, tls) -> int:
     from chainrule.cli.training import _load_data
-    from chainrule.errors import SearchError
     from chainrule.search import read_results, split_validation
 
     finished = {record["trial"] for record in read_results(results, search)}
     todo = [n for n in range(args.trials) if n not in finished]
-    jobs = args.jobs
-    if jobs is None and args.scheduler is None:
-        local = _have_dask() and importlib.util.find_spec("cryptography") is not None
-        jobs = _cores() if local else 1
-    if (args.scheduler or (jobs > 1 and len(todo) > 1)) and not _have_dask():
-        raise SearchError(
-            f"{'--scheduler' if args.scheduler else f'--jobs {jobs}'} runs trials on Dask, "
-            "which is not installed: pip install 'chainrule[search]' (or give --jobs 1)"
-        )
-
+    jobs = _jobs(args, todo)
     (x_train, t_train), _ = _load_data(args.dataset, args.data_dir, args.quiet)
     data = split_validation(x_train, t_train, args.validation, args.seed)
     searched = search.searched()
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))
-    say(
-        f"search {search.id}: {args.trials} trials on {args.dataset} "
-        f"({len(data[0][0]):,} train / {len(data[1][0]):,} validation, taken from the "
-        f"training set; the test set is not used), {args.epochs} "
-        + ("epoch" if args.epochs == 1 else "epochs")
-        + " each"
-    )
-    described = search.describe()["space"]
-    ranges = ", ".join(
-        f"{_label(n)} {described[n]}" + (" (log-uniform)" if ".." in described[n] else "")
-        for n in searched
-    )
-    fixed = ", ".join(f"{_label(n)} {v}" for n, v in described.items() if n not in searched)
-    say(f"searching {ranges or 'nothing (every value is fixed)'}; fixed: {fixed or '-'}")
-    there = f" ({args.trials - len(todo)} of {args.trials} trials already there)"
-    say(
-        f"results: {results}{there if finished else ''}; "
-        "run the same command again to continue an interrupted search"
-    )
+    _announce(args, search, data, results, bool(finished), len(todo), say)
 
     done = len(set(range(args.trials)) - set(todo))
 
@@ -303,7 +276,8 @@ def _search(args: argparse.Namespace, search, results: Path, tls) -> int:
         say(_trial_line(record, searched, done, args.trials))
 
     started = time.perf_counter()
-    ranked = _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial)
+    run = functools.partial(_run_search, search, args.trials, data, results, on_trial)
+    ranked = _run_trials(args, run, jobs, todo, tls, say)
     if ranked is None:
         kept = len(read_results(results))  # the file, not a count: Ctrl-C may cut in between
         print(
@@ -317,16 +291,66 @@ def _search(args: argparse.Namespace, search, results: Path, tls) -> int:
     ran = done - (args.trials - len(todo))
     if ran:
         say(f"done: {ran} trials in {seconds:.1f} s; {len(ranked)} in {results}")
-    _report(args, ranked, searched, described, len(x_train), say)
+    _report(args, ranked, searched, search.describe()["space"], len(x_train), say)
     return 0
 
 
-def _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial) -> list | None:
-    """Run the trials left, here or on Dask: the ranked records, or None after Ctrl-C."""
-    from chainrule.cli.training import network_and_optimizer
-    from chainrule.search import dask_client, run_search
+def _jobs(args: argparse.Namespace, todo: list[int]) -> int | None:
+    """The number of trials to run at once here (None with ``--scheduler``): ``--jobs``,
+    else every core where Dask can run them, else one. A usage of Dask without Dask is a
+    SearchError."""
+    from chainrule.errors import SearchError
 
-    options = {"on_trial": on_trial}
+    jobs = args.jobs
+    if jobs is None and args.scheduler is None:
+        local = _have_dask() and importlib.util.find_spec("cryptography") is not None
+        jobs = _cores() if local else 1
+    if (args.scheduler or (jobs > 1 and len(todo) > 1)) and not _have_dask():
+        raise SearchError(
+            f"{'--scheduler' if args.scheduler else f'--jobs {jobs}'} runs trials on Dask, "
+            "which is not installed: pip install 'chainrule[search]' (or give --jobs 1)"
+        )
+    return jobs
+
+
+def _announce(args, search, data, results: Path, resumed: bool, left: int, say) -> None:
+    """What the search will do: the data, the ranges searched and fixed, the results file."""
+    say(
+        f"search {search.id}: {args.trials} trials on {args.dataset} "
+        f"({len(data[0][0]):,} train / {len(data[1][0]):,} validation, taken from the "
+        f"training set; the test set is not used), {args.epochs} "
+        + ("epoch" if args.epochs == 1 else "epochs")
+        + " each"
+    )
+    searched = search.searched()
+    described = search.describe()["space"]
+    ranges = ", ".join(
+        f"{_label(n)} {described[n]}" + (" (log-uniform)" if ".." in described[n] else "")
+        for n in searched
+    )
+    fixed = ", ".join(f"{_label(n)} {v}" for n, v in described.items() if n not in searched)
+    say(f"searching {ranges or 'nothing (every value is fixed)'}; fixed: {fixed or '-'}")
+    there = f" ({args.trials - left} of {args.trials} trials already there)"
+    say(
+        f"results: {results}{there if resumed else ''}; "
+        "run the same command again to continue an interrupted search"
+    )
+
+
+def _run_search(search, trials: int, data, results: Path, on_trial, **engine) -> list:
+    """:func:`chainrule.search.run_search` of the command's network, with ``engine``'s
+    ``client`` and ``blas_threads`` (none: here, one trial at a time)."""
+    from chainrule.cli.training import network_and_optimizer
+    from chainrule.search import run_search
+
+    return run_search(
+        search, trials, data, network_and_optimizer, results, on_trial=on_trial, **engine
+    )
+
+
+def _run_trials(args, run, jobs: int | None, todo: list[int], tls, say) -> list | None:
+    """Run the trials left with ``run`` (:func:`_run_search` bound to the search), here or
+    on Dask: the ranked records, or None after Ctrl-C."""
     # Dask may swallow the KeyboardInterrupt of a Ctrl-C while it waits for results and
     # return what finished: remember the signal, so the search still ends as interrupted.
     interrupted: list[bool] = []
@@ -341,45 +365,41 @@ def _run_trials(args, search, data, results, jobs, todo, tls, say, on_trial) -> 
             # One trial at a time here, on one BLAS thread: the same numbers as on a cluster.
             if todo:
                 say("engine: this process, one trial at a time")
-            ranked = run_search(
-                search, args.trials, data, network_and_optimizer, results, **options
-            )
+            ranked = run()
         else:
             workers = None if args.scheduler else min(jobs, len(todo))
-            debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
-            with dask_client(workers, args.scheduler, tls=tls, logs=debug) as client:
-                if args.scheduler:
-                    from chainrule.search import check_workers
-
-                    threads = check_workers(client)
-                    plain = args.scheduler.startswith("tcp://")
-                    say(
-                        f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time"
-                        + (
-                            " (plain tcp://: whoever reaches it can run code on its workers)"
-                            if plain
-                            else ""
-                        )
-                    )
-                else:
-                    say(f"engine: Dask, {workers} worker processes on this machine (TLS)")
-                # Each trial holds BLAS to one thread: N worker processes × 1 thread keep N
-                # cores busy; more threads per trial would fight over the same cores.
-                ranked = run_search(
-                    search,
-                    args.trials,
-                    data,
-                    network_and_optimizer,
-                    results,
-                    client=client,
-                    blas_threads=1,
-                    **options,
-                )
+            ranked = _run_on_dask(args, run, workers, tls, say)
     except KeyboardInterrupt:
         interrupted.append(True)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
     return None if interrupted else ranked
+
+
+def _run_on_dask(args, run, workers: int | None, tls, say) -> list:
+    """``run`` on ``workers`` local Dask processes, or on the cluster of ``--scheduler``."""
+    from chainrule.search import dask_client
+
+    debug = args.debug or os.environ.get("CHAINRULE_DEBUG", "") not in ("", "0")
+    with dask_client(workers, args.scheduler, tls=tls, logs=debug) as client:
+        if args.scheduler:
+            from chainrule.search import check_workers
+
+            threads = check_workers(client)
+            plain = args.scheduler.startswith("tcp://")
+            say(
+                f"engine: the Dask cluster at {args.scheduler}, {threads} trials at a time"
+                + (
+                    " (plain tcp://: whoever reaches it can run code on its workers)"
+                    if plain
+                    else ""
+                )
+            )
+        else:
+            say(f"engine: Dask, {workers} worker processes on this machine (TLS)")
+        # Each trial holds BLAS to one thread: N worker processes × 1 thread keep N
+        # cores busy; more threads per trial would fight over the same cores.
+        return run(client=client, blas_threads=1)
 
 
 def _report(args, ranked: list, searched: list, described: dict, train_size: int, say) -> None:
@@ -395,7 +415,7 @@ def _report(args, ranked: list, searched: list, described: dict, train_size: int
     else:
         print("every trial diverged: try smaller learning rates")
     if args.plot:
-        from chainrule.viz.search import plot_search
+        from chainrule.viz.search_plot import plot_search
 
         shown = min(args.top, len(ranked))
         title = (
