@@ -74,7 +74,7 @@ def test_the_import_graph_is_read_from_the_sources():
     graph = import_graph()
     assert "chainrule.graph" in graph["chainrule.viz.diagram"]
     assert "chainrule.validation" in graph["chainrule.layers"]
-    assert "chainrule.cli.gradcheck" in graph["chainrule.cli"]
+    assert "chainrule.cli.gradchecking" in graph["chainrule.cli"]
 
 
 def test_find_cycle_reports_a_circle():

@@ -4,7 +4,7 @@ Exit status: 0 success, 1 a failure (a failed check, bad data, a diverged run),
 2 a usage error. A user's mistake prints one line on stderr, never a traceback;
 ``--debug`` (or ``CHAINRULE_DEBUG=1``) shows the traceback for bug reports.
 
-One module per group of commands: ``gradcheck``, ``training`` (train, evaluate),
+One module per group of commands: ``gradchecking``, ``training`` (train, evaluate),
 ``pictures`` (graph, explain, show-weights); ``args`` holds the shared argument types.
 """
 
@@ -19,7 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chainrule import __version__
-from chainrule.cli import convert, fetching, gradcheck, mistakes, pictures, run, searching, training
+from chainrule.cli import (
+    convert,
+    fetching,
+    gradchecking,
+    mistakes,
+    pictures,
+    run,
+    searching,
+    training,
+)
 from chainrule.cli.args import PROG
 from chainrule.errors import ChainruleError
 
@@ -99,7 +108,7 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    gradcheck.add_parser(commands)
+    gradchecking.add_parser(commands)
     training.add_parsers(commands)
     pictures.add_parsers(commands)
     searching.add_parser(commands)
