@@ -90,9 +90,12 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         chunk = max(1, min(chunk, _EVAL_LAYER_BYTES // row_bytes))
     predict = getattr(network, "predict_fast", network.predict)  # the same scores, faster
     for start in range(0, len(x), chunk):
-        scores = predict(x[start : start + chunk])
         labels = t[start : start + chunk]
-        total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
+        # The parameters of a diverging run overflow the scores: the loss is then not
+        # finite, which is what the record says (and fit stops at its next check).
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = predict(x[start : start + chunk])
+            total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
         label_ids = class_indices(labels, scores.shape[1])
         correct += int(np.count_nonzero(scores.argmax(axis=1) == label_ids))
     return total_loss / len(x), correct / len(x)
@@ -192,11 +195,10 @@ def fit(
         eval_x, eval_t = x_train[:evaluate_sample_num], t_train[:evaluate_sample_num]
 
     def run_evaluation(step: int) -> None:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            train_loss, train_acc = evaluate(network, eval_x, eval_t)
-            record = Evaluation(step / steps_per_epoch, step, train_loss, train_acc)
-            if x_test is not None:
-                record.test_loss, record.test_accuracy = evaluate(network, x_test, t_test)
+        train_loss, train_acc = evaluate(network, eval_x, eval_t)
+        record = Evaluation(step / steps_per_epoch, step, train_loss, train_acc)
+        if x_test is not None:
+            record.test_loss, record.test_accuracy = evaluate(network, x_test, t_test)
         history.evaluations.append(record)
         if on_evaluate is not None:
             on_evaluate(record)
@@ -419,8 +421,7 @@ class Trainer:
             if self.verbose:
                 test_acc = self.history.evaluations[-1].test_accuracy
                 if len(x_test) < len(self.x_test):  # the last evaluation saw a sample only
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        test_acc = evaluate(network, self.x_test, self.t_test)[1]
+                    test_acc = evaluate(network, self.x_test, self.t_test)[1]
                 progress.say(_FINAL_LINE)
                 progress.say(f"test acc:{test_acc}")
         return self.history
@@ -483,8 +484,11 @@ class _BookInterface:
         self.network, self.params = network, network.params
 
     def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[Any, dict[str, Any]]:
-        grads = self.network.gradient(x, t)
-        return self.network.loss(x, t), grads
+        # The book's code overflows once a run diverges; the loss is then not finite, and
+        # fit says so (chainrule's own engine keeps its forward pass to the same rule).
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = self.network.gradient(x, t)
+            return self.network.loss(x, t), grads
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = range(0, len(x), self._CHUNK)
