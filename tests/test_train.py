@@ -352,3 +352,91 @@ def test_fit_refuses_a_thread_count_that_is_not_one():
     for wrong in (0, -1):
         with pytest.raises(ArgumentError, match="threads"):
             fit(TwoLayerNet(8, 4, 3, seed=0), SGD(), x, t, iters=1, threads=wrong)
+
+
+def test_plain_sgd_takes_the_fused_step_and_a_subclass_its_own_update():
+    x, t = blobs(n=100)
+    plain = SGD(lr=0.1)
+    fit(TwoLayerNet(8, 4, 3, seed=0), plain, x, t, batch_size=10, iters=7)
+    assert plain.t == 7  # the fused step counts its steps as update() does
+
+    class Clipped(SGD):
+        def update(self, params, grads):
+            self.calls = getattr(self, "calls", 0) + 1
+            super().update(params, {k: np.clip(g, -0.01, 0.01) for k, g in grads.items()})
+
+    clipped = Clipped(lr=0.1)
+    fit(TwoLayerNet(8, 4, 3, seed=0), clipped, x, t, batch_size=10, iters=7)
+    assert clipped.calls == clipped.t == 7
+
+
+def test_each_callback_has_its_own_checkpoint_schedule_and_any_object_serves():
+    from chainrule.train import Callback
+
+    x, t = blobs(n=100)
+    seen = []
+
+    class Every7(Callback):
+        checkpoint_every = 7
+
+        def on_checkpoint(self, step, history):
+            seen.append(("every 7", step))
+
+    class StepsOnly:  # no base class: only the methods it has are called
+        def on_step(self, step, loss):
+            seen.append(("step", step))
+
+    epochly = LambdaCallback(on_checkpoint=lambda step, history: seen.append(("epoch", step)))
+    fit(
+        TwoLayerNet(8, 4, 3, seed=0),
+        SGD(0.01),
+        x,
+        t,
+        batch_size=10,
+        iters=25,
+        callbacks=[Every7(), StepsOnly(), epochly],
+    )
+    assert [s for kind, s in seen if kind == "step"] == list(range(1, 26))
+    assert [s for kind, s in seen if kind == "every 7"] == [7, 14, 21, 25]
+    assert [s for kind, s in seen if kind == "epoch"] == [10, 20, 25]
+
+
+def test_trainer_passes_on_checkpoint_keywords_to_fit():
+    x, t = blobs(n=60)
+    seen = []
+    trainer = Trainer(
+        TwoLayerNet(8, 4, 3),
+        x,
+        t,
+        x,
+        t,
+        epochs=2,
+        mini_batch_size=20,
+        verbose=False,
+        checkpoint_every=2,
+        on_checkpoint=lambda step, history: seen.append(step),
+    )
+    trainer.train()
+    assert seen == [2, 4, 6]  # 3 steps an epoch, 6 in all
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_an_update_that_overflows_float32_ends_in_a_training_error_not_a_warning(optimizer):
+    # lr·gradient beyond float32's range makes the parameters huge or infinite; the next
+    # evaluation and step overflow (with warnings as errors, as in the suite's config).
+    x, t = blobs(n=300)
+    net = TwoLayerNet(8, 16, 3, seed=0, dtype=np.float32)
+    checkpoints = []
+    with pytest.raises(TrainingError, match="learning rate"):
+        fit(
+            net,
+            make_optimizer(optimizer, lr=1e30),
+            x,
+            t,
+            x,
+            t,
+            batch_size=300,
+            iters=3,
+            callbacks=[LambdaCallback(on_checkpoint=lambda step, h: checkpoints.append(step))],
+        )
+    assert len(checkpoints) < 3
