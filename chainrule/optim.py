@@ -101,6 +101,8 @@ class Optimizer:
     constructor argument), its per-parameter state buffers in ``_buffers`` (each
     is an attribute: a dict from parameter name to an array of that parameter's
     shape and dtype, e.g. the book's ``Momentum.v``), and implements ``_apply``.
+    :func:`chainrule.train.fit` trains through ``train_step``, which a subclass may
+    override to take the whole step its own way (as ``SGD`` does).
 
     Attributes:
         t: how many times ``update`` has run (the book's ``Adam.iter``).
@@ -270,7 +272,9 @@ class Optimizer:
     def _check_buffers_match(self, buffers: dict[str, dict[str, np.ndarray]], where: str) -> None:
         """Buffers of one parameter travel together (Adam's m and v): a half-present set,
         or two shapes for one parameter, means the state was edited or cut."""
-        first, *rest = self._buffers or ("",)
+        if len(self._buffers) < 2:
+            return
+        first, *rest = self._buffers
         for other in rest:
             if buffers[first].keys() != buffers[other].keys():
                 raise CheckpointError(
