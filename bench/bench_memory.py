@@ -40,7 +40,7 @@ from chainrule import MultiLayerNet
 from chainrule.data.mnist import load_mnist
 from chainrule.networks import DeepConvNet, SimpleConvNet
 from chainrule.optim import SGD, Adam
-from chainrule.train import fit, iters_per_epoch
+from chainrule.train import LambdaCallback, fit, iters_per_epoch
 
 MB = 1024 * 1024
 BUDGET_OVER_DATASET = 150 * MB
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         t_test,
         batch_size=args.batch_size,
         iters=args.steps,
-        on_step=on_step,
+        callbacks=[LambdaCallback(on_step=on_step)],
     )
     seconds = time.perf_counter() - started
     after = proc_status()

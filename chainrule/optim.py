@@ -101,6 +101,8 @@ class Optimizer:
     constructor argument), its per-parameter state buffers in ``_buffers`` (each
     is an attribute: a dict from parameter name to an array of that parameter's
     shape and dtype, e.g. the book's ``Momentum.v``), and implements ``_apply``.
+    :func:`chainrule.train.fit` trains through ``train_step``, which a subclass may
+    override to take the whole step its own way (as ``SGD`` does).
 
     Attributes:
         t: how many times ``update`` has run (the book's ``Adam.iter``).
@@ -118,7 +120,6 @@ class Optimizer:
         # One scratch array per parameter receives every intermediate result, so a
         # step allocates nothing.  It is not state: its contents never outlive a step.
         self._scratch: dict[str, np.ndarray] = {}
-        self._block: np.ndarray | None = None  # SGD's scratch block for large arrays
         for buf in self._buffers:
             setattr(self, buf, {})
 
@@ -159,6 +160,19 @@ class Optimizer:
                     new = arrays[key]
                     params[key] = new[()] if isinstance(p, np.generic) else new.item()
 
+    def train_step(self, model: Any, params: dict[str, Any], x: np.ndarray, t: np.ndarray) -> float:
+        """One training step on the batch ``(x, t)``; returns its loss (before the update).
+
+        ``model`` computes the step: ``model.loss_and_gradient(x, t)`` (the network's, or
+        its engine :class:`~chainrule.engine.Step`), then ``update(params, grads)``.
+        When the loss is not finite nothing is updated: the caller decides what to do.
+        """
+        loss, grads = model.loss_and_gradient(x, t)
+        loss = float(loss)
+        if math.isfinite(loss):
+            self.update(params, grads)
+        return loss
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to resume, as flat plain numeric arrays (copies).
 
@@ -192,7 +206,18 @@ class Optimizer:
         missing = [k for k in (*self._hyper, "t") if k not in state]
         if missing:
             raise CheckpointError(f"{where}: state lacks {missing}")
+        hyper = self._loaded_hyperparams(state, where)
+        t = self._loaded_step_count(state, where)
+        buffers = self._loaded_buffers(state, where)
+        # Everything checked: commit all at once so a failed load changes nothing.
+        for h, value in hyper.items():
+            setattr(self, h, value)
+        self.t = t
+        for buf, arrays in buffers.items():
+            setattr(self, buf, arrays)
 
+    def _loaded_hyperparams(self, state: Mapping[str, Any], where: str) -> dict[str, float]:
+        """Each hyperparameter of ``state``, checked: a 0-d number in its range."""
         hyper: dict[str, float] = {}
         for h in self._hyper:
             arr = np.asarray(state[h])
@@ -205,15 +230,25 @@ class Optimizer:
                 hyper[h] = self._check_hyper(h, arr.item())
             except ValueError as exc:
                 raise CheckpointError(f"{where}: {exc}") from exc
+        return hyper
 
+    @staticmethod
+    def _loaded_step_count(state: Mapping[str, Any], where: str) -> int:
+        """``state["t"]``, checked: a 0-d integer >= 0."""
         t = np.asarray(state["t"])
         if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
             raise CheckpointError(f"{where}: state['t'] must be a 0-d integer >= 0, got {t!r}")
+        return int(t)
 
+    def _loaded_buffers(
+        self, state: Mapping[str, Any], where: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Copies of the ``"<buffer>/<param name>"`` arrays of ``state``, by buffer; any
+        other key that is neither a hyperparameter nor ``"t"`` is refused."""
         buffers: dict[str, dict[str, np.ndarray]] = {buf: {} for buf in self._buffers}
         unknown = []
         for name, value in state.items():
-            if name in hyper or name == "t":
+            if name in self._hyper or name == "t":
                 continue
             buf, sep, key = name.partition("/")
             if not sep or buf not in buffers or not key:
@@ -231,30 +266,28 @@ class Optimizer:
                 f"{type(self).__name__} expects {[*self._hyper, 't']} and buffers "
                 f"{list(self._buffers)}"
             )
-        # Buffers of one parameter travel together (Adam's m and v): a half-present
-        # set means the state was edited or cut.
-        if len(self._buffers) > 1:
-            first, *rest = self._buffers
-            for other in rest:
-                if buffers[first].keys() != buffers[other].keys():
-                    raise CheckpointError(
-                        f"{where}: buffers {first!r} and {other!r} name different "
-                        f"parameters: {sorted(buffers[first])} vs {sorted(buffers[other])}"
-                    )
-                for key in buffers[first]:
-                    a, b = buffers[first][key], buffers[other][key]
-                    if a.shape != b.shape:
-                        raise CheckpointError(
-                            f"{where}: '{first}/{key}' has shape {a.shape} but "
-                            f"'{other}/{key}' has shape {b.shape}"
-                        )
+        self._check_buffers_match(buffers, where)
+        return buffers
 
-        # Everything checked: commit all at once so a failed load changes nothing.
-        for h, value in hyper.items():
-            setattr(self, h, value)
-        self.t = int(t)
-        for buf, arrays in buffers.items():
-            setattr(self, buf, arrays)
+    def _check_buffers_match(self, buffers: dict[str, dict[str, np.ndarray]], where: str) -> None:
+        """Buffers of one parameter travel together (Adam's m and v): a half-present set,
+        or two shapes for one parameter, means the state was edited or cut."""
+        if len(self._buffers) < 2:
+            return
+        first, *rest = self._buffers
+        for other in rest:
+            if buffers[first].keys() != buffers[other].keys():
+                raise CheckpointError(
+                    f"{where}: buffers {first!r} and {other!r} name different "
+                    f"parameters: {sorted(buffers[first])} vs {sorted(buffers[other])}"
+                )
+            for key in buffers[first]:
+                a, b = buffers[first][key], buffers[other][key]
+                if a.shape != b.shape:
+                    raise CheckpointError(
+                        f"{where}: '{first}/{key}' has shape {a.shape} but "
+                        f"'{other}/{key}' has shape {b.shape}"
+                    )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{h}={getattr(self, h)!r}" for h in self._hyper)
@@ -322,13 +355,6 @@ class Optimizer:
             tmp = self._scratch[key] = np.empty_like(p)
         return tmp
 
-    def _block_tmp(self, p: np.ndarray) -> np.ndarray:
-        """A scratch block of :data:`_BLOCK` values of p's dtype, shared by all params."""
-        tmp = self._block
-        if tmp is None or tmp.dtype != p.dtype:
-            tmp = self._block = np.empty(_BLOCK, p.dtype)
-        return tmp
-
     @staticmethod
     def _buf(store: dict[str, np.ndarray], key: str, p: np.ndarray) -> np.ndarray:
         """The state buffer for ``key`` in ``store``, zeros like ``p`` on first use."""
@@ -356,6 +382,26 @@ class SGD(Optimizer):
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr=lr)
+        self._block: np.ndarray | None = None  # the scratch block for large arrays
+
+    def train_step(self, model: Any, params: dict[str, Any], x: np.ndarray, t: np.ndarray) -> float:
+        """:meth:`Optimizer.train_step`; where ``model`` has the engine's fused
+        ``sgd_step(x, t, lr)`` (:meth:`chainrule.engine.Step.sgd_step`), that one pass
+        instead: the same step up to rounding, and nothing updated when the loss is not
+        finite. Only plain SGD takes it: a subclass may have changed what a step does."""
+        fused = getattr(model, "sgd_step", None)
+        if type(self) is not SGD or fused is None:
+            return super().train_step(model, params, x, t)
+        loss = fused(x, t, self.lr)
+        self.t += 1  # as update() counts its steps
+        return loss
+
+    def _block_tmp(self, p: np.ndarray) -> np.ndarray:
+        """A scratch block of :data:`_BLOCK` values of p's dtype, shared by all params."""
+        tmp = self._block
+        if tmp is None or tmp.dtype != p.dtype:
+            tmp = self._block = np.empty(_BLOCK, p.dtype)
+        return tmp
 
     def _apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         lr = self.lr

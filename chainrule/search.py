@@ -48,7 +48,7 @@ import numpy as np
 
 from chainrule.errors import ArgumentError, DataError, SearchError, ShapeError, TrainingError
 from chainrule.fileio import fsync_directory
-from chainrule.train import History, fit
+from chainrule.train import History, Resume, fit
 
 __all__ = [
     "BOOK_SPACE",
@@ -264,8 +264,8 @@ def run_trial(
                 batch_size=settings.get("batch_size", 100),
                 epochs=settings["epochs"],
                 seed=settings["seed"],
-                blas_threads=blas_threads,
-                history=history,
+                threads=blas_threads,
+                resume=Resume(history),  # what it learnt, kept if it diverges
             )
         except TrainingError as error:
             diverged = str(error)

@@ -1,10 +1,11 @@
 """Training loop: mini-batch gradient descent with evaluation, reporting through callbacks.
 
-The library never prints: ``fit`` calls ``on_step(step, loss)`` after every step,
-``on_evaluate(record)`` after every evaluation (each epoch's end, and the last step) and
-``on_checkpoint(step, history)`` when a checkpoint is due; the command line turns those
-into a progress bar, lines and files. ``Trainer`` is the book's class on top of ``fit``;
-its ``verbose=True`` (the book's default) prints the book's lines, the one exception.
+The library never prints: ``fit`` calls each of its callbacks (:class:`Callback`):
+``on_step(step, loss)`` after every step, ``on_evaluate(record)`` after every evaluation
+(each epoch's end, and the last step) and ``on_checkpoint(step, history)`` when a
+checkpoint is due; the command line turns those into a progress bar, lines and files.
+``Trainer`` is the book's class on top of ``fit``; its ``verbose=True`` (the book's
+default) prints the book's lines, the one exception.
 
 Data order is a pure function of ``(seed, epoch)``: each epoch draws its batches from its
 own generator, so a run resumed at any step sees exactly the batches it would have seen.
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,13 +26,16 @@ import numpy as np
 from chainrule.blas import check_threads
 from chainrule.errors import ArgumentError, DataError, ShapeError, TrainingError
 from chainrule.losses import SoftmaxWithLoss, class_indices
-from chainrule.optim import OPTIMIZERS, SGD
+from chainrule.optim import OPTIMIZERS, Optimizer
 from chainrule.validation import check_real
 
 __all__ = [
     "SAMPLINGS",
+    "Callback",
     "Evaluation",
     "History",
+    "LambdaCallback",
+    "Resume",
     "Trainer",
     "epoch_batches",
     "evaluate",
@@ -90,9 +95,12 @@ def evaluate(network: Any, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         chunk = max(1, min(chunk, _EVAL_LAYER_BYTES // row_bytes))
     predict = getattr(network, "predict_fast", network.predict)  # the same scores, faster
     for start in range(0, len(x), chunk):
-        scores = predict(x[start : start + chunk])
         labels = t[start : start + chunk]
-        total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
+        # The parameters of a diverging run overflow the scores: the loss is then not
+        # finite, which is what the record says (and fit stops at its next check).
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = predict(x[start : start + chunk])
+            total_loss += float(loss_layer.forward(scores, labels)) * len(scores)
         label_ids = class_indices(labels, scores.shape[1])
         correct += int(np.count_nonzero(scores.argmax(axis=1) == label_ids))
     return total_loss / len(x), correct / len(x)
@@ -126,6 +134,61 @@ def _check_data(x: np.ndarray, t: np.ndarray, name: str) -> None:
             )
 
 
+class Callback:
+    """What :func:`fit` reports to; a subclass overrides the methods it needs (each one
+    here does nothing, and fit skips it).
+
+    Any object with some of these methods serves as well. ``checkpoint_every``: the steps
+    between two ``on_checkpoint`` calls (None: each epoch's end); the last step always
+    has one.
+    """
+
+    checkpoint_every: int | None = None
+
+    def on_step(self, step: int, loss: float) -> None:
+        """After step ``step`` (counted from 1) and its evaluation, if it had one; ``loss``
+        is the step's training loss, taken before its update."""
+
+    def on_evaluate(self, record: Evaluation) -> None:
+        """After each evaluation (each epoch's end, and the last step)."""
+
+    def on_checkpoint(self, step: int, history: History) -> None:
+        """When a checkpoint is due, after ``on_step``; the parameters are finite."""
+
+
+class LambdaCallback(Callback):
+    """A :class:`Callback` made of functions: ``LambdaCallback(on_step=f)`` calls
+    ``f(step, loss)`` after every step (the keywords of :class:`Trainer`)."""
+
+    def __init__(
+        self,
+        *,
+        on_step: Callable[[int, float], None] | None = None,
+        on_evaluate: Callable[[Evaluation], None] | None = None,
+        on_checkpoint: Callable[[int, History], None] | None = None,
+        checkpoint_every: int | None = None,
+    ) -> None:
+        # An instance attribute shadows the no-op method, so fit calls only what is given.
+        for name, function in [
+            ("on_step", on_step),
+            ("on_evaluate", on_evaluate),
+            ("on_checkpoint", on_checkpoint),
+        ]:
+            if function is not None:
+                setattr(self, name, function)
+        self.checkpoint_every = checkpoint_every
+
+
+@dataclass
+class Resume:
+    """Where :func:`fit` starts: after ``step`` steps of a run, appending to ``history``
+    (the saved run's). ``Resume(history)`` starts a new run at step 0 that records into
+    ``history``, which the caller keeps even when training stops with an error."""
+
+    history: History
+    step: int = 0
+
+
 def fit(
     network: Any,
     optimizer: Any,
@@ -140,31 +203,27 @@ def fit(
     seed: int = 0,
     sampling: str = "shuffle",
     evaluate_sample_num: int | None = None,
-    checkpoint_every: int | None = None,
     threads: int | None = None,
-    blas_threads: int | None = None,
-    history: History | None = None,
-    start_step: int = 0,
-    on_step: Callable[[int, float], None] | None = None,
-    on_evaluate: Callable[[Evaluation], None] | None = None,
-    on_checkpoint: Callable[[int, History], None] | None = None,
+    resume: Resume | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> History:
     """Train ``network`` with ``optimizer`` for ``epochs`` epochs or ``iters`` steps.
 
-    Each step takes a mini-batch, computes ``network.loss_and_gradient`` and calls
-    ``optimizer.update(network.params, grads)``; for chainrule's networks, by their
-    engine step (:mod:`chainrule.engine`), whose gradient buffers no user holds. (With
-    plain ``SGD``, :meth:`chainrule.engine.Step.sgd_step` does both in one pass: the same
-    step up to rounding.)
+    Each step takes a mini-batch and calls ``optimizer.train_step``: the loss and
+    gradients of ``network.loss_and_gradient`` (for chainrule's networks, by their engine
+    step, :mod:`chainrule.engine`, whose gradient buffers no user holds), then
+    ``optimizer.update(network.params, grads)``; plain ``SGD`` does both in the engine's
+    one pass, the same step up to rounding. An optimiser without ``train_step`` (any
+    object with the book's ``update``) is used the same way.
     Evaluation runs at each epoch's end and after the last step, on all the training data
     (or its first ``evaluate_sample_num`` samples) and on the test data if given, in
-    chunks small enough to bound the memory it takes. ``on_checkpoint`` is called every
-    ``checkpoint_every`` steps (default: each epoch's end) and after the last step.
+    chunks small enough to bound the memory it takes.
+    ``callbacks`` (:class:`Callback`) hear of each step, evaluation and checkpoint.
     ``threads`` pins the number of threads that share the products of the training step
     of chainrule's networks (by default the step chooses it by timing; it changes the
-    speed, never the numbers: see :mod:`chainrule.blas`). ``blas_threads`` is its former
-    name.
-    To resume, pass the ``history`` and ``start_step`` of the saved run. Each batch is
+    speed, never the numbers: see :mod:`chainrule.blas`; its former name ``blas_threads``
+    is no longer taken).
+    To resume, pass ``resume=Resume(history, step)`` of the saved run. Each batch is
     copied into the same two arrays, step after step: a callback that keeps what a layer
     saved of its input (``Affine.x``, ``SoftmaxWithLoss.t``) past its step must copy it.
 
@@ -174,113 +233,183 @@ def fit(
     _check_data(x_train, t_train, "training data")
     if x_test is not None:
         _check_data(x_test, t_test, "test data")
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    if (epochs is None) == (iters is None):
-        raise ValueError("give exactly one of epochs and iters")
-    train_size = len(x_train)
-    batch_size = min(batch_size, train_size)
-    steps_per_epoch = iters_per_epoch(train_size, batch_size)
-    total_steps = iters if iters is not None else epochs * steps_per_epoch
-    if total_steps < 1:
-        raise ValueError(f"nothing to train: {total_steps} steps")
-    history = history if history is not None else History()
-    eval_x, eval_t = x_train, t_train
-    if evaluate_sample_num is not None:
-        eval_x, eval_t = x_train[:evaluate_sample_num], t_train[:evaluate_sample_num]
-
-    def run_evaluation(step: int) -> None:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            train_loss, train_acc = evaluate(network, eval_x, eval_t)
-            record = Evaluation(step / steps_per_epoch, step, train_loss, train_acc)
-            if x_test is not None:
-                record.test_loss, record.test_accuracy = evaluate(network, x_test, t_test)
-        history.evaluations.append(record)
-        if on_evaluate is not None:
-            on_evaluate(record)
-
-    if threads is not None and blas_threads is not None and threads != blas_threads:
-        raise ArgumentError(f"threads={threads} and blas_threads={blas_threads} disagree")
-    threads = threads if threads is not None else blas_threads
+    schedule = _Schedule.of(len(x_train), batch_size, epochs, iters, seed, sampling)
     if threads is not None:
         check_threads(threads)
-    # The networks whose training step is chainrule's engine
-    fast_step = getattr(network, "fast_step", None)
+    resume = resume if resume is not None else Resume(History())
+    loop = _Loop(
+        network,
+        optimizer,
+        schedule,
+        (x_train, t_train),
+        (x_test, t_test),
+        evaluate_sample_num,
+        resume.history,
+        callbacks,
+    )
+    fast_step = getattr(network, "fast_step", None)  # chainrule's engine (its networks)
     if fast_step is not None and threads is not None:
         fast_step.pin_threads(threads)
-    sgd_step = _fused_sgd(network, optimizer)
-    batches = None
-    batch_x_buffer = np.empty((batch_size, *x_train.shape[1:]), x_train.dtype)
-    batch_t_buffer = np.empty((batch_size, *t_train.shape[1:]), t_train.dtype)
     # BLAS stays on one thread and the step's thread count stays set from step to step
     # (evaluation included), and the library's own count comes back when training ends.
-    held = fast_step.tuner.hold() if fast_step is not None else nullcontext()
-    with held:
-        for step in range(start_step, total_steps):
-            epoch, position = divmod(step, steps_per_epoch)
-            if batches is None or position == 0:
-                batches = epoch_batches(
-                    train_size, batch_size, steps_per_epoch, seed, epoch, sampling
-                )
-            # The batch is copied into the same two arrays every step, cheaper than a new
-            # array from x_train[index] for a small network. The indices are in range by
-            # construction, and mode="clip" lets take() write straight into them.
-            index = batches[position]
-            batch_x = np.take(x_train, index, axis=0, out=batch_x_buffer, mode="clip")
-            batch_t = np.take(t_train, index, axis=0, out=batch_t_buffer, mode="clip")
-            # A diverging run overflows: the finiteness checks report it, so NumPy's
-            # overflow warnings, in backprop or in the update, would only repeat it each step.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                if sgd_step is not None:
-                    loss = sgd_step(batch_x, batch_t)  # updates only when the loss is finite
-                else:
-                    # The engine's own buffers: nothing outside this step holds them.
-                    train_step = fast_step if fast_step is not None else network
-                    loss, grads = train_step.loss_and_gradient(batch_x, batch_t)
-                    loss = float(loss)
-                    if math.isfinite(loss):
-                        optimizer.update(network.params, grads)
-                if not math.isfinite(loss):
-                    raise TrainingError(
-                        f"the training loss became {loss} at step {step + 1}: the learning rate "
-                        "is probably too high for this network (try a smaller --lr)"
-                    )
-            history.losses.append(loss)
-            done = step + 1
-            last = done == total_steps
-            if done % steps_per_epoch == 0 or last:
-                run_evaluation(done)
-            # After the step's evaluation: an on_step that stops training (Ctrl-C) must
-            # not leave the history of a resumed run without that epoch's record.
-            if on_step is not None:
-                on_step(done, loss)
-            due = done % (checkpoint_every or steps_per_epoch) == 0
-            if on_checkpoint is not None and (due or last):
-                # The update may have overflowed even though this step's loss was finite;
-                # never let such parameters replace the last good checkpoint.
-                if not all(np.isfinite(p).all() for p in network.params.values()):
-                    raise TrainingError(
-                        f"the parameters stopped being finite at step {done}: the learning rate "
-                        "is probably too high for this network (try a smaller --lr)"
-                    )
-                on_checkpoint(done, history)
-    return history
+    with fast_step.tuner.hold() if fast_step is not None else nullcontext():
+        for step in range(resume.step, schedule.total_steps):
+            loop.run_step(step)
+    return resume.history
 
 
-def _fused_sgd(network: Any, optimizer: Any) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The engine's one-pass SGD update for plain SGD on chainrule's networks, else None."""
-    if type(optimizer) is not SGD or getattr(network, "fast_step", None) is None:
-        return None
-    fast = network.fast_step
+@dataclass(frozen=True)
+class _Schedule:
+    """Which samples each step of a run trains on (see :func:`epoch_batches`)."""
 
-    def step(x: np.ndarray, t: np.ndarray) -> float:
-        loss = fast.sgd_step(x, t, optimizer.lr)
-        optimizer.t += 1  # as update() counts its steps
+    train_size: int
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    seed: int
+    sampling: str
+
+    @classmethod
+    def of(
+        cls,
+        train_size: int,
+        batch_size: int,
+        epochs: int | None,
+        iters: int | None,
+        seed: int,
+        sampling: str,
+    ) -> _Schedule:
+        """:func:`fit`'s settings, checked; a batch is at most the whole training set."""
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if (epochs is None) == (iters is None):
+            raise ValueError("give exactly one of epochs and iters")
+        batch_size = min(batch_size, train_size)
+        steps_per_epoch = iters_per_epoch(train_size, batch_size)
+        total_steps = iters if iters is not None else epochs * steps_per_epoch
+        if total_steps < 1:
+            raise ValueError(f"nothing to train: {total_steps} steps")
+        return cls(train_size, batch_size, steps_per_epoch, total_steps, seed, sampling)
+
+    def batches(self, epoch: int) -> np.ndarray:
+        """The (steps_per_epoch, batch_size) sample indices of epoch ``epoch``."""
+        return epoch_batches(
+            self.train_size, self.batch_size, self.steps_per_epoch, self.seed, epoch, self.sampling
+        )
+
+
+def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable[..., None]]:
+    """Each callback's method ``name``, leaving out those it lacks or left as Callback's."""
+    hooks = []
+    for callback in callbacks:
+        method = getattr(callback, name, None)
+        if method is not None and getattr(method, "__func__", None) is not getattr(Callback, name):
+            hooks.append(method)
+    return hooks
+
+
+class _Loop:
+    """The steps of one :func:`fit` run: batch, train step, evaluation, callbacks."""
+
+    def __init__(
+        self,
+        network: Any,
+        optimizer: Any,
+        schedule: _Schedule,
+        train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray | None, np.ndarray | None],
+        evaluate_sample_num: int | None,
+        history: History,
+        callbacks: Sequence[Any],
+    ) -> None:
+        self.network, self.schedule, self.history = network, schedule, history
+        (self.x_train, self.t_train), (self.x_test, self.t_test) = train, test
+        # Evaluated on the first evaluate_sample_num training samples (None: all)
+        self.eval_x = self.x_train[:evaluate_sample_num]
+        self.eval_t = self.t_train[:evaluate_sample_num]
+        fast_step = getattr(network, "fast_step", None)
+        # The engine's own buffers: nothing outside this step holds them.
+        self.model = fast_step if fast_step is not None else network
+        self.train_step = getattr(optimizer, "train_step", None)
+        if self.train_step is None:  # the book's interface: update() only
+            self.train_step = partial(Optimizer.train_step, optimizer)
+        self.batch_indices: np.ndarray | None = None
+        # The batch is copied into the same two arrays every step, cheaper than a new
+        # array from x_train[index] for a small network.
+        shape = (schedule.batch_size,)
+        self.batch_x = np.empty(shape + self.x_train.shape[1:], self.x_train.dtype)
+        self.batch_t = np.empty(shape + self.t_train.shape[1:], self.t_train.dtype)
+        self.step_hooks = _hooks(callbacks, "on_step")
+        self.evaluate_hooks = _hooks(callbacks, "on_evaluate")
+        self.checkpoints = [  # (on_checkpoint, its callback's checkpoint_every)
+            (hook, getattr(callback, "checkpoint_every", None))
+            for callback in callbacks
+            for hook in _hooks([callback], "on_checkpoint")
+        ]
+
+    def run_step(self, step: int) -> None:
+        """Step ``step`` (from 0) and what follows it: evaluation, callbacks, checkpoint."""
+        loss = self._train(step)
+        self.history.losses.append(loss)
+        done = step + 1
+        last = done == self.schedule.total_steps
+        if done % self.schedule.steps_per_epoch == 0 or last:
+            self._evaluate(done)
+        # After the step's evaluation: an on_step that stops training (Ctrl-C) must
+        # not leave the history of a resumed run without that epoch's record.
+        for hook in self.step_hooks:
+            hook(done, loss)
+        due = [
+            on_checkpoint
+            for on_checkpoint, every in self.checkpoints
+            if last or done % (every or self.schedule.steps_per_epoch) == 0
+        ]
+        if due:
+            self._check_parameters(done)
+            for on_checkpoint in due:
+                on_checkpoint(done, self.history)
+
+    def _train(self, step: int) -> float:
+        """Train on step ``step``'s batch; its loss, or TrainingError if not finite."""
+        epoch, position = divmod(step, self.schedule.steps_per_epoch)
+        if self.batch_indices is None or position == 0:
+            self.batch_indices = self.schedule.batches(epoch)
+        # The indices are in range by construction, and mode="clip" lets take() write
+        # straight into the batch arrays.
+        index = self.batch_indices[position]
+        x = np.take(self.x_train, index, axis=0, out=self.batch_x, mode="clip")
+        t = np.take(self.t_train, index, axis=0, out=self.batch_t, mode="clip")
+        loss = self.train_step(self.model, self.network.params, x, t)  # updates if finite
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss} at step {step + 1}: the learning rate "
+                "is probably too high for this network (try a smaller --lr)"
+            )
         return loss
 
-    return step
+    def _evaluate(self, step: int) -> None:
+        """Evaluate after ``step`` steps: record it and tell the callbacks."""
+        train_loss, train_acc = evaluate(self.network, self.eval_x, self.eval_t)
+        record = Evaluation(step / self.schedule.steps_per_epoch, step, train_loss, train_acc)
+        if self.x_test is not None:
+            record.test_loss, record.test_accuracy = evaluate(
+                self.network, self.x_test, self.t_test
+            )
+        self.history.evaluations.append(record)
+        for hook in self.evaluate_hooks:
+            hook(record)
+
+    def _check_parameters(self, step: int) -> None:
+        """TrainingError unless every parameter is finite: the update may have overflowed
+        though the step's loss was finite, and such parameters must never replace the
+        last good checkpoint."""
+        if not all(np.isfinite(p).all() for p in self.network.params.values()):
+            raise TrainingError(
+                f"the parameters stopped being finite at step {step}: the learning rate "
+                "is probably too high for this network (try a smaller --lr)"
+            )
 
 
 class Trainer:
@@ -301,7 +430,8 @@ class Trainer:
 
     - ``"shuffle"`` (default) and ``"with-replacement"``: :func:`fit`'s, batches drawn
       from ``seed``, a step's loss taken before its update, evaluation at each epoch's end;
-      ``callbacks`` are passed on to :func:`fit`;
+      ``callbacks`` (``on_step``, ``on_evaluate``, ``on_checkpoint``, ``checkpoint_every``)
+      are passed on to :func:`fit` as a :class:`LambdaCallback`;
     - ``"book"``: the book's own, step by step (:meth:`train_step`): each batch drawn by
       ``np.random.choice`` from NumPy's global generator, ``gradient``, the update, then
       ``loss`` on the batch (after the update: what the book's ``train_loss_list`` holds),
@@ -380,25 +510,14 @@ class Trainer:
         """Run all epochs; return the history (also kept in ``self.history``)."""
         if self.sampling == "book":
             return self._train_as_the_book()
-        callbacks = dict(self.callbacks)
-        on_step, on_evaluate = callbacks.pop("on_step", None), callbacks.pop("on_evaluate", None)
         x_test, t_test = self._evaluation_samples(self.x_test, self.t_test)
         steps = self.epochs * iters_per_epoch(len(self.x_train), self.batch_size)
+        network = self.network
+        if not hasattr(network, "loss_and_gradient"):
+            network = _BookInterface(network)
         with _BookProgress(steps if self.verbose else 0) as progress:
-
-            def report_step(step: int, loss: float) -> None:
-                progress.step(loss)
-                if on_step is not None:
-                    on_step(step, loss)
-
-            def report_epoch(record: Evaluation) -> None:
-                progress.say(_epoch_line(record))
-                if on_evaluate is not None:
-                    on_evaluate(record)
-
-            network = self.network
-            if not hasattr(network, "loss_and_gradient"):
-                network = _BookInterface(network)
+            callbacks = {**self.callbacks}
+            threads = callbacks.pop("threads", None)  # passed on to fit, as the rest
             fit(
                 network,
                 self.optimizer,
@@ -411,16 +530,14 @@ class Trainer:
                 seed=self.seed,
                 sampling=self.sampling,
                 evaluate_sample_num=self.evaluate_sample_num_per_epoch,
-                history=self.history,
-                on_step=report_step,
-                on_evaluate=report_epoch,
-                **callbacks,
+                threads=threads,
+                resume=Resume(self.history),
+                callbacks=[progress, LambdaCallback(**callbacks)],
             )
             if self.verbose:
                 test_acc = self.history.evaluations[-1].test_accuracy
                 if len(x_test) < len(self.x_test):  # the last evaluation saw a sample only
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        test_acc = evaluate(network, self.x_test, self.t_test)[1]
+                    test_acc = evaluate(network, self.x_test, self.t_test)[1]
                 progress.say(_FINAL_LINE)
                 progress.say(f"test acc:{test_acc}")
         return self.history
@@ -483,17 +600,21 @@ class _BookInterface:
         self.network, self.params = network, network.params
 
     def loss_and_gradient(self, x: np.ndarray, t: np.ndarray) -> tuple[Any, dict[str, Any]]:
-        grads = self.network.gradient(x, t)
-        return self.network.loss(x, t), grads
+        # The book's code overflows once a run diverges; the loss is then not finite, and
+        # fit says so (chainrule's own engine keeps its forward pass to the same rule).
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = self.network.gradient(x, t)
+            return self.network.loss(x, t), grads
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         chunks = range(0, len(x), self._CHUNK)
         return np.concatenate([self.network.predict(x[i : i + self._CHUNK]) for i in chunks])
 
 
-class _BookProgress:
+class _BookProgress(Callback):
     """What a verbose Trainer prints: lines on stdout, and a progress bar of ``steps``
-    steps on stderr while training (tqdm's, shown only on a terminal). ``steps=0``: quiet."""
+    steps on stderr while training (tqdm's, shown only on a terminal). ``steps=0``: quiet.
+    As a :func:`fit` callback: the bar moves each step, a line each epoch."""
 
     def __init__(self, steps: int) -> None:
         self.quiet, self.bar = steps == 0, None
@@ -505,10 +626,13 @@ class _BookProgress:
             # disable=None: no bar unless stderr is a terminal (not in a log or a test)
             self.bar = tqdm(total=steps, unit="step", leave=False, disable=None)
 
-    def step(self, loss: float) -> None:
+    def on_step(self, step: int, loss: float) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
             self.bar.update()
+
+    def on_evaluate(self, record: Evaluation) -> None:
+        self.say(_epoch_line(record))
 
     def say(self, line: str) -> None:
         if self.quiet:

@@ -190,13 +190,13 @@ def test_an_interrupted_run_never_saves_nan_over_a_good_checkpoint(tmp_path, mon
     good = run.read_bytes()
     real_fit = chainrule.train.fit
 
-    def diverging_fit(net, *args, on_step, **kwargs):
+    def diverging_fit(net, *args, callbacks, **kwargs):
         def step(done, loss):
             if done == 5:
                 net.params["W1"][0, 0] = np.inf  # the update of this step overflowed
-            on_step(done, loss)
 
-        return real_fit(net, *args, on_step=step, **kwargs)
+        overflow = chainrule.train.LambdaCallback(on_step=step)  # before the command's own
+        return real_fit(net, *args, callbacks=[overflow, *callbacks], **kwargs)
 
     monkeypatch.setattr(chainrule.train, "fit", diverging_fit)
     signal_at(monkeypatch, 2)

@@ -740,3 +740,44 @@ def test_numbers_that_are_not_real_are_refused_and_nothing_changes():
         SGD().update({"W": np.zeros(2)}, {"W": 1.0})
     with pytest.raises(ShapeError, match=r"grads\['x'\] has shape \(2,\)"):
         SGD().update({"x": 1.0}, {"x": np.ones(2)})
+
+
+class _Model:
+    """A training step that returns a fixed loss and gradient, and notes fused calls."""
+
+    def __init__(self, loss, fused=False):
+        self.loss, self.fused_calls = loss, []
+        if fused:
+            self.sgd_step = lambda x, t, lr: self.fused_calls.append(lr) or self.loss
+
+    def loss_and_gradient(self, x, t):
+        return self.loss, {"w": np.array([1.0, -2.0])}
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_train_step_updates_only_when_the_loss_is_finite(name):
+    params = {"w": np.array([0.5, 0.5])}
+    opt = make_optimizer(name, lr=0.1)
+    assert opt.train_step(_Model(1.25), params, None, None) == 1.25
+    assert opt.t == 1 and not np.array_equal(params["w"], [0.5, 0.5])
+    moved = params["w"].copy()
+    assert math.isnan(opt.train_step(_Model(math.nan), params, None, None))
+    assert opt.t == 1
+    np.testing.assert_array_equal(params["w"], moved)
+
+
+def test_only_plain_sgd_takes_the_models_fused_step():
+    params = {"w": np.array([0.5, 0.5])}
+    model = _Model(0.75, fused=True)
+    plain = SGD(lr=0.1)
+    assert plain.train_step(model, params, None, None) == 0.75
+    assert model.fused_calls == [0.1] and plain.t == 1
+    np.testing.assert_array_equal(params["w"], [0.5, 0.5])  # the stub's step moves nothing
+
+    class Sub(SGD):
+        pass
+
+    sub = Sub(lr=0.1)
+    sub.train_step(model, params, None, None)
+    assert model.fused_calls == [0.1] and sub.t == 1  # its own update instead
+    np.testing.assert_allclose(params["w"], [0.4, 0.7])

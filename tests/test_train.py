@@ -9,7 +9,16 @@ from chainrule import MultiLayerNet, TwoLayerNet
 from chainrule.checkpoint import load_checkpoint, save_checkpoint
 from chainrule.errors import ArgumentError, ShapeError, TrainingError
 from chainrule.optim import SGD, Adam, Momentum, make_optimizer
-from chainrule.train import History, Trainer, epoch_batches, evaluate, fit, iters_per_epoch
+from chainrule.train import (
+    History,
+    LambdaCallback,
+    Resume,
+    Trainer,
+    epoch_batches,
+    evaluate,
+    fit,
+    iters_per_epoch,
+)
 
 
 def blobs(n=300, classes=3, dim=8, seed=0):
@@ -107,7 +116,8 @@ def test_resume_is_bit_for_bit(tmp_path, optimizer):
             raise Killed  # as if the process were killed right after this checkpoint
 
     with pytest.raises(Killed):
-        fit(net, opt, x, t, on_checkpoint=save_then_die, checkpoint_every=10, **settings)
+        saving = LambdaCallback(on_checkpoint=save_then_die, checkpoint_every=10)
+        fit(net, opt, x, t, callbacks=[saving], **settings)
 
     checkpoint = load_checkpoint(tmp_path / "run.npz")
     net, opt = new_run()
@@ -118,8 +128,7 @@ def test_resume_is_bit_for_bit(tmp_path, optimizer):
         opt,
         x,
         t,
-        start_step=checkpoint.step,
-        history=History.from_dict(checkpoint.meta["history"]),
+        resume=Resume(History.from_dict(checkpoint.meta["history"]), checkpoint.step),
         **settings,
     )
     assert resumed.losses == straight.losses
@@ -149,8 +158,7 @@ def test_divergence_stops_and_no_checkpoint_holds_non_finite_values(lr):
             t,
             batch_size=30,
             epochs=50,
-            checkpoint_every=1,
-            on_checkpoint=on_checkpoint,
+            callbacks=[LambdaCallback(on_checkpoint=on_checkpoint, checkpoint_every=1)],
         )
     failed_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
     assert checkpoints == list(range(1, failed_step))
@@ -170,8 +178,12 @@ def test_checkpoint_schedule(checkpoint_every, expected):
         t,
         batch_size=10,
         iters=25,
-        checkpoint_every=checkpoint_every,
-        on_checkpoint=lambda step, history: seen.append(step),
+        callbacks=[
+            LambdaCallback(
+                on_checkpoint=lambda step, history: seen.append(step),
+                checkpoint_every=checkpoint_every,
+            )
+        ],
     )
     assert seen == expected
 
@@ -318,16 +330,113 @@ def test_fit_pins_the_steps_threads_on_one_blas_thread_and_gives_them_back(kind)
     t = rng.integers(0, 3, 20)
     seen = []
     on_step = lambda step, loss: seen.append((libraries[0].num_threads, worker_count()))  # noqa: E731
-    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=3, threads=3, on_step=on_step)
+    fit(
+        net,
+        SGD(lr=0.1),
+        x,
+        t,
+        batch_size=5,
+        iters=3,
+        threads=3,
+        callbacks=[LambdaCallback(on_step=on_step)],
+    )
     assert seen == [(1, 3)] * 3  # three threads share the products, BLAS on one ...
     assert [lib.num_threads for lib in libraries] == before  # ... and given back after
     assert net.fast_step.tuner.fixed == 3 and worker_count() == 1
-    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=1, blas_threads=2)  # the former name
+    fit(net, SGD(lr=0.1), x, t, batch_size=5, iters=1, threads=2)
     assert net.fast_step.tuner.fixed == 2
 
 
 def test_fit_refuses_a_thread_count_that_is_not_one():
     x, t = blobs(n=20)
-    for wrong in ({"threads": 0}, {"blas_threads": -1}, {"threads": 1, "blas_threads": 2}):
+    for wrong in (0, -1):
         with pytest.raises(ArgumentError, match="threads"):
-            fit(TwoLayerNet(8, 4, 3, seed=0), SGD(), x, t, iters=1, **wrong)
+            fit(TwoLayerNet(8, 4, 3, seed=0), SGD(), x, t, iters=1, threads=wrong)
+
+
+def test_plain_sgd_takes_the_fused_step_and_a_subclass_its_own_update():
+    x, t = blobs(n=100)
+    plain = SGD(lr=0.1)
+    fit(TwoLayerNet(8, 4, 3, seed=0), plain, x, t, batch_size=10, iters=7)
+    assert plain.t == 7  # the fused step counts its steps as update() does
+
+    class Clipped(SGD):
+        def update(self, params, grads):
+            self.calls = getattr(self, "calls", 0) + 1
+            super().update(params, {k: np.clip(g, -0.01, 0.01) for k, g in grads.items()})
+
+    clipped = Clipped(lr=0.1)
+    fit(TwoLayerNet(8, 4, 3, seed=0), clipped, x, t, batch_size=10, iters=7)
+    assert clipped.calls == clipped.t == 7
+
+
+def test_each_callback_has_its_own_checkpoint_schedule_and_any_object_serves():
+    from chainrule.train import Callback
+
+    x, t = blobs(n=100)
+    seen = []
+
+    class Every7(Callback):
+        checkpoint_every = 7
+
+        def on_checkpoint(self, step, history):
+            seen.append(("every 7", step))
+
+    class StepsOnly:  # no base class: only the methods it has are called
+        def on_step(self, step, loss):
+            seen.append(("step", step))
+
+    epochly = LambdaCallback(on_checkpoint=lambda step, history: seen.append(("epoch", step)))
+    fit(
+        TwoLayerNet(8, 4, 3, seed=0),
+        SGD(0.01),
+        x,
+        t,
+        batch_size=10,
+        iters=25,
+        callbacks=[Every7(), StepsOnly(), epochly],
+    )
+    assert [s for kind, s in seen if kind == "step"] == list(range(1, 26))
+    assert [s for kind, s in seen if kind == "every 7"] == [7, 14, 21, 25]
+    assert [s for kind, s in seen if kind == "epoch"] == [10, 20, 25]
+
+
+def test_trainer_passes_on_checkpoint_keywords_to_fit():
+    x, t = blobs(n=60)
+    seen = []
+    trainer = Trainer(
+        TwoLayerNet(8, 4, 3),
+        x,
+        t,
+        x,
+        t,
+        epochs=2,
+        mini_batch_size=20,
+        verbose=False,
+        checkpoint_every=2,
+        on_checkpoint=lambda step, history: seen.append(step),
+    )
+    trainer.train()
+    assert seen == [2, 4, 6]  # 3 steps an epoch, 6 in all
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_an_update_that_overflows_float32_ends_in_a_training_error_not_a_warning(optimizer):
+    # lr·gradient beyond float32's range makes the parameters huge or infinite; the next
+    # evaluation and step overflow (with warnings as errors, as in the suite's config).
+    x, t = blobs(n=300)
+    net = TwoLayerNet(8, 16, 3, seed=0, dtype=np.float32)
+    checkpoints = []
+    with pytest.raises(TrainingError, match="learning rate"):
+        fit(
+            net,
+            make_optimizer(optimizer, lr=1e30),
+            x,
+            t,
+            x,
+            t,
+            batch_size=300,
+            iters=3,
+            callbacks=[LambdaCallback(on_checkpoint=lambda step, h: checkpoints.append(step))],
+        )
+    assert len(checkpoints) < 3

@@ -575,7 +575,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
     from chainrule.checkpoint import save_checkpoint
-    from chainrule.train import History, fit, iters_per_epoch
+    from chainrule.train import History, LambdaCallback, Resume, fit, iters_per_epoch
 
     if args.resume:
         net, optimizer, run, history, start_step, lr_note = _resumed_run(args, parser)
@@ -668,13 +668,18 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 iters=run["iters"],
                 seed=run["seed"],
                 sampling=run["sampling"],
-                checkpoint_every=args.save_every,
                 threads=args.threads,
-                history=history,
-                start_step=start_step,
-                on_step=on_step_or_stop,
-                on_evaluate=lambda record: _say(bar, _format_evaluation(record), args.quiet),
-                on_checkpoint=save,
+                resume=Resume(history, start_step),
+                callbacks=[
+                    LambdaCallback(
+                        on_step=on_step_or_stop,
+                        on_evaluate=lambda record: _say(
+                            bar, _format_evaluation(record), args.quiet
+                        ),
+                        on_checkpoint=save,
+                        checkpoint_every=args.save_every,
+                    )
+                ],
             )
     except _Interrupted as stop:
         if bar is not None:

@@ -184,11 +184,14 @@ class Step:
         started = time.perf_counter()
         self.tuner.start_step()
         try:
-            signal = x
-            for kernel in plan.kernels:
-                signal = kernel.forward(signal, True)
-            labels = t if self._one_hot else t.reshape(len(x))
-            loss = self._loss.forward(signal, labels, self._one_hot)
+            # Parameters grown too large (a diverging run) overflow the scores: the loss
+            # is then not finite, which is the report (fit's TrainingError), not a warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                signal = x
+                for kernel in plan.kernels:
+                    signal = kernel.forward(signal, True)
+                labels = t if self._one_hot else t.reshape(len(x))
+                loss = self._loss.forward(signal, labels, self._one_hot)
             if backward_if_finite and not math.isfinite(loss):
                 return loss
             dy = self._loss.backward(dout)
