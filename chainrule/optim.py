@@ -153,7 +153,10 @@ class Optimizer:
             arrays = {key: _as_parameter(p) for key, p in params.items()}
         self._validate(arrays, grads)
         self.t += 1
-        self._apply(arrays, grads)
+        # A step size beyond the dtype's range overflows to inf: divergence, which fit
+        # reports from the next loss, so NumPy's warning would only repeat it.
+        with np.errstate(over="ignore"):
+            self._apply(arrays, grads)
         if arrays is not params:  # a number cannot change in place: its entry is rebound
             for key, p in params.items():
                 if not isinstance(p, np.ndarray):

@@ -440,3 +440,13 @@ def test_an_update_that_overflows_float32_ends_in_a_training_error_not_a_warning
             callbacks=[LambdaCallback(on_checkpoint=lambda step, h: checkpoints.append(step))],
         )
     assert len(checkpoints) < 3
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_a_step_size_beyond_float32_ends_in_a_training_error_not_a_warning(optimizer):
+    # lr = 1e38 fits float32 (largest ~3.4e38), but Adam's bias-corrected step is ten
+    # times larger: the step size itself overflows when it meets the float32 arrays.
+    x, t = blobs(n=300)
+    net = TwoLayerNet(8, 16, 3, seed=0, dtype=np.float32)
+    with pytest.raises(TrainingError, match="learning rate"):
+        fit(net, make_optimizer(optimizer, lr=1e38), x, t, batch_size=300, iters=3)
