@@ -35,16 +35,18 @@ _NETWORKS: dict[str, type[_LayerNetwork]] = {}
 
 
 class _LayerNetwork:
-    """What every network shares: its ``layers`` (a dict by name, or a list) ending in
-    ``last_layer``; ``params``, the layers' own arrays by the book's names; ``dtype``.
+    """What every network shares, each network below a subclass of it: its ``layers``
+    (a dict by name, or a list) ending in ``last_layer``; ``params``, the layers' own
+    arrays by the book's names; ``dtype``.
 
     The methods here walk the layers, or run the engine's :class:`~chainrule.engine.Step`
-    (:attr:`fast_step`, the only way in to it).
+    (:attr:`fast_step`, the only way in to it). Where the book's networks differ in a
+    default, a class attribute says so: ``loss_trains`` (DeepConvNet's ``loss`` runs a
+    training forward) and ``accuracy_batch_size`` (100 for the convolutional networks and
+    Sequential, all at once for the fully connected ones).
     """
 
     weight_decay_lambda = 0.0
-    # The book's defaults where its networks differ: DeepConvNet's loss runs a training
-    # forward; the convolutional networks predict accuracy's images 100 at a time.
     loss_trains: ClassVar[bool] = False
     accuracy_batch_size: ClassVar[int | None] = None
     layers: Any

@@ -76,7 +76,7 @@ class SimpleConvNet(_LayerNetwork):
         self.dtype = _network_dtype(dtype)
         rng = np.random.default_rng(seed)
         conv = self._convolution(rng, weight_init_std)
-        self._add_dense_layers(conv, rng, weight_init_std)
+        self._build_layers(conv, rng, weight_init_std)
         self.last_layer = SoftmaxWithLoss()
 
     def _convolution(self, rng: np.random.Generator, weight_init_std: float | str) -> Any:
@@ -88,11 +88,11 @@ class SimpleConvNet(_LayerNetwork):
         b1 = np.zeros(filters, self.dtype)
         return Convolution(W1, b1, self.conv_param["stride"], self.conv_param["pad"], name="Conv1")
 
-    def _add_dense_layers(
+    def _build_layers(
         self, conv: Any, rng: np.random.Generator, weight_init_std: float | str
     ) -> None:
-        """``params`` and ``layers`` from Conv1 on; ShapeError where the images leave
-        too little for the 2×2 pooling."""
+        """``params`` and ``layers``, Conv1 and the Affine layers after its pooling;
+        ShapeError where the images leave too little for the 2×2 pooling."""
         (filters, channels, size, _), (_, height, width) = conv.W.shape, self.input_dim
         conv_h = conv_output_size(height, size, conv.stride, conv.pad)
         conv_w = conv_output_size(width, size, conv.stride, conv.pad)
