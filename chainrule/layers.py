@@ -264,23 +264,16 @@ class Affine:
 
 class Dropout:
     """Dropout node (chapter 6): while training, each input is kept with probability
-    ``1 − dropout_ratio`` and zeroed otherwise, by a new random ``mask`` at each forward
-    (the book's boolean array of kept inputs); backward lets ``dout`` through the same
-    mask. At inference (``train_flg=False``) every input passes, times ``1 − dropout_ratio``,
-    so each output has the value it has on average while training.
-
-    This is the book's form, kept on purpose. PyTorch's ``nn.Dropout`` is *inverted*: it
-    scales the kept inputs by ``1 / (1 − dropout_ratio)`` while training, so that inference
-    is the identity. The expected values are the same, but the learning differs: in the
-    book's form each Dropout layer also shrinks the training signal and its gradient by
-    ``1 − dropout_ratio``, and the book's chapter 6 results (its overfit_dropout.py: train
-    accuracy well short of 100%, close to the test accuracy) come out only with it; the
-    inverted form fits the 300 training images almost as fast as no dropout at all.
+    ``1 − dropout_ratio`` and zeroed otherwise, by a new random ``mask`` of the input's
+    shape at each forward (the book's boolean array of kept inputs); backward lets
+    ``dout`` through the same mask. At inference (``train_flg=False``) every input
+    passes, times ``1 − dropout_ratio``: the book's form, not PyTorch's inverted one (why:
+    docs/differences.md).
 
     ``seed`` (beyond the book's signature) is anything ``np.random.default_rng`` takes: an
     int for a reproducible sequence of masks, or a Generator to share (a network gives all
     its Dropout layers one); the book's draws from NumPy's global generator. ``backward``
-    after an inference forward is a StateError: the book's would reuse a stale mask.
+    after an inference forward is a StateError (the book's reuses a stale mask).
     """
 
     symbol, formula, local = "Dropout", "y = x · mask", ("mask",)
@@ -313,29 +306,19 @@ class Dropout:
 
 
 class BatchNormalization:
-    """Batch normalisation node (chapter 6): each feature is normalised over the batch,
-    ``x̂ = (x − μ) / √(σ² + ε)``, then scaled and shifted, ``y = γ·x̂ + β``, with ``gamma``
-    and ``beta`` (D,) learned. Input (N, D), or (N, C, H, W) whose C·H·W values per sample
-    are the D features, as in the book (not one feature per channel, as PyTorch's
-    BatchNorm2d).
+    """Batch normalisation node (chapter 6): ``y = γ·(x − μ)/√(σ² + ε) + β`` per feature,
+    ``gamma`` and ``beta`` (D,) learned. Input (N, D), or (N, C, H, W) whose C·H·W values
+    per sample are the D features, as in the book.
 
-    ``forward(x, train_flg=True)`` normalises with the batch's mean μ and variance σ²
-    (biased, as the book's) and moves the running statistics towards them,
-    ``running = momentum·running + (1 − momentum)·batch``; ``train_flg=False`` (inference)
-    normalises with the running statistics. Backward sets ``dgamma = Σ_rows dout·x̂``,
-    ``dbeta = Σ_rows dout`` and returns ``dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε)``,
-    ``dx̂ = γ·dout``, means over the batch: the book's chain through xc, std, var and mu in
-    one line. It differs from the book's where noted:
+    ``forward(x, train_flg=True)`` normalises by the batch's mean and (biased) variance
+    and moves the running statistics towards them, ``running = momentum·running + (1 −
+    momentum)·batch``; ``train_flg=False`` normalises by the running statistics. Backward
+    sets ``dgamma = Σ_rows dout·x̂``, ``dbeta = Σ_rows dout`` and returns ``dx = (dx̂ −
+    mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε)``, ``dx̂ = γ·dout``: the book's chain in one line.
 
-    - ε is the book's ``10e-7``, which is 1e-6 (not 1e-7), kept so the numbers are the
-      book's; ``eps=`` (beyond the book's signature) changes it; PyTorch's is 1e-5.
-    - Running statistics not given are made at the first forward as mean 0 and variance 1
-      (PyTorch's start). The book's starts the variance at 0, so an untrained network's
-      inference divides by √ε: its outputs come out a thousand times too large.
-    - The running variance follows the biased batch variance, as the book's (PyTorch's
-      follows the unbiased one, N/(N − 1) times as large).
-    - ``backward`` after an inference forward is a StateError (the book's differentiates
-      the last training batch instead).
+    Differs from the book's (docs/differences.md): running statistics not given start at
+    mean 0 and variance 1 (the book's variance at 0); ``backward`` after an inference
+    forward is a StateError. ε is the book's ``10e-7`` (1e-6); ``eps=`` changes it.
     """
 
     symbol, formula = "BatchNorm", "y = γ · (x − μ) / √(σ² + ε) + β"

@@ -1,4 +1,5 @@
-"""TwoLayerNet and MultiLayerNet: the book's API, dtypes, seeds, gradients, errors."""
+"""TwoLayerNet and MultiLayerNet: the book's API, dtypes, seeds, gradients, errors; and
+the protocol every network shares: one base's methods, config and parameters' files."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,14 @@ import pytest
 from chainrule import MultiLayerNet, TwoLayerNet
 from chainrule.errors import DTypeError, ShapeError
 from chainrule.gradcheck import relative_error
-from chainrule.networks import DeepConvNet, MultiLayerNetExtend, SimpleConvNet
+from chainrule.layers import Affine, Relu
+from chainrule.networks import (
+    DeepConvNet,
+    MultiLayerNetExtend,
+    Sequential,
+    SimpleConvNet,
+    network_from_config,
+)
 
 
 def batch(rng, n=4, d=12, c=3):
@@ -196,3 +204,93 @@ def test_labels_as_a_column_give_the_same_loss_gradient_and_accuracy():
         np.testing.assert_allclose(column_grads[key], g, rtol=1e-10, atol=1e-14)
     assert net.accuracy(x, t.reshape(-1, 1)) == net.accuracy(x, t)
     assert evaluate(net, x, t.reshape(-1, 1)) == pytest.approx(evaluate(net, x, t))
+
+
+def small_sequential(seed):
+    rng = np.random.default_rng(seed)
+    return Sequential([Affine(rng.standard_normal((6, 5)), np.zeros(5)), Relu(),
+                       Affine(rng.standard_normal((5, 3)), np.zeros(3))])  # fmt: skip
+
+
+# Each network, small, made from a seed, and the shape of a batch it takes
+SMALL_NETWORKS = {
+    "MultiLayerNet": (lambda seed: MultiLayerNet(6, [5, 4], 3, seed=seed), (4, 6)),
+    "TwoLayerNet": (lambda seed: TwoLayerNet(6, 5, 3, seed=seed), (4, 6)),
+    "MultiLayerNetExtend": (
+        lambda seed: MultiLayerNetExtend(
+            6, [5], 3, use_dropout=True, use_batchnorm=True, seed=seed
+        ),
+        (4, 6),
+    ),
+    "SimpleConvNet": (
+        lambda seed: SimpleConvNet((1, 6, 6), {"filter_num": 2, "filter_size": 3}, 5, 3, seed=seed),
+        (4, 1, 6, 6),
+    ),
+    "DeepConvNet": (
+        lambda seed: DeepConvNet((1, 8, 8), hidden_size=5, output_size=3, seed=seed),
+        (4, 1, 8, 8),
+    ),
+    "Sequential": (small_sequential, (4, 6)),
+}
+SHARED_METHODS = ("predict", "loss", "accuracy", "gradient", "numerical_gradient", "record",
+                  "config", "from_config", "save_params", "load_params", "__repr__")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SMALL_NETWORKS)
+def test_every_network_takes_the_shared_methods_from_one_base(name):
+    cls = type(SMALL_NETWORKS[name][0](0))
+    assert cls.__name__ == name
+    assert [method for method in SHARED_METHODS if method in vars(cls)] == []
+    assert repr(SMALL_NETWORKS[name][0](0)).startswith(f"{name}(")
+
+
+@pytest.mark.parametrize("name", SMALL_NETWORKS)
+def test_every_network_saves_and_loads_its_params_by_file_or_dict(name, tmp_path):
+    make, shape = SMALL_NETWORKS[name]
+    net, x = make(0), np.random.default_rng(0).random(shape)
+    by_file, by_dict = make(1), make(2)
+    arrays = dict(by_file.params)
+    assert by_file.load_params(net.save_params(tmp_path / "params.pkl")) is None
+    by_dict.load_params(net.params)
+    for other in (by_file, by_dict):
+        np.testing.assert_array_equal(other.predict(x), net.predict(x))
+    assert all(by_file.params[key] is array for key, array in arrays.items())  # copied in place
+
+
+@pytest.mark.parametrize("name", SMALL_NETWORKS)
+def test_a_config_names_its_class_even_beside_the_books_networks(name):
+    import chainrule.book.networks  # noqa: F401 (its classes have the same names)
+
+    net = SMALL_NETWORKS[name][0](0)
+    clone = network_from_config(net.config())
+    assert type(clone) is type(net) and clone.config() == net.config()
+    assert type(type(net).from_config(net.config(), seed=3)) is type(net)
+
+
+def test_a_config_without_a_class_name_is_a_multilayer_net():
+    config = MultiLayerNet(5, [4], 2, seed=0).config()
+    del config["network"]
+    assert type(network_from_config(config)) is MultiLayerNet
+
+
+def test_loss_runs_the_forward_the_books_network_runs_unless_told():
+    x, t = np.random.default_rng(1).standard_normal((4, 1, 8, 8)), np.array([0, 1, 2, 0])
+    deep = DeepConvNet((1, 8, 8), hidden_size=20, output_size=3, seed=0)
+    assert deep.loss(x, t) != deep.loss(x, t)  # the book's: a training forward, new masks
+    assert deep.loss(x, t, train_flg=False) == deep.loss(x, t, train_flg=False)
+    net = MultiLayerNet(8, [5], 3, weight_decay_lambda=0.1, seed=0)
+    assert net.loss(x[:, 0, 0], t) == net.loss(x[:, 0, 0], t, train_flg=True)  # no dropout
+    with pytest.raises(DTypeError, match="MultiLayerNet: train_flg must be True or False"):
+        net.loss(x[:, 0, 0], t, "yes")
+
+
+def test_accuracy_in_batches_counts_every_sample_for_every_network():
+    rng = np.random.default_rng(4)
+    net = MultiLayerNet(6, [5], 3, seed=0)
+    x, t = batch(rng, n=7, d=6)
+    correct = np.count_nonzero(net.predict(x).argmax(axis=1) == t)
+    assert net.accuracy(x, t) == net.accuracy(x, t, batch_size=3) == correct / 7
+    with pytest.raises(ShapeError, match="accuracy: 7 samples and 6 labels"):
+        net.accuracy(x, t[:6])
+    with pytest.raises(ShapeError, match=r"labels of shape \(7, 2\) do not match 7 samples"):
+        net.accuracy(x, np.eye(2)[t % 2])
