@@ -143,7 +143,7 @@ def _model_flag(net) -> str:
     return "deepconvnet" if type(net).__name__ == "DeepConvNet" else "convnet"
 
 
-def build_training_network(
+def _build_network(
     model: str = "mlp",
     hidden: Sequence[int] = (50,),
     *,
@@ -408,7 +408,7 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> _Run:
     recipes = {"mlp": DEFAULT_RECIPE, "convnet": CONVNET_RECIPE}.get(args.model, DEEPCONVNET_RECIPE)
     recipe = recipes[args.dataset]
     init = args.init if args.init is not None else recipe["init"]
-    net = build_training_network(
+    net = _build_network(
         args.model,
         hidden,
         activation=args.activation,
@@ -448,7 +448,7 @@ def network_and_optimizer(settings: dict):
     """
     hidden = settings["hidden"]
     hidden = [hidden] * settings.get("layers", 1) if isinstance(hidden, int) else list(hidden)
-    net = build_training_network(
+    net = _build_network(
         "mlp",
         hidden,
         activation=settings.get("activation") or "relu",
