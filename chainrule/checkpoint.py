@@ -18,6 +18,12 @@ Every member is a plain numeric array, so the file loads with
 ``np.load(path, allow_pickle=False)``: opening an untrusted checkpoint can never
 run code.  Writes are atomic: a crash mid-save leaves the previous file intact.
 
+This module is the file format. To save and restore a whole network (batch
+normalisation's running statistics and the dropout generator state included) with its
+optimiser and History, use :func:`chainrule.training_state.save_training` and
+:func:`chainrule.training_state.load_training`, which write and read these files: they
+build networks, and the networks import this module, so they sit in a module of their own.
+
 Version 1 also held ``rng_json``, a random generator's state that nothing read back
 (training draws its batches from the seed and the epoch number); version 1 files still
 load, and that member is skipped: its header is checked as every member's is, its data
@@ -141,19 +147,30 @@ def save_checkpoint(
         OSError: the file could not be written (the old file is kept).
     """
     path = Path(path)
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"step must be an int, got {type(step).__name__}")
-    if step < 0:
-        raise ArgumentError(f"step must be >= 0, got {step}")
-
     arrays: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "step": np.array(int(step), dtype=np.int64),
+        "step": _step_member(step),
     }
     arrays.update(_numeric_members(_PARAM, params, "params"))
     if optimizer_state is not None:
         arrays.update(_numeric_members(_OPTIM, optimizer_state, "optimizer_state"))
+    arrays["meta_json"] = _meta_member(meta)
+    with atomic_write(path) as handle:  # temp file beside path, fsync, rename over it
+        np.savez(handle, **arrays)
+    return path
 
+
+def _step_member(step: Any) -> np.ndarray:
+    """``step`` as a 0-d int64 array, refused unless it is an int >= 0."""
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int, got {type(step).__name__}")
+    if step < 0:
+        raise ArgumentError(f"step must be >= 0, got {step}")
+    return np.array(int(step), dtype=np.int64)
+
+
+def _meta_member(meta: Mapping[str, Any] | None) -> np.ndarray:
+    """``meta`` as UTF-8 JSON in a uint8 array; TypeError for what JSON cannot hold."""
     if meta is None:
         meta = {}
     if not isinstance(meta, Mapping):
@@ -163,11 +180,7 @@ def save_checkpoint(
         meta_text = json.dumps(dict(meta), default=_meta_default, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"meta is not JSON-serialisable: {exc}") from exc
-    arrays["meta_json"] = _json_array(meta_text)
-
-    with atomic_write(path) as handle:  # temp file beside path, fsync, rename over it
-        np.savez(handle, **arrays)
-    return path
+    return _json_array(meta_text)
 
 
 def _plain_numeric(dtype: np.dtype) -> bool:
@@ -273,31 +286,41 @@ def load_checkpoint(
         except Exception as exc:  # BadZipFile, a cut central directory, an OSError ...
             raise fail(f"not a readable .npz file ({_describe(exc)})") from exc
         with archive:
-            members = _member_headers(archive, fail)
-            declared = sum(member.nbytes for member in members.values())
-            if declared > physical_memory() // 2:  # whoever asks what it holds
-                raise fail(
-                    f"its arrays declare {declared:,} bytes, more than half of this "
-                    "machine's memory; refused before reading them"
-                )
-            version = _int_scalar(archive, members, "format_version", fail)
-            if version == 1:  # its rng_json is skipped unread (see the module's docstring)
-                members.pop(_RETIRED_IN_VERSION_2, None)
-            _check_member_names(members, fail)
-            step = _int_scalar(archive, members, "step", fail)
-            if step < 0:
-                raise fail(f"step is negative ({step})")
-            meta = _json_member(archive, members["meta_json"], "meta_json", fail)
-            if not isinstance(meta, dict):
-                raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
-            if expected_params is not None:
-                _check_declared_params(expected_params(meta), members, fail)
-            params, optim = {}, {}
-            for name, member in members.items():
-                target = params if name.startswith(_PARAM) else optim
-                if name.startswith((_PARAM, _OPTIM)):
-                    key = name.split("/", 1)[1]
-                    target[key] = _read_array(archive, member, name, fail)
+            return _read_checkpoint(archive, path, expected_params, fail)
+
+
+def _read_checkpoint(
+    archive: zipfile.ZipFile,
+    path: Path,
+    expected_params: ExpectedParams | None,
+    fail: Callable[[str], CheckpointError],
+) -> Checkpoint:
+    """The checkpoint in an opened archive: headers, sizes and names checked first, then
+    the step and description, then (checked against ``expected_params``) the arrays."""
+    members = _member_headers(archive, fail)
+    declared = sum(member.nbytes for member in members.values())
+    if declared > physical_memory() // 2:  # whoever asks what it holds
+        raise fail(
+            f"its arrays declare {declared:,} bytes, more than half of this "
+            "machine's memory; refused before reading them"
+        )
+    version = _int_scalar(archive, members, "format_version", fail)
+    if version == 1:  # its rng_json is skipped unread (see the module's docstring)
+        members.pop(_RETIRED_IN_VERSION_2, None)
+    _check_member_names(members, fail)
+    step = _int_scalar(archive, members, "step", fail)
+    if step < 0:
+        raise fail(f"step is negative ({step})")
+    meta = _json_member(archive, members["meta_json"], "meta_json", fail)
+    if not isinstance(meta, dict):
+        raise fail(f"meta_json must hold a JSON object, got {type(meta).__name__}")
+    if expected_params is not None:
+        _check_declared_params(expected_params(meta), members, fail)
+    params, optim = {}, {}
+    for name, member in members.items():
+        target = params if name.startswith(_PARAM) else optim
+        if name.startswith((_PARAM, _OPTIM)):
+            target[name.split("/", 1)[1]] = _read_array(archive, member, name, fail)
     return Checkpoint(params=params, optimizer_state=optim, step=step, meta=meta, path=path)
 
 

@@ -115,7 +115,7 @@ def test_outputs_are_checked_and_another_searchs_file_refused_before_any_work(
     def no_data(*args):
         raise AssertionError("the data was loaded before the outputs were checked")
 
-    monkeypatch.setattr("chainrule.cli.training._load_data", no_data)
+    monkeypatch.setattr("chainrule.cli.data.load_data", no_data)
     assert main(["search", "--results", str(tmp_path / "no" / "r.jsonl")]) == 1
     assert "the folder" in capsys.readouterr().err
     results = tmp_path / "r.jsonl"
@@ -132,7 +132,7 @@ def test_a_results_path_that_is_not_a_regular_file_is_refused_before_any_work(
     def no_data(*args):
         raise AssertionError("the data was loaded: trials would have run")
 
-    monkeypatch.setattr("chainrule.cli.training._load_data", no_data)
+    monkeypatch.setattr("chainrule.cli.data.load_data", no_data)
     assert main(["search", "--results", path]) == 1
     err = capsys.readouterr().err
     assert f"{path}: not a regular file" in err and len(err.splitlines()) == 1

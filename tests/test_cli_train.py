@@ -400,18 +400,18 @@ def _fake_download(monkeypatch, chunks):
 
 
 def test_download_progress_shows_one_bar_per_file(monkeypatch, capsys):
-    from chainrule.cli.training import _load_data
+    from chainrule.cli.data import load_data
 
-    monkeypatch.setattr("chainrule.cli.training._stderr_is_a_terminal", lambda: True)
+    monkeypatch.setattr("chainrule.cli.progress._stderr_is_a_terminal", lambda: True)
     _fake_download(monkeypatch, [(0, 10), (10, 10), (0, 4), (4, 4)])  # two files
-    assert _load_data("mnist", None, quiet=False) == "the data"
+    assert load_data("mnist", None, quiet=False) == "the data"
     assert capsys.readouterr().err.count("download") >= 2
 
 
 def test_download_without_tqdm_has_no_bar_and_no_error(monkeypatch, capsys):
-    from chainrule.cli.training import _load_data
+    from chainrule.cli.data import load_data
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm is an optional extra
     _fake_download(monkeypatch, [(0, 10), (10, 10)])
-    assert _load_data("mnist", None, quiet=False) == "the data"
+    assert load_data("mnist", None, quiet=False) == "the data"
     assert "download" not in capsys.readouterr().err

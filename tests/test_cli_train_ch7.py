@@ -110,9 +110,9 @@ def test_dropout_and_batchnorm_build_the_extended_network_and_round_trip(tmp_pat
     assert set(checkpoint.meta["running_stats"]) == {"BatchNorm1", "BatchNorm2"}
 
     # evaluate uses the saved running statistics: the accuracy train printed at the end
-    from chainrule.cli.training import _restore_network
+    from chainrule.training_state import restore_network
 
-    net = _restore_network(checkpoint, str(saved))
+    net = restore_network(checkpoint, str(saved))
     norm = net.layers["BatchNorm1"]
     assert isinstance(norm, BatchNormalization)
     np.testing.assert_array_equal(

@@ -260,7 +260,9 @@ def test_every_mutated_description_loads_or_is_one_checkpoint_error(
     trained_checkpoint, tmp_path, capsys, data
 ):
     from chainrule.cli import build_parser
-    from chainrule.cli.training import _load_described, _restore_network, _resumed_run
+    from chainrule.cli.description import load_described
+    from chainrule.cli.training import _resumed_run
+    from chainrule.training_state import restore_network
 
     saved = trained_checkpoint
     meta = mutate_json(saved.meta, data)
@@ -274,7 +276,7 @@ def test_every_mutated_description_loads_or_is_one_checkpoint_error(
             if to_resume:
                 _resumed_run(parser.parse_args(["train", "--resume", str(path)]), parser)
             else:
-                _restore_network(_load_described(str(path), to_resume), str(path))
+                restore_network(load_described(str(path), to_resume=to_resume), str(path))
         except CheckpointError as error:
             assert str(path) in str(error) and "\n" not in str(error)
     capsys.readouterr()

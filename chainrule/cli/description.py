@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checkpoint import physical_memory
+from chainrule.checkpoint import Checkpoint, load_checkpoint, physical_memory
 from chainrule.errors import CheckpointError
 
 __all__ = [
     "MAX_HIDDEN_LAYERS",
     "SCHEMA",
     "check_description",
+    "load_described",
     "network_too_large",
     "parameter_shapes",
 ]
@@ -384,3 +385,16 @@ def check_description(meta: Any, path: str, *, to_resume: bool = False) -> None:
     too_large = network_too_large(meta["network"])
     if too_large is not None:
         raise CheckpointError(f"{path}: the network its description gives is refused: {too_large}")
+
+
+def load_described(path: str, *, to_resume: bool = False) -> Checkpoint:
+    """The checkpoint at ``path``, its description checked by :func:`check_description`,
+    and its stored weights against the network the description gives, before any is
+    read: what ``chainrule train --resume``, ``evaluate`` and ``mistakes`` open."""
+
+    def expected(meta: dict) -> dict:
+        check_description(meta, path, to_resume=to_resume)
+        dtype = meta["network"]["dtype"]
+        return {name: (shape, dtype) for name, shape in parameter_shapes(meta["network"]).items()}
+
+    return load_checkpoint(path, expected_params=expected)

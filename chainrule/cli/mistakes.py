@@ -34,13 +34,14 @@ def network_from_file(path: str, activation: str = "relu") -> tuple[Any, str | N
     """The network in ``path`` with its weights, and the dataset it was trained on (None
     if the file does not say): a chainrule checkpoint, or the book's pickle."""
     from chainrule.book.weight_files import network_config
-    from chainrule.cli.training import _load_described, _restore_network
+    from chainrule.cli.description import load_described
     from chainrule.networks import network_from_config
     from chainrule.safepickle import is_pickle, load_arrays
+    from chainrule.training_state import restore_network
 
     if not is_pickle(path):
-        checkpoint = _load_described(path, to_resume=False)  # checked as evaluate does
-        return _restore_network(checkpoint, path), checkpoint.meta.get("train", {}).get("dataset")
+        checkpoint = load_described(path)  # checked as evaluate does
+        return restore_network(checkpoint, path), checkpoint.meta.get("train", {}).get("dataset")
     params = load_arrays(path)
     network = network_from_config(network_config(params, activation, path))
     for key, param in network.params.items():
@@ -52,10 +53,10 @@ def test_data(
     network: Any, dataset: str, data_dir: str | None, quiet: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test images (as the network takes them: (N, C, H, W) for a convnet) and labels."""
-    from chainrule.cli.training import _load_data
+    from chainrule.cli.data import load_data
 
     flatten = len(getattr(network, "input_dim", ())) != 3
-    return _load_data(dataset, data_dir, quiet, flatten=flatten)[1]
+    return load_data(dataset, data_dir, quiet, flatten=flatten)[1]
 
 
 def predictions(network: Any, x: np.ndarray) -> np.ndarray:

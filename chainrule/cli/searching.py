@@ -256,13 +256,13 @@ def cmd_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def _search(args: argparse.Namespace, search, results: Path, tls) -> int:
-    from chainrule.cli.training import _load_data
+    from chainrule.cli.data import load_data
     from chainrule.search import read_results, split_validation
 
     finished = {record["trial"] for record in read_results(results, search)}
     todo = [n for n in range(args.trials) if n not in finished]
     jobs = _jobs(args, todo)
-    (x_train, t_train), _ = _load_data(args.dataset, args.data_dir, args.quiet)
+    (x_train, t_train), _ = load_data(args.dataset, args.data_dir, args.quiet)
     data = split_validation(x_train, t_train, args.validation, args.seed)
     searched = search.searched()
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))

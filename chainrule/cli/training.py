@@ -7,12 +7,15 @@ import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from chainrule import __version__
+import numpy as np
+
 from chainrule.cli.args import (
     PROG,
     add_network_arguments,
-    build_network,
     hidden_sizes,
     non_negative_float,
     output_path,
@@ -21,6 +24,7 @@ from chainrule.cli.args import (
     positive_int,
     suffixes,
 )
+from chainrule.cli.progress import progress_bar, say
 from chainrule.errors import ArgumentError, CheckpointError, TrainingError
 
 # What `chainrule train` does for a flag not given, by dataset. On the full sets: the
@@ -76,89 +80,17 @@ LOSS_JUMP = 3.0
 CHANCE_MARGIN = 1.5
 
 
-def _stderr_is_a_terminal() -> bool:
-    return sys.stderr.isatty()
+@dataclass
+class _Run:
+    """A run about to train: new, or resumed from a checkpoint."""
 
-
-def _tqdm(quiet: bool):
-    """tqdm's bar class, or None when --quiet, when stderr is no terminal (a bar's ``\\r``
-    redraws would fill a log: the line per epoch says enough), or when tqdm (an optional
-    extra) is not installed."""
-    if quiet or not _stderr_is_a_terminal():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm
-
-
-def _progress_bar(total: int, initial: int, quiet: bool):
-    """A training bar on stderr, or None (see _tqdm)."""
-    tqdm = _tqdm(quiet)
-    if tqdm is None:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
-
-
-def _say(bar, message: str, quiet: bool) -> None:
-    if quiet:
-        return
-    if bar is not None:
-        bar.write(message)
-    else:
-        print(message, flush=True)
-
-
-def _load_data(
-    dataset: str, data_dir: str | None, quiet: bool, flatten: bool = True, remembered_by=None
-):
-    """The data set's two splits; ``remembered_by``: the checkpoint that named ``data_dir``
-    (not the user's --data-dir), for the message when that folder is gone."""
-    from chainrule.data.mnist import load_mnist
-
-    _check_data_dir(dataset, data_dir, remembered_by)
-    tqdm = _tqdm(quiet)
-    bars = []
-
-    def download_progress(done: int, total: int | None) -> None:
-        if not bars or done < bars[-1].n:  # a file's first chunk, or a retry's
-            if bars:
-                bars[-1].close()
-            bars.append(tqdm(total=total, unit="B", unit_scale=True, leave=False, desc="download"))
-        bars[-1].update(done - bars[-1].n)
-
-    try:
-        progress = download_progress if tqdm is not None else None
-        return load_mnist(dataset=dataset, data_dir=data_dir, progress=progress, flatten=flatten)
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-def _check_data_dir(dataset: str, data_dir: str | None, remembered_by=None) -> None:
-    """A --data-dir must be an existing folder: one the user named is never created, and
-    nothing is downloaded into a folder that was mistyped."""
-    if data_dir is None or dataset == "mnist-5k":
-        return
-    from pathlib import Path
-
-    from chainrule.errors import DataError
-
-    folder = Path(data_dir).expanduser()
-    if folder.is_dir():
-        return
-    if remembered_by is not None:
-        raise DataError(
-            f"{remembered_by} was trained on {dataset} from {data_dir}, which is no longer a "
-            "folder; pass the folder that holds the files now with --data-dir DIR"
-        )
-    if folder.exists():
-        raise DataError(f"--data-dir {data_dir} is a file, not a folder of IDX files")
-    raise DataError(
-        f"--data-dir {data_dir}: no such folder ({PROG} fetch {dataset} {data_dir} "
-        "downloads the files into it)"
-    )
+    net: Any
+    optimizer: Any
+    settings: dict  # the data, batches, seed and length: a checkpoint's "train" entry
+    history: Any
+    start_step: int = 0
+    init: float | str | None = None  # None when the weights come from a checkpoint
+    note: str = ""  # what a resumed run changed (its --lr)
 
 
 def _format_evaluation(record) -> str:
@@ -211,59 +143,78 @@ def _model_flag(net) -> str:
     return "deepconvnet" if type(net).__name__ == "DeepConvNet" else "convnet"
 
 
-def _running_stats(net) -> dict:
-    """Batch normalisation's running statistics by layer name (not parameters, but
-    inference needs them, so checkpoints carry them in their description)."""
-    from chainrule.layers import BatchNormalization
-
-    return {
-        name: {"running_mean": layer.running_mean, "running_var": layer.running_var}
-        for name, layer in net.layers.items()
-        if isinstance(layer, BatchNormalization) and layer.running_mean is not None
-    }
-
-
-def _dropout_states(net) -> dict:
-    """Each Dropout layer's random generator state by layer name, so that a resumed run
-    draws the masks the uninterrupted one would (plain numbers: JSON in the checkpoint)."""
-    from chainrule.layers import Dropout
-
-    return {
-        name: layer.rng.bit_generator.state
-        for name, layer in net.layers.items()
-        if isinstance(layer, Dropout)
-    }
-
-
-def _build_network(args: argparse.Namespace, parser, hidden: list[int], decay: float, init):
-    """The network a new run's flags ask for: SimpleConvNet for --model convnet, a
-    MultiLayerNetExtend with --dropout or --batchnorm, else build_network's."""
-    import numpy as np
-
+def _build_network(
+    model: str = "mlp",
+    hidden: Sequence[int] = (50,),
+    *,
+    activation: str = "relu",
+    init: float | str | None = None,
+    weight_decay: float = 0.0,
+    dropout: float | None = None,
+    batchnorm: bool = False,
+    dtype: str = "float32",
+    seed: int = 0,
+):
+    """The network ``chainrule train`` builds for these flag values (underscored): chapter
+    8's DeepConvNet for ``deepconvnet``, chapter 7's SimpleConvNet for ``convnet``; for
+    ``mlp``, a MultiLayerNetExtend with ``dropout`` or ``batchnorm``, else the book's
+    TwoLayerNet for one ReLU hidden layer without weight decay, else a MultiLayerNet.
+    ``init`` None is each class's book default (0.01 for one hidden layer, else He or
+    Xavier by activation)."""
     from chainrule.networks import DeepConvNet, MultiLayerNetExtend, SimpleConvNet
 
-    if args.model == "deepconvnet":  # chapter 8's; its He initialisation is the book's
-        return DeepConvNet((1, 28, 28), dtype=args.dtype, seed=args.seed)
-    if args.model == "convnet":
+    if model == "deepconvnet":  # chapter 8's; its He initialisation is the book's
+        return DeepConvNet((1, 28, 28), dtype=dtype, seed=seed)
+    if model == "convnet":
         return SimpleConvNet(
             (1, 28, 28), hidden_size=100, output_size=10, weight_init_std=init,
-            dtype=args.dtype, seed=args.seed,
+            dtype=dtype, seed=seed,
         )  # fmt: skip
-    if args.dropout is None and not args.batchnorm:
-        return build_network(args, hidden, args.dtype, decay, init)
+    if dropout is None and not batchnorm:
+        return _plain_network(list(hidden), activation, init, weight_decay, dtype, seed)
     return MultiLayerNetExtend(
+        784,
+        list(hidden),
+        10,
+        activation=activation,
+        weight_init_std=activation if init is None else init,
+        weight_decay_lambda=weight_decay,
+        use_dropout=dropout is not None,
+        dropout_ration=0.5 if dropout is None else dropout,
+        use_batchnorm=bool(batchnorm),
+        dtype=np.dtype(dtype),
+        seed=seed,
+    )
+
+
+def _plain_network(hidden: list[int], activation: str, init, decay: float, dtype: str, seed: int):
+    """The book's TwoLayerNet for one ReLU hidden layer without weight decay, else a
+    MultiLayerNet (as ``chainrule.cli.args.build_network`` chooses)."""
+    from chainrule.networks import MultiLayerNet, TwoLayerNet
+
+    if init is None:
+        init = 0.01 if len(hidden) == 1 else activation
+    if len(hidden) == 1 and activation == "relu" and not decay:
+        return TwoLayerNet(784, hidden[0], 10, init, dtype=dtype, seed=seed)
+    return MultiLayerNet(
         784,
         hidden,
         10,
-        activation=args.activation,
-        weight_init_std=args.activation if init is None else init,
+        activation=activation,
+        weight_init_std=init,
         weight_decay_lambda=decay,
-        use_dropout=args.dropout is not None,
-        dropout_ration=0.5 if args.dropout is None else args.dropout,
-        use_batchnorm=bool(args.batchnorm),
-        dtype=np.dtype(args.dtype),
-        seed=args.seed,
+        dtype=dtype,
+        seed=seed,
     )
+
+
+def _optimizer(name: str, lr: float | None):
+    """The optimiser ``--optimizer name --lr lr`` asks for (SGD's lr: DEFAULT_SGD_LR)."""
+    from chainrule.optim import make_optimizer
+
+    if lr is None and name == "sgd":
+        lr = DEFAULT_SGD_LR
+    return make_optimizer(name, **({} if lr is None else {"lr": lr}))
 
 
 def _too_high_learning_rate(history, classes: int, lr: float) -> str | None:
@@ -326,71 +277,6 @@ def _stop_at_step_boundary_on_signal():
             signal.signal(number, action)
 
 
-def _load_described(path: str, to_resume: bool):
-    """The checkpoint at ``path``, its description checked against the schema, and its
-    stored weights against the network the description gives, before any is read."""
-    from chainrule.checkpoint import load_checkpoint
-    from chainrule.cli.description import check_description, parameter_shapes
-
-    def expected(meta: dict) -> dict:
-        check_description(meta, path, to_resume=to_resume)
-        dtype = meta["network"]["dtype"]
-        return {name: (shape, dtype) for name, shape in parameter_shapes(meta["network"]).items()}
-
-    return load_checkpoint(path, expected_params=expected)
-
-
-def _restore_network(checkpoint, path: str):
-    """The network a checkpoint describes, holding the checkpoint's weights (which must be
-    finite: NaN weights would evaluate to ``loss nan`` as if that were a result)."""
-    import numpy as np
-
-    from chainrule.checkpoint import check_params_match
-    from chainrule.networks import network_from_config
-
-    try:
-        net = network_from_config(checkpoint.meta["network"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"{path}: no network description in this checkpoint ({error})"
-        ) from None
-    broken = [name for name, value in checkpoint.params.items() if not np.isfinite(value).all()]
-    if broken:
-        raise CheckpointError(
-            f"{path}: the weights {', '.join(broken[:5])} hold NaN or infinity (a diverged "
-            "run); refused"
-        )
-    # The one check: it names the file and every mismatch, dtypes included, so the
-    # weights are copied in directly (net.load_params would check the shapes again).
-    check_params_match(net.params, checkpoint.params, path)
-    for name, param in net.params.items():
-        param[...] = checkpoint.params[name]  # in place: the layers hold these arrays
-    for name, stats in checkpoint.meta.get("running_stats", {}).items():
-        layer = net.layers.get(name)
-        if layer is None or not hasattr(layer, "running_mean"):
-            raise CheckpointError(f"{path}: running statistics for {name}, not in the network")
-        width = layer.gamma.shape
-        for key in ("running_mean", "running_var"):
-            if np.shape(stats[key]) != width:
-                raise CheckpointError(
-                    f"{path}: {name}'s {key} has {len(stats[key])} values, the layer {width[0]}"
-                )
-        layer.running_mean = np.asarray(stats["running_mean"], dtype=net.dtype)
-        layer.running_var = np.asarray(stats["running_var"], dtype=net.dtype)
-    for name, state in checkpoint.meta.get("dropout_rng", {}).items():
-        layer = net.layers.get(name)
-        if layer is None or not hasattr(layer, "rng"):
-            raise CheckpointError(f"{path}: a dropout random state for {name}, not in the network")
-        try:
-            layer.rng.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as error:
-            raise CheckpointError(
-                f"{path}: the random state of {name}'s dropout masks is not one NumPy reads "
-                f"({error})"
-            ) from None
-    return net
-
-
 def _show(value) -> str:
     """A flag's value as it is typed: ``50 50`` for a list, ``0.001`` for a float."""
     if value is None:
@@ -444,50 +330,46 @@ def _changed_on_resume(
     return changed
 
 
-def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+def _resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> _Run:
     """The network, optimiser, run settings, history and step saved in --resume, with the
-    flags that may change (--epochs or --iters, --lr) applied; and a note of the --lr."""
-    from chainrule.optim import make_optimizer
-    from chainrule.train import History
+    flags that may change (--epochs or --iters, --lr, --data-dir) applied."""
+    from chainrule.cli.description import load_described
+    from chainrule.training_state import restore_training
 
     if args.save is None:  # the resumed run keeps saving where it was saved
         try:
             args.save = output_path()(args.resume)
         except argparse.ArgumentTypeError as error:
             parser.error(f"--resume {args.resume} would be saved to: {error}; give --save PATH")
-    checkpoint = _load_described(args.resume, to_resume=True)
-    net = _restore_network(checkpoint, args.resume)
+    state = restore_training(load_described(args.resume, to_resume=True), args.resume)
     try:
-        opt_meta = dict(checkpoint.meta["optimizer"])
-        optimizer = make_optimizer(opt_meta.pop("name"), **opt_meta)
-        run = dict(checkpoint.meta["train"])
-        history = History.from_dict(checkpoint.meta["history"])
+        settings = dict(state.meta["train"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(
             f"{args.resume}: not a checkpoint written by 'chainrule train' ({error})"
         ) from None
-    if len(history.losses) != checkpoint.step:
-        raise CheckpointError(
-            f"{args.resume}: its history holds {len(history.losses)} losses for "
-            f"{checkpoint.step} steps"
-        )
-    changed = _changed_on_resume(args, parser, net, optimizer.name, run)
+    changed = _changed_on_resume(args, parser, state.network, state.optimizer.name, settings)
     if changed:
         parser.error(
             f"--resume {args.resume} continues the checkpoint's run and cannot change "
             f"{', '.join(changed)}; leave {'them' if len(changed) > 1 else 'it'} out, "
             "or start a new run without --resume"
         )
-    optimizer.load_state_dict(checkpoint.optimizer_state)
+    note = _apply_resume_flags(args, state.optimizer, settings)
+    return _Run(state.network, state.optimizer, settings, state.history, state.step, note=note)
+
+
+def _apply_resume_flags(args: argparse.Namespace, optimizer, settings: dict) -> str:
+    """Apply the flags a resumed run may change; return a note of a changed --lr."""
     note = ""
     if args.lr is not None and args.lr != optimizer.lr:
         note = f" with --lr {args.lr:g} (was {optimizer.lr:g})"
         optimizer.lr = args.lr
     if args.epochs is not None or args.iters is not None:
-        run["epochs"], run["iters"] = args.epochs, args.iters
+        settings["epochs"], settings["iters"] = args.epochs, args.iters
     if args.data_dir is not None:
-        run["data_dir"] = _absolute(args.data_dir)
-    return net, optimizer, run, history, checkpoint.step, note
+        settings["data_dir"] = _absolute(args.data_dir)
+    return note
 
 
 def _absolute(folder: str) -> str:
@@ -498,20 +380,27 @@ def _absolute(folder: str) -> str:
     return str(Path(folder).expanduser().absolute())
 
 
-def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
+def _check_model_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A usage error for a fully connected network's flag given to a convnet; and a
+    convnet's optimiser, when none is given, is the book's (CONVNET_OPTIMIZER)."""
+    if args.model not in ("convnet", "deepconvnet"):
+        return
+    given = [f"--{name}" for name in MLP_ONLY if getattr(args, name) is not None]
+    if args.weight_decay:
+        given.append("--weight-decay")
+    if given:
+        network = "SimpleConvNet" if args.model == "convnet" else "DeepConvNet"
+        parser.error(f"--model {args.model} ({network}) takes no {', '.join(given)}")
+    if args.optimizer is None:
+        args.optimizer = CONVNET_OPTIMIZER
+
+
+def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> _Run:
     """The network, optimiser and run settings the flags and the dataset's recipe ask for,
     and the initialisation used."""
-    from chainrule.optim import make_optimizer
+    from chainrule.train import History
 
-    if args.model in ("convnet", "deepconvnet"):
-        given = [f"--{name}" for name in MLP_ONLY if getattr(args, name) is not None]
-        if args.weight_decay:
-            given.append("--weight-decay")
-        if given:
-            network = "SimpleConvNet" if args.model == "convnet" else "DeepConvNet"
-            parser.error(f"--model {args.model} ({network}) takes no {', '.join(given)}")
-        if args.optimizer is None:
-            args.optimizer = CONVNET_OPTIMIZER
+    _check_model_flags(args, parser)
     for name, default in NEW_RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, list(default) if isinstance(default, list) else default)
@@ -519,16 +408,22 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
     recipes = {"mlp": DEFAULT_RECIPE, "convnet": CONVNET_RECIPE}.get(args.model, DEEPCONVNET_RECIPE)
     recipe = recipes[args.dataset]
     init = args.init if args.init is not None else recipe["init"]
-    decay = args.weight_decay if args.weight_decay is not None else recipe["weight_decay"]
-    net = _build_network(args, parser, hidden, decay, init)
-    name = args.optimizer
-    lr = args.lr if args.lr is not None else (DEFAULT_SGD_LR if name == "sgd" else None)
-    optimizer = make_optimizer(name, **({} if lr is None else {"lr": lr}))
+    net = _build_network(
+        args.model,
+        hidden,
+        activation=args.activation,
+        init=init,
+        weight_decay=args.weight_decay if args.weight_decay is not None else recipe["weight_decay"],
+        dropout=args.dropout,
+        batchnorm=args.batchnorm,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
     if args.epochs is not None or args.iters is not None:
         length = {"epochs": args.epochs, "iters": args.iters}
     else:
         length = {"epochs": recipe.get("epochs"), "iters": recipe.get("iters")}
-    run = {
+    settings = {
         "dataset": args.dataset,
         "batch_size": args.batch_size,
         "seed": args.seed,
@@ -537,8 +432,9 @@ def _new_run(args: argparse.Namespace, parser: argparse.ArgumentParser):
         **length,
     }
     if args.data_dir is not None:
-        run["data_dir"] = _absolute(args.data_dir)
-    return net, optimizer, run, init
+        settings["data_dir"] = _absolute(args.data_dir)
+    optimizer = _optimizer(args.optimizer, args.lr)
+    return _Run(net, optimizer, settings, History(), init=init)
 
 
 def network_and_optimizer(settings: dict):
@@ -550,145 +446,157 @@ def network_and_optimizer(settings: dict):
     takes train's default. ``chainrule search`` builds its trials here too, so that the
     train command it prints for a trial builds the very same network.
     """
-    from chainrule.optim import make_optimizer
-
     hidden = settings["hidden"]
     hidden = [hidden] * settings.get("layers", 1) if isinstance(hidden, int) else list(hidden)
-    options = argparse.Namespace(
-        activation=settings.get("activation") or "relu", seed=settings.get("seed", 0)
-    )
-    net = build_network(
-        options,
+    net = _build_network(
+        "mlp",
         hidden,
-        settings.get("dtype") or "float32",
-        settings.get("weight_decay") or 0.0,
-        settings.get("init"),
+        activation=settings.get("activation") or "relu",
+        init=settings.get("init"),
+        weight_decay=settings.get("weight_decay") or 0.0,
+        dtype=settings.get("dtype") or "float32",
+        seed=settings.get("seed", 0),
     )
-    name = settings.get("optimizer") or "sgd"
-    lr = settings.get("lr")
-    if lr is None and name == "sgd":
-        lr = DEFAULT_SGD_LR
-    return net, make_optimizer(name, **({} if lr is None else {"lr": lr}))
+    return net, _optimizer(settings.get("optimizer") or "sgd", settings.get("lr"))
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
-    from chainrule.checkpoint import save_checkpoint
-    from chainrule.train import History, LambdaCallback, Resume, fit, iters_per_epoch
+    run = _resumed_run(args, parser) if args.resume else _new_run(args, parser)
+    data = _run_data(args, run)
+    total = _total_steps(args, run, len(data[0][0]))
+    describe = _describe_run(run, data, total)
+    opening = f"resuming at step {run.start_step}{run.note}: " if args.resume else "training "
+    say(None, opening + describe, args.quiet)
+    started = time.perf_counter()
+    try:
+        history = _train(args, run, data, total)
+    except _Interrupted as stop:
+        return _save_when_stopped(stop, args.save, _saver(args, run), run.history)
+    _report(args, run, history, time.perf_counter() - started, total, describe)
+    # Checked last, so that the plot, the JSON and the checkpoint show what happened.
+    wrecked = _too_high_learning_rate(history, run.net.output_size, run.optimizer.lr)
+    if wrecked is not None:
+        raise TrainingError(wrecked)
+    return 0
 
-    if args.resume:
-        net, optimizer, run, history, start_step, lr_note = _resumed_run(args, parser)
-        init = None  # the weights come from the checkpoint
-    else:
-        net, optimizer, run, init = _new_run(args, parser)
-        history, start_step, lr_note = History(), 0, ""
 
-    dataset = run["dataset"]
-    (x_train, t_train), (x_test, t_test) = _load_data(
-        dataset,
-        run.get("data_dir"),
+def _run_data(args: argparse.Namespace, run: _Run):
+    """The run's data set, shaped as its network takes the images."""
+    from chainrule.cli.data import load_data
+
+    return load_data(
+        run.settings["dataset"],
+        run.settings.get("data_dir"),
         args.quiet,
-        flatten=not _is_convnet(net),
+        flatten=not _is_convnet(run.net),
         remembered_by=args.resume if args.resume and args.data_dir is None else None,
     )
-    batch = min(run["batch_size"], len(x_train))  # as fit() clamps it
-    steps_per_epoch = iters_per_epoch(len(x_train), batch)
-    total = run["iters"] if run["iters"] is not None else run["epochs"] * steps_per_epoch
-    if start_step >= total:
+
+
+def _total_steps(args: argparse.Namespace, run: _Run, train_size: int) -> int:
+    """The step the run ends at; an ArgumentError when a resumed run is there already."""
+    from chainrule.train import iters_per_epoch
+
+    settings = run.settings
+    batch = min(settings["batch_size"], train_size)  # as fit() clamps it
+    total = settings["iters"]
+    if total is None:
+        total = settings["epochs"] * iters_per_epoch(train_size, batch)
+    if run.start_step >= total:
         raise ArgumentError(
-            f"{args.resume} is already at step {start_step} of {total}; "
+            f"{args.resume} is already at step {run.start_step} of {total}; "
             "pass a larger --epochs or --iters to train on"
         )
-    optimizer_meta = {"name": optimizer.name, **optimizer.hyperparams}
-    describe = (
-        f"{_describe_network(net, init)} on {dataset} "
+    return total
+
+
+def _describe_run(run: _Run, data, total: int) -> str:
+    """The network, data, optimiser, batch and length, as the opening line names them."""
+    (x_train, _), (x_test, _) = data
+    asked = run.settings["batch_size"]
+    return (
+        f"{_describe_network(run.net, run.init)} on {run.settings['dataset']} "
         f"({len(x_train)} train / {len(x_test)} test), "
-        f"{optimizer!r}, {_describe_batch(batch, run['batch_size'])}, {total} steps"
-    )
-    _say(
-        None,
-        (f"resuming at step {start_step}{lr_note}: " if args.resume else "training ") + describe,
-        args.quiet,
+        f"{run.optimizer!r}, {_describe_batch(min(asked, len(x_train)), asked)}, {total} steps"
     )
 
-    bar = _progress_bar(total, start_step, args.quiet)
+
+def _train(args: argparse.Namespace, run: _Run, data, total: int):
+    """``fit`` the run to ``total`` steps with a bar and checkpoints; the History, or
+    _Interrupted at the end of the step during which a signal came."""
+    from chainrule.train import LambdaCallback, Resume, fit
+
+    (x_train, t_train), (x_test, t_test) = data
+    bar = progress_bar(total, run.start_step, args.quiet)
+    settings = run.settings
+    try:
+        with _stop_at_step_boundary_on_signal() as received:
+            reporter = LambdaCallback(
+                on_step=_step_reporter(bar, received),
+                on_evaluate=lambda record: say(bar, _format_evaluation(record), args.quiet),
+                on_checkpoint=_saver(args, run),
+                checkpoint_every=args.save_every,
+            )
+            return fit(
+                run.net,
+                run.optimizer,
+                x_train,
+                t_train,
+                x_test,
+                t_test,
+                batch_size=settings["batch_size"],
+                epochs=settings["epochs"],
+                iters=settings["iters"],
+                seed=settings["seed"],
+                sampling=settings["sampling"],
+                threads=args.threads,
+                resume=Resume(run.history, run.start_step),
+                callbacks=[reporter],
+            )
+    finally:
+        if bar is not None:
+            bar.close()  # before any message about the end of the run
+
+
+def _step_reporter(bar, received: list[int]):
+    """``fit``'s on_step: move the bar on; stop after the step if a signal came."""
 
     def on_step(step: int, loss: float) -> None:
         if bar is not None:
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+        if received:
+            raise _Interrupted(step, received[0])
 
-    def save(step: int, history: History) -> None:
-        import numpy as np
+    return on_step
 
+
+def _saver(args: argparse.Namespace, run: _Run):
+    """``fit``'s on_checkpoint: the run's training state to --save (nothing without it)."""
+    from chainrule.training_state import save_training
+
+    def save(step: int, history) -> None:
         if not args.save:
             return
         # fit checks this before each checkpoint it asks for; an interrupted run's save
         # is the caller's, so it is checked here too: no NaN ever replaces a good file.
-        if not all(np.isfinite(p).all() for p in net.params.values()):
+        if not all(np.isfinite(p).all() for p in run.net.params.values()):
             raise TrainingError(
                 f"the parameters are not finite at step {step}; {args.save} is left as it was"
             )
-        meta = {
-            "network": net.config(),
-            "optimizer": optimizer_meta,
-            "train": run,
-            "history": history.to_dict(),
-            "chainrule_version": __version__,
-        }
-        stats, masks = _running_stats(net), _dropout_states(net)
-        if stats:
-            meta["running_stats"] = stats
-        if masks:
-            meta["dropout_rng"] = masks
-        save_checkpoint(
-            args.save, net.params, optimizer_state=optimizer.state_dict(), step=step, meta=meta
-        )
+        save_training(
+            args.save, run.net, run.optimizer, step=step, history=history,
+            meta={"train": run.settings},
+        )  # fmt: skip
 
-    started = time.perf_counter()
-    try:
-        with _stop_at_step_boundary_on_signal() as received:
+    return save
 
-            def on_step_or_stop(step: int, loss: float) -> None:
-                on_step(step, loss)
-                if received:
-                    raise _Interrupted(step, received[0])
 
-            history = fit(
-                net,
-                optimizer,
-                x_train,
-                t_train,
-                x_test,
-                t_test,
-                batch_size=run["batch_size"],
-                epochs=run["epochs"],
-                iters=run["iters"],
-                seed=run["seed"],
-                sampling=run["sampling"],
-                threads=args.threads,
-                resume=Resume(history, start_step),
-                callbacks=[
-                    LambdaCallback(
-                        on_step=on_step_or_stop,
-                        on_evaluate=lambda record: _say(
-                            bar, _format_evaluation(record), args.quiet
-                        ),
-                        on_checkpoint=save,
-                        checkpoint_every=args.save_every,
-                    )
-                ],
-            )
-    except _Interrupted as stop:
-        if bar is not None:
-            bar.close()  # before the message below; closing again in finally is a no-op
-        return _save_when_stopped(stop, args.save, save, history)
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - started
+def _report(args: argparse.Namespace, run: _Run, history, seconds: float, total: int, describe):
+    """The final line, and the --plot and --json a finished run was asked for."""
     final = history.evaluations[-1]
     print(
         f"done in {seconds:.1f} s: test accuracy {final.test_accuracy:.4f}, "
@@ -698,8 +606,13 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from chainrule.viz.curves import plot_history
 
         plot_history(history, args.plot, title=describe)
-        _say(None, f"plot: {args.plot}", args.quiet)
+        say(None, f"plot: {args.plot}", args.quiet)
     if args.json:
+        config = {
+            "network": run.net.config(),
+            "optimizer": {"name": run.optimizer.name, **run.optimizer.hyperparams},
+            "train": run.settings,
+        }
         _write_json(
             args.json,
             {
@@ -709,15 +622,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 "test_loss": final.test_loss,
                 "seconds": seconds,
                 "steps": total,
-                "config": {"network": net.config(), "optimizer": optimizer_meta, "train": run},
+                "config": config,
                 "history": history.to_dict(),
             },
         )
-    # Checked last, so that the plot, the JSON and the checkpoint show what happened.
-    wrecked = _too_high_learning_rate(history, net.output_size, optimizer.lr)
-    if wrecked is not None:
-        raise TrainingError(wrecked)
-    return 0
 
 
 def _save_when_stopped(stop: _Interrupted, target: str | None, save, history) -> int:
@@ -741,17 +649,20 @@ def _save_when_stopped(stop: _Interrupted, target: str | None, save, history) ->
 
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from chainrule.cli.data import load_data
+    from chainrule.cli.description import load_described
     from chainrule.train import evaluate
+    from chainrule.training_state import restore_network
 
-    checkpoint = _load_described(args.checkpoint, to_resume=False)
-    net = _restore_network(checkpoint, args.checkpoint)
+    checkpoint = load_described(args.checkpoint)
+    net = restore_network(checkpoint, args.checkpoint)
     trained = checkpoint.meta.get("train", {})
     dataset = args.dataset or trained.get("dataset", "mnist-5k")
     data_dir, remembered_by = args.data_dir, None
     if data_dir is None and dataset == trained.get("dataset"):
         data_dir = trained.get("data_dir")  # where the run found its data
         remembered_by = args.checkpoint
-    (x_train, t_train), (x_test, t_test) = _load_data(
+    (x_train, t_train), (x_test, t_test) = load_data(
         dataset, data_dir, args.quiet, flatten=not _is_convnet(net), remembered_by=remembered_by
     )
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
