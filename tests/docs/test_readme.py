@@ -1,6 +1,6 @@
 """The README: short, its Quickstart the commands CI runs, its Python example runs with the
 book's numbers, its trace excerpt is what explain prints, its links lead somewhere, and its
-table names every command. The pages it links to are checked by tests/test_docs.py."""
+table names every command. The pages it links to are checked by tests/docs/test_docs.py."""
 
 import re
 from pathlib import Path
@@ -11,7 +11,7 @@ from chainrule.cli import build_parser
 from chainrule.examples import build
 from chainrule.explain import explain
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
 

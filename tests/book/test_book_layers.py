@@ -21,7 +21,7 @@ import pytest
 import chainrule.layers
 from chainrule.data import load_mnist
 
-REFERENCE = Path(__file__).resolve().parent / "book_checkout"
+REFERENCE = Path(__file__).resolve().parents[1] / "book_checkout"
 NETWORKS = [
     ("ch07", "simple_convnet", "SimpleConvNet", 4),
     ("ch08", "deep_convnet", "DeepConvNet", 3),

@@ -2,7 +2,7 @@
 stored in them, and every code block of the pages runs.
 
 When a tutorial changes on purpose, store its new outputs with
-``python tests/test_docs.py --store`` (from the repository root), and read the diff.
+``python tests/docs/test_docs.py --store`` (from the repository root), and read the diff.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((DOCS / "tutorials").glob("*.ipynb"))
 PAGES = sorted(DOCS.glob("*.md"))
@@ -287,7 +287,7 @@ def store(paths: list[Path]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--store"]:
-        sys.exit("usage: python tests/test_docs.py --store")
+        sys.exit("usage: python tests/docs/test_docs.py --store")
     store(NOTEBOOKS)
 
 

@@ -19,7 +19,7 @@ from chainrule.checkpoint import load_checkpoint, save_checkpoint
 from chainrule.cli import main
 from chainrule.data import write_idx
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte")  # fmt: skip
 

@@ -13,7 +13,7 @@ import pytest
 
 from chainrule.book import functions, gradient, layers, optimizer, util
 
-REFERENCE = Path(__file__).parent / "book_checkout" / "common"
+REFERENCE = Path(__file__).parents[1] / "book_checkout" / "common"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from chainrule.cli import main
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_train.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_train.py"
 NUMPY_LOOPS = "chainrule fit,chainrule book loop,careful NumPy,NumPy textbook (float64)"
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHECKOUT = Path(__file__).parent / "book_checkout"
-MNIST_5K = Path(__file__).parents[1] / "chainrule" / "data" / "mnist_5k.npz"
+CHECKOUT = Path(__file__).parents[1] / "book_checkout"
+MNIST_5K = Path(__file__).parents[2] / "chainrule" / "data" / "mnist_5k.npz"
 NUMBER = re.compile(r"-?\d+\.?\d*(?:e-?\d+)?")
 
 

@@ -139,7 +139,7 @@ def test_stale_temporaries_of_the_target_are_removed_and_live_ones_kept(tmp_path
 
 
 def test_the_readmes_example_commands_overwrite_no_tracked_file():
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
