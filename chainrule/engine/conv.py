@@ -116,9 +116,13 @@ class ConvKernel(Kernel):
         FN, C, FH, FW = W.shape
         K = C * FH * FW
         dy_rows = _rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
-        both = buf.get("both", (K + 1, FN), W.dtype)  # dW and, in its last row, db
-        part = buf.get("part", (K + 1, FN), W.dtype)
-        if need_dx:
+        # dWᵀ and, in its last column, db: dyᵀ·col runs faster than colᵀ·dy in BLAS
+        both = buf.get("both", (FN, K + 1), W.dtype)
+        part = buf.get("part", (FN, K + 1), W.dtype)
+        # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
+        # product per chunk (_correlate_input_gradient); else products added back.
+        dyq = self._padded_dy(buf) if need_dx and self.layer.stride == 1 else None
+        if need_dx and dyq is None:
             dxp = buf.images("dxp", self._xp.shape, W.dtype)
             dxp[...] = 0
         pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
@@ -134,20 +138,87 @@ class ConvKernel(Kernel):
                     dchunk,
                     self.scratch,
                 )
-            matmul(col.T, dchunk, out=both if i == 0 else part)
+            matmul(dchunk.T, col, out=both if i == 0 else part)
             if i:
                 both += part
-            if need_dx:
+            if need_dx and dyq is not None:
+                self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
+            elif need_dx:
                 self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
         dW = buf.get("dW", W.shape, W.dtype)
-        np.copyto(dW, both[:K].reshape(FH, FW, C, FN).transpose(3, 2, 0, 1))
+        np.copyto(dW, both[:, :K].reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
         db = buf.get("db", (FN,), W.dtype)
-        np.copyto(db, both[K])
+        np.copyto(db, both[:, K])
         self.grads = {"W": dW, "b": db}
         if not need_dx:
             return None
+        if dyq is not None:
+            return self._correlate_input_gradient(dyq, buf)
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
+
+    def _dy_margins(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """For stride 1, per axis: the zeros around dy so that its windows are dx's
+        positions (filter side − 1 − pad, or 0), and where dx's first window starts in
+        that padded dy (pad − (filter side − 1), or 0, when the pad is wider)."""
+        _, _, FH, FW = self.layer.W.shape
+        pad = self.layer.pad
+        return tuple((max(f - 1 - pad, 0), max(pad - f + 1, 0)) for f in (FH, FW))
+
+    def _padded_dy(self, buf: Buffers) -> np.ndarray:
+        """A buffer (N, oh + 2·margin, ow + 2·margin, FN) for dy in image order, its
+        border zero (written once, when made)."""
+        FN = self.layer.W.shape[0]
+        (qh, _), (qw, _) = self._dy_margins()
+        oh, ow = self._oh_ow
+        shape = (len(self._x), oh + 2 * qh, ow + 2 * qw, FN)
+        return buf.get("dy_padded", shape, self.layer.W.dtype, fill=0)
+
+    def _interior(self, dyq: np.ndarray) -> np.ndarray:
+        """The part of padded dy images (n, H', W', FN) that holds dy itself."""
+        (qh, _), (qw, _) = self._dy_margins()
+        oh, ow = self._oh_ow
+        return dyq[:, qh : qh + oh, qw : qw + ow]
+
+    def _to_image_order(self, dchunk: np.ndarray, images: int, target: np.ndarray) -> None:
+        """Write a chunk's output gradient (rows in the order computed) into ``target``
+        (images, oh, ow, FN), image order; positions no pooling window covers get 0."""
+        FN = self.layer.W.shape[0]
+        oh, ow = self._oh_ow
+        if self.pool is None:
+            np.copyto(target, dchunk.reshape(images, oh, ow, FN))
+            return
+        P = self.pool.stride
+        if oh % P or ow % P:
+            target[...] = 0
+        blocks = dchunk.reshape(P, P, images, oh // P, ow // P, FN)
+        for i in range(P):
+            for j in range(P):
+                target[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, j]
+
+    def _correlate_input_gradient(self, dyq: np.ndarray, buf: Buffers) -> np.ndarray:
+        """dx (N, C, H, W), stored channels last, of a stride-1 convolution:
+        ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
+        padded dy times the filters turned by 180°, in chunks that stay in the cache."""
+        W = self.layer.W
+        FN, C, FH, FW = W.shape
+        n, h, w = len(self._x), *self._x.shape[2:]
+        (_, sh), (_, sw) = self._dy_margins()
+        K = FH * FW * FN
+        flipped = buf.get("flipped", (K, C), W.dtype)  # rows (i', j', f): W[f, :, -i', -j']
+        np.copyto(flipped.reshape(FH, FW, FN, C), W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+        dx = buf.get("dx", (n, h, w, C), W.dtype)
+        rows = dx.reshape(-1, C)
+        per = max(1, _CHUNK_BYTES // (K * h * w * W.dtype.itemsize))
+        sN, sH, sW, sF = dyq.strides
+        for start in range(0, n, per):
+            stop = min(n, start + per)
+            images = dyq[start:stop, sh:, sw:]
+            windows = as_strided(images, (stop - start, h, w, FH, FW, FN), (sN, sH, sW, sH, sW, sF))
+            col = self.scratch.front("dy_col", ((stop - start) * h * w, K), W.dtype)
+            np.copyto(col.reshape(windows.shape), windows)
+            matmul(col, flipped, out=rows[start * h * w : stop * h * w])
+        return dx.transpose(0, 3, 1, 2)
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
         """Add a chunk's gradient onto its padded images' ``dxp``, from its outputs'
@@ -156,14 +227,8 @@ class ConvKernel(Kernel):
         FN, C, FH, FW = self.layer.W.shape
         (oh, ow), s = self._oh_ow, self.layer.stride
         if self.pool is not None:  # the rows back in image order (n, oh, ow)
-            P = self.pool.stride
             image = self.scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
-            if oh % P or ow % P:
-                image[...] = 0  # positions no window covers
-            blocks = dchunk.reshape(P, P, images, oh // P, ow // P, FN)
-            for i in range(P):
-                for j in range(P):
-                    image[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, j]
+            self._to_image_order(dchunk, images, image)
             dchunk = image.reshape(-1, FN)
         weights = self._weights[:-1].reshape(FH, FW, C, FN)
         share = self.scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
