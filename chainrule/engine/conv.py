@@ -33,6 +33,8 @@ __all__ = ["ConvKernel", "PoolKernel"]
 # Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
 # between being written and multiplied (the whole batch's goes out to memory and back).
 _CHUNK_BYTES = 2**22
+# Filters up to this many: float32 products compute two adjacent outputs a row
+_NARROW_FILTERS = 16
 
 
 class ConvKernel(Kernel):
@@ -62,50 +64,86 @@ class ConvKernel(Kernel):
             oh, ow = oh // self.pool.stride, ow // self.pool.stride
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
-    def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
-        """The output positions of ``images`` images in the order they are computed."""
+    def _choose_width(self, dtype: np.dtype, ow: int) -> int:
+        """How many horizontally adjacent outputs a row of the product computes (R): two
+        for few float32 filters, where a product R·FN wide runs faster despite its
+        (R−1)/FW more multiplications; one otherwise."""
+        FN = self.layer.W.shape[0]
+        if dtype != np.float32 or FN > _NARROW_FILTERS:
+            return 1
         if self.pool is None:
-            return (images, oh, ow)
+            return 2 if ow % 2 == 0 else 1
+        return 2 if self.pool.stride % 2 == 0 else 1
+
+    def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
+        """The product's rows for ``images`` images, each R adjacent output positions:
+        (images, oh, ow / R), or with a P×P pooling (P, images, oh / P, ow / P, P / R),
+        so that a pooling window's rows are P blocks apart and its columns adjacent."""
+        R = self._R
+        if self.pool is None:
+            return (images, oh, ow // R)
         P = self.pool.stride
-        return (P, P, images, oh // P, ow // P)
+        return (P, images, oh // P, ow // P, P // R)
+
+    def _window_width(self) -> int:
+        """The columns of the input that R adjacent outputs read."""
+        return (self._R - 1) * self.layer.stride + self.layer.W.shape[3]
 
     def _chunks(self, n: int, rows: int, itemsize: int) -> list[tuple[int, int]]:
-        K = self.layer.W[0].size
+        _, C, FH, _ = self.layer.W.shape
+        K = C * FH * self._window_width()
         per = max(1, _CHUNK_BYTES // ((K + 1) * rows * itemsize))
         return [(start, min(n, start + per)) for start in range(0, n, per)]
 
     def _col(self, xp: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
-        """The windows of the padded images xp, (positions, K + 1), its last column ones."""
-        _, C, FH, FW = self.layer.W.shape
-        K, m = C * FH * FW, int(np.prod(grid))
-        P = None if self.pool is None else self.pool.stride
+        """The windows of the padded images xp, (rows, K + 1), its last column ones."""
+        _, C, FH, _ = self.layer.W.shape
+        width = self._window_width()
+        K, m = C * FH * width, int(np.prod(grid))
         col = self.scratch.front("col", (m, K + 1), xp.dtype)
-        windows = _windows(xp, FH, FW, self.layer.stride, P, grid)
+        P = None if self.pool is None else self.pool.stride
+        windows = _windows(xp, FH, width, self.layer.stride, self._R, P, grid)
         np.copyto(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
         return col
 
+    def _wide_weights(self, buf: Buffers) -> np.ndarray:
+        """The product's right side (K + 1, R·FN): column block r holds the filters at
+        rows (fh, fw + r·stride, c) of the window, zeros elsewhere; the last row b."""
+        W, R, s = self.layer.W, self._R, self.layer.stride
+        FN, C, FH, FW = W.shape
+        width = self._window_width()
+        K = FH * width * C
+        weights = buf.get("weights", (K + 1, R * FN), W.dtype)
+        if R > 1:
+            weights[...] = 0
+        blocks = weights[:K].reshape(FH, width, C, R, FN)
+        for r in range(R):
+            np.copyto(blocks[:, r * s : r * s + FW, :, r], W.transpose(2, 3, 1, 0))
+        weights[K].reshape(R, FN)[...] = self.layer.b
+        return weights
+
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf, W = self.buffers(train), self.layer.W
-        FN, C, FH, FW = W.shape
-        K, n = C * FH * FW, len(x)
+        FN, _, FH, FW = W.shape
+        n = len(x)
         xp = _padded(x, self.layer.pad, 0.0, buf)
         oh, ow = _positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
-        rows = int(np.prod(self._grid(1, oh, ow)))  # per image
-        chunks = self._chunks(n, rows, W.dtype.itemsize)
-        weights = buf.get("weights", (K + 1, FN), W.dtype)  # rows (fh, fw, c), then b
-        np.copyto(weights[:K].reshape(FH, FW, C, FN), W.transpose(2, 3, 1, 0))
-        weights[K] = self.layer.b
+        self._R = R = self._choose_width(W.dtype, ow)
+        rows = int(np.prod(self._grid(1, oh, ow))) * R  # output positions per image
+        chunks = self._chunks(n, rows // R, W.dtype.itemsize)
+        weights = self._wide_weights(buf)
         out = buf.get("out", (n * rows, FN), W.dtype)
         P = None if self.pool is None else self.pool.stride
         pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
         for start, stop in chunks:
             col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
-            chunk = matmul(col, weights, out=out[start * rows : stop * rows])
+            chunk = out[start * rows : stop * rows]
+            matmul(col, weights, out=chunk.reshape(-1, R * FN))
             if pooled is not None:
                 _pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
         if train:
-            self._x, self._xp, self._weights, self._out, self._pooled = x, xp, weights, out, pooled
+            self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
         if pooled is None:
             return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
@@ -113,12 +151,13 @@ class ConvKernel(Kernel):
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         buf, W, rows = self._train, self.layer.W, self._rows
-        FN, C, FH, FW = W.shape
-        K = C * FH * FW
+        FN, C, FH, _ = W.shape
+        K, R = C * FH * self._window_width(), self._R
         dy_rows = _rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
-        # dWᵀ and, in its last column, db: dyᵀ·col runs faster than colᵀ·dy in BLAS
-        both = buf.get("both", (FN, K + 1), W.dtype)
-        part = buf.get("part", (FN, K + 1), W.dtype)
+        # dWᵀ and, in its last column, db (of each of the R outputs a row computes): dyᵀ·col
+        # runs faster than colᵀ·dy in BLAS
+        both = buf.get("both", (R * FN, K + 1), W.dtype)
+        part = buf.get("part", (R * FN, K + 1), W.dtype)
         # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
         # product per chunk (_correlate_input_gradient); else products added back.
         dyq = self._padded_dy(buf) if need_dx and self.layer.stride == 1 else None
@@ -134,28 +173,42 @@ class ConvKernel(Kernel):
                 out = self._out[start * rows : stop * rows]
                 dchunk = _unpool(
                     out,
+                    self.pool.stride,
                     self._pooled[start * pooled_rows : stop * pooled_rows],
                     dchunk,
                     self.scratch,
                 )
-            matmul(dchunk.T, col, out=both if i == 0 else part)
+            matmul(dchunk.reshape(-1, R * FN).T, col, out=both if i == 0 else part)
             if i:
                 both += part
             if need_dx and dyq is not None:
                 self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
             elif need_dx:
                 self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
-        dW = buf.get("dW", W.shape, W.dtype)
-        np.copyto(dW, both[:, :K].reshape(FN, FH, FW, C).transpose(0, 3, 1, 2))
-        db = buf.get("db", (FN,), W.dtype)
-        np.copyto(db, both[:, K])
-        self.grads = {"W": dW, "b": db}
+        self.grads = self._parameter_gradients(both, buf)
         if not need_dx:
             return None
         if dyq is not None:
             return self._correlate_input_gradient(dyq, buf)
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
+
+    def _parameter_gradients(self, both: np.ndarray, buf: Buffers) -> dict[str, np.ndarray]:
+        """dW and db from ``both`` (R·FN, K + 1): the sum over the R outputs of a row of
+        the window's entries each one read (rows fh, fw + r·stride)."""
+        W, R, s = self.layer.W, self._R, self.layer.stride
+        FN, C, FH, FW = W.shape
+        K = FH * self._window_width() * C
+        blocks = both[:, :K].reshape(R, FN, FH, self._window_width(), C)
+        rows = buf.get("dW_rows", (FN, FH, FW, C), W.dtype)
+        np.copyto(rows, blocks[0, :, :, :FW])
+        for r in range(1, R):
+            rows += blocks[r, :, :, r * s : r * s + FW]
+        dW = buf.get("dW", W.shape, W.dtype)
+        np.copyto(dW, rows.transpose(0, 3, 1, 2))
+        db = buf.get("db", (FN,), W.dtype)
+        np.sum(both[:, K].reshape(R, FN), axis=0, out=db)
+        return {"W": dW, "b": db}
 
     def _dy_margins(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """For stride 1, per axis: the zeros around dy so that its windows are dx's
@@ -191,10 +244,10 @@ class ConvKernel(Kernel):
         P = self.pool.stride
         if oh % P or ow % P:
             target[...] = 0
-        blocks = dchunk.reshape(P, P, images, oh // P, ow // P, FN)
+        blocks = dchunk.reshape(P, images, oh // P, ow // P, P, FN)
         for i in range(P):
             for j in range(P):
-                target[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, j]
+                target[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, ..., j, :]
 
     def _correlate_input_gradient(self, dyq: np.ndarray, buf: Buffers) -> np.ndarray:
         """dx (N, C, H, W), stored channels last, of a stride-1 convolution:
@@ -230,28 +283,36 @@ class ConvKernel(Kernel):
             image = self.scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
             self._to_image_order(dchunk, images, image)
             dchunk = image.reshape(-1, FN)
-        weights = self._weights[:-1].reshape(FH, FW, C, FN)
         share = self.scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
         pixels = share.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
         for i in range(FH):
             for j in range(FW):
-                matmul(dchunk, weights[i, j].T, out=share)
+                matmul(dchunk, self.layer.W[:, :, i, j], out=share)
                 dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels
 
 
+def _window_blocks(out: np.ndarray, P: int) -> list[np.ndarray]:
+    """A chunk's outputs in pooling order (P, windows, P, FN) as its P·P blocks (M, FN),
+    in the window's row-major order: block (i, j) holds each window's position (i, j)."""
+    blocks = out.reshape(P, -1, P, out.shape[-1])
+    return [blocks[i, :, j] for i in range(P) for j in range(P)]
+
+
 def _pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
-    """The maximum of the P·P blocks of a chunk's outputs in pooling order (block k: each
-    window's k-th position), into ``pooled``."""
-    blocks = out.reshape(P * P, *pooled.shape)
+    """The maximum of the P·P blocks of a chunk's outputs in pooling order, into
+    ``pooled``."""
+    blocks = _window_blocks(out, P)
     np.copyto(pooled, blocks[0])
     for block in blocks[1:]:
         np.maximum(pooled, block, out=pooled)
 
 
-def _unpool(out: np.ndarray, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers) -> np.ndarray:
+def _unpool(
+    out: np.ndarray, P: int, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers
+) -> np.ndarray:
     """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
     dout = buf.front("dout", out.shape, out.dtype)
-    blocks, dblocks = out.reshape(-1, *pooled.shape), dout.reshape(-1, *pooled.shape)
+    blocks, dblocks = _window_blocks(out, P), _window_blocks(dout, P)
     hit = buf.front("hit", pooled.shape, np.bool_)
     open_ = buf.front("open", pooled.shape, np.bool_)
     open_[...] = True
@@ -332,18 +393,19 @@ def _windows(
     fh: int,
     fw: int,
     stride: int,
+    R: int,
     P: int | None,
     grid: tuple[int, ...],
 ) -> np.ndarray:
-    """The windows of padded images xp as a view (*grid, fh, fw, C): for grid (N, oh,
-    ow) the output positions in the layer's order; for (P, P, N, ph, pw) position
-    (i, j) of pooling window (ph, pw), that is output row P·ph + i, column P·pw + j.
+    """The windows of padded images xp as a view (*grid, fh, fw, C), each read by R
+    adjacent outputs: for grid (N, oh, ow / R) those from output (y, R·x) on; for (P, N,
+    ph, pw, P / R) those from row P·ph + i, column P·pw + R·j of pooling window (ph, pw).
     A window's (fw, c) run is contiguous in images stored channels last."""
     sN, sC, sH, sW = xp.strides
     if P is None:
-        steps = (sN, stride * sH, stride * sW)
+        steps = (sN, stride * sH, R * stride * sW)
     else:
-        steps = (stride * sH, stride * sW, sN, P * stride * sH, P * stride * sW)
+        steps = (stride * sH, sN, P * stride * sH, P * stride * sW, R * stride * sW)
     shape = (*grid, fh, fw, xp.shape[1])
     return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
 
