@@ -1,20 +1,26 @@
-"""The engine's kernels for the layers that slide windows: Convolution and max Pooling
-(the contract is :mod:`chainrule.engine.dense`'s).
+"""The engine's convolution kernel (the contract is :mod:`chainrule.engine.dense`'s; max
+pooling is :mod:`chainrule.engine.pool`'s, the windows :mod:`chainrule.engine.windows`').
 
 Images travel between kernels as (N, C, H, W) arrays stored channels last, (N, H, W, C)
 in memory: the order in which a convolution's product writes them, so no kernel
 transposes a batch. A convolution is one product of ``col``, the windows of the padded
 images laid out a row per output position and a column per filter entry (fh, fw, c), with
 the filters, plus a column of ones that carries the bias (its gradient comes out of the
-same product as dW's). The input's gradient is one product per filter position (fh, fw),
-added back onto the pixels that position read.
+same product as dW's). In float32, with few filters, a row holds the window of R = 2
+horizontally adjacent outputs (one column wider) and the filters two column blocks, so
+that the product is twice as wide (``windows.output_width``).
+
+The input's gradient of a stride-1 convolution is a convolution too: the windows of dy,
+padded by the filter's reach less the layer's pad, times the filters turned by 180°, one
+product that writes dx channels last. Other strides take one product per filter position
+(fh, fw), added back onto the pixels that position read.
 
 A convolution followed by a pooling whose stride is its P×P window (the book's 2×2) is
 one kernel: it computes the convolution's outputs in the order the pooling reads them,
-first every window's top-left position (of all images), then every window's next, so
-that pooling is the maximum of P·P contiguous blocks; positions no window covers (an odd
-last row or column) are not computed at all. Backward sends each window's gradient to
-its first maximum, in the window's row-major order, as the layer's argmax does.
+(i, image, ph, pw, j) for position (i, j) of window (ph, pw), so that pooling is the
+maximum of P·P blocks; positions no window covers (an odd last row or column) are not
+computed at all. Backward sends each window's gradient to its first maximum, in the
+window's row-major order, as the layer's argmax does.
 """
 
 from __future__ import annotations
@@ -25,16 +31,23 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from chainrule.blas import matmul
-from chainrule.engine.buffers import Buffers, channels_last
+from chainrule.engine.buffers import Buffers
 from chainrule.engine.dense import Kernel
+from chainrule.engine.pool import pool_blocks, unpool
+from chainrule.engine.windows import (
+    output_width,
+    padded,
+    place_filters,
+    positions,
+    rows_channels_last,
+    window_view,
+)
 
-__all__ = ["ConvKernel", "PoolKernel"]
+__all__ = ["ConvKernel"]
 
 # Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
 # between being written and multiplied (the whole batch's goes out to memory and back).
 _CHUNK_BYTES = 2**22
-# Filters up to this many: float32 products compute two adjacent outputs a row
-_NARROW_FILTERS = 16
 
 
 class ConvKernel(Kernel):
@@ -42,9 +55,9 @@ class ConvKernel(Kernel):
     equal to its square window, no padding).
 
     The batch goes through in chunks of images whose ``col`` fits in the processor's
-    cache: each chunk's windows are copied, multiplied and (in backward) added back while
-    they are still there, instead of a ``col`` nine times the images' size (3×3 filters)
-    going out to memory and back. Backward copies each chunk's windows again.
+    cache: each chunk's windows are copied and multiplied while they are still there,
+    instead of a ``col`` nine times the images' size (3×3 filters) going out to memory
+    and back. Backward copies each chunk's windows again (for dW), and dy's (for dx).
     """
 
     def __init__(self, layer: Any, pool: Any = None, scratch: Buffers | None = None) -> None:
@@ -59,21 +72,15 @@ class ConvKernel(Kernel):
         if len(shape) != 4 or shape[1] != C:
             return None
         n, _, h, w = shape
-        oh, ow = _positions(h, w, FH, FW, self.layer.stride, self.layer.pad)
+        oh, ow = positions(h, w, FH, FW, self.layer.stride, self.layer.pad)
         if self.pool is not None:
             oh, ow = oh // self.pool.stride, ow // self.pool.stride
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
     def _choose_width(self, dtype: np.dtype, ow: int) -> int:
-        """How many horizontally adjacent outputs a row of the product computes (R): two
-        for few float32 filters, where a product R·FN wide runs faster despite its
-        (R−1)/FW more multiplications; one otherwise."""
-        FN = self.layer.W.shape[0]
-        if dtype != np.float32 or FN > _NARROW_FILTERS:
-            return 1
-        if self.pool is None:
-            return 2 if ow % 2 == 0 else 1
-        return 2 if self.pool.stride % 2 == 0 else 1
+        """How many horizontally adjacent outputs a row of the product computes (R)."""
+        even = ow % 2 == 0 if self.pool is None else self.pool.stride % 2 == 0
+        return output_width(dtype, self.layer.W.shape[0], even)
 
     def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
         """The product's rows for ``images`` images, each R adjacent output positions:
@@ -102,7 +109,7 @@ class ConvKernel(Kernel):
         K, m = C * FH * width, int(np.prod(grid))
         col = self.scratch.front("col", (m, K + 1), xp.dtype)
         P = None if self.pool is None else self.pool.stride
-        windows = _windows(xp, FH, width, self.layer.stride, self._R, P, grid)
+        windows = window_view(xp, FH, width, self.layer.stride, self._R, P, grid)
         np.copyto(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
         return col
@@ -110,16 +117,11 @@ class ConvKernel(Kernel):
     def _wide_weights(self, buf: Buffers) -> np.ndarray:
         """The product's right side (K + 1, R·FN): column block r holds the filters at
         rows (fh, fw + r·stride, c) of the window, zeros elsewhere; the last row b."""
-        W, R, s = self.layer.W, self._R, self.layer.stride
-        FN, C, FH, FW = W.shape
-        width = self._window_width()
-        K = FH * width * C
+        W, R = self.layer.W, self._R
+        FN, C, FH, _ = W.shape
+        K = FH * self._window_width() * C
         weights = buf.get("weights", (K + 1, R * FN), W.dtype)
-        if R > 1:
-            weights[...] = 0
-        blocks = weights[:K].reshape(FH, width, C, R, FN)
-        for r in range(R):
-            np.copyto(blocks[:, r * s : r * s + FW, :, r], W.transpose(2, 3, 1, 0))
+        place_filters(W, R, self.layer.stride, weights[:K])
         weights[K].reshape(R, FN)[...] = self.layer.b
         return weights
 
@@ -127,8 +129,8 @@ class ConvKernel(Kernel):
         buf, W = self.buffers(train), self.layer.W
         FN, _, FH, FW = W.shape
         n = len(x)
-        xp = _padded(x, self.layer.pad, 0.0, buf)
-        oh, ow = _positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
+        xp = padded(x, self.layer.pad, 0.0, buf)
+        oh, ow = positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
         self._R = R = self._choose_width(W.dtype, ow)
         rows = int(np.prod(self._grid(1, oh, ow))) * R  # output positions per image
         chunks = self._chunks(n, rows // R, W.dtype.itemsize)
@@ -141,7 +143,7 @@ class ConvKernel(Kernel):
             chunk = out[start * rows : stop * rows]
             matmul(col, weights, out=chunk.reshape(-1, R * FN))
             if pooled is not None:
-                _pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
+                pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
         if train:
             self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
@@ -153,7 +155,7 @@ class ConvKernel(Kernel):
         buf, W, rows = self._train, self.layer.W, self._rows
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
-        dy_rows = _rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
+        dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
         # dWᵀ and, in its last column, db (of each of the R outputs a row computes): dyᵀ·col
         # runs faster than colᵀ·dy in BLAS
         both = buf.get("both", (R * FN, K + 1), W.dtype)
@@ -171,7 +173,7 @@ class ConvKernel(Kernel):
             dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
             if self.pool is not None:
                 out = self._out[start * rows : stop * rows]
-                dchunk = _unpool(
+                dchunk = unpool(
                     out,
                     self.pool.stride,
                     self._pooled[start * pooled_rows : stop * pooled_rows],
@@ -252,25 +254,28 @@ class ConvKernel(Kernel):
     def _correlate_input_gradient(self, dyq: np.ndarray, buf: Buffers) -> np.ndarray:
         """dx (N, C, H, W), stored channels last, of a stride-1 convolution:
         ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
-        padded dy times the filters turned by 180°, in chunks that stay in the cache."""
+        padded dy times the filters turned by 180°, R adjacent positions a row (as the
+        forward's products), in chunks that stay in the cache."""
         W = self.layer.W
         FN, C, FH, FW = W.shape
         n, h, w = len(self._x), *self._x.shape[2:]
         (_, sh), (_, sw) = self._dy_margins()
-        K = FH * FW * FN
-        flipped = buf.get("flipped", (K, C), W.dtype)  # rows (i', j', f): W[f, :, -i', -j']
-        np.copyto(flipped.reshape(FH, FW, FN, C), W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+        R = output_width(W.dtype, C, w % 2 == 0)
+        width = FW + R - 1
+        K, rows_per_image = FH * width * FN, h * w // R
+        flipped = buf.get("flipped", (K, R * C), W.dtype)
+        place_filters(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], R, 1, flipped)
         dx = buf.get("dx", (n, h, w, C), W.dtype)
-        rows = dx.reshape(-1, C)
-        per = max(1, _CHUNK_BYTES // (K * h * w * W.dtype.itemsize))
+        rows = dx.reshape(-1, R * C)
+        per = max(1, _CHUNK_BYTES // (K * rows_per_image * W.dtype.itemsize))
         sN, sH, sW, sF = dyq.strides
         for start in range(0, n, per):
             stop = min(n, start + per)
-            images = dyq[start:stop, sh:, sw:]
-            windows = as_strided(images, (stop - start, h, w, FH, FW, FN), (sN, sH, sW, sH, sW, sF))
-            col = self.scratch.front("dy_col", ((stop - start) * h * w, K), W.dtype)
+            shape = (stop - start, h, w // R, FH, width, FN)
+            windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
+            col = self.scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
             np.copyto(col.reshape(windows.shape), windows)
-            matmul(col, flipped, out=rows[start * h * w : stop * h * w])
+            matmul(col, flipped, out=rows[start * rows_per_image : stop * rows_per_image])
         return dx.transpose(0, 3, 1, 2)
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
@@ -289,132 +294,3 @@ class ConvKernel(Kernel):
             for j in range(FW):
                 matmul(dchunk, self.layer.W[:, :, i, j], out=share)
                 dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels
-
-
-def _window_blocks(out: np.ndarray, P: int) -> list[np.ndarray]:
-    """A chunk's outputs in pooling order (P, windows, P, FN) as its P·P blocks (M, FN),
-    in the window's row-major order: block (i, j) holds each window's position (i, j)."""
-    blocks = out.reshape(P, -1, P, out.shape[-1])
-    return [blocks[i, :, j] for i in range(P) for j in range(P)]
-
-
-def _pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
-    """The maximum of the P·P blocks of a chunk's outputs in pooling order, into
-    ``pooled``."""
-    blocks = _window_blocks(out, P)
-    np.copyto(pooled, blocks[0])
-    for block in blocks[1:]:
-        np.maximum(pooled, block, out=pooled)
-
-
-def _unpool(
-    out: np.ndarray, P: int, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers
-) -> np.ndarray:
-    """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
-    dout = buf.front("dout", out.shape, out.dtype)
-    blocks, dblocks = _window_blocks(out, P), _window_blocks(dout, P)
-    hit = buf.front("hit", pooled.shape, np.bool_)
-    open_ = buf.front("open", pooled.shape, np.bool_)
-    open_[...] = True
-    for block, dblock in zip(blocks, dblocks):
-        np.equal(block, pooled, out=hit)
-        hit &= open_
-        open_ ^= hit  # a window's later maxima (ties) get nothing
-        np.multiply(dpooled, hit, out=dblock)
-    return dout
-
-
-class PoolKernel(Kernel):
-    """Max pooling of any window, stride and padding (−inf padding, as the layer's)."""
-
-    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-        layer = self.layer
-        if len(shape) != 4:
-            return None
-        oh, ow = _positions(shape[2], shape[3], layer.pool_h, layer.pool_w, layer.stride, layer.pad)
-        return (*shape[:2], oh, ow) if min(oh, ow) >= 1 else None
-
-    def _views(self, xp: np.ndarray, shape: tuple[int, ...]) -> Any:
-        """Each position (i, j) of the window, in row-major order: the (N, C, oh, ow)
-        view of the padded images at that position of every window."""
-        s, (oh, ow) = self.layer.stride, shape[2:]
-        for i in range(self.layer.pool_h):
-            for j in range(self.layer.pool_w):
-                yield xp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s]
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        buf = self.buffers(train)
-        xp = _padded(x, self.layer.pad, -np.inf, buf)
-        y = buf.images("y", self.out_shape(x.shape), x.dtype)
-        for k, view in enumerate(self._views(xp, y.shape)):
-            if k == 0:
-                np.copyto(y, view)
-            else:
-                np.maximum(y, view, out=y)
-        if train:
-            self._x, self._xp, self._y = x, xp, y
-        return y
-
-    def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        if not need_dx:
-            return None
-        buf, y, xp, pad = self._train, self._y, self._xp, self.layer.pad
-        dxp = buf.images("dxp", xp.shape, xp.dtype)
-        dxp[...] = 0
-        hit, open_ = buf.like("hit", y, np.bool_), buf.like("open", y, np.bool_)
-        share = buf.like("share", y)
-        open_[...] = True
-        for view, dview in zip(self._views(xp, y.shape), self._views(dxp, y.shape)):
-            np.equal(view, y, out=hit)
-            hit &= open_
-            open_ ^= hit  # the first maximum of each window takes its gradient
-            dview += np.multiply(dy, hit, out=share)
-        h, w = self._x.shape[2:]
-        return dxp[:, :, pad : pad + h, pad : pad + w]
-
-
-def _positions(h: int, w: int, fh: int, fw: int, stride: int, pad: int) -> tuple[int, int]:
-    return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-
-
-def _padded(x: np.ndarray, pad: int, value: float, buf: Buffers) -> np.ndarray:
-    """x with ``pad`` values of ``value`` around each image, in a buffer whose border is
-    written once; x itself without padding."""
-    if not pad:
-        return x
-    n, c, h, w = x.shape
-    xp = buf.images("padded", (n, c, h + 2 * pad, w + 2 * pad), x.dtype, fill=value)
-    xp[:, :, pad : pad + h, pad : pad + w] = x
-    return xp
-
-
-def _windows(
-    xp: np.ndarray,
-    fh: int,
-    fw: int,
-    stride: int,
-    R: int,
-    P: int | None,
-    grid: tuple[int, ...],
-) -> np.ndarray:
-    """The windows of padded images xp as a view (*grid, fh, fw, C), each read by R
-    adjacent outputs: for grid (N, oh, ow / R) those from output (y, R·x) on; for (P, N,
-    ph, pw, P / R) those from row P·ph + i, column P·pw + R·j of pooling window (ph, pw).
-    A window's (fw, c) run is contiguous in images stored channels last."""
-    sN, sC, sH, sW = xp.strides
-    if P is None:
-        steps = (sN, stride * sH, R * stride * sW)
-    else:
-        steps = (stride * sH, sN, P * stride * sH, P * stride * sW, R * stride * sW)
-    shape = (*grid, fh, fw, xp.shape[1])
-    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
-
-
-def _rows_channels_last(dy: np.ndarray, buf: Buffers, name: str) -> np.ndarray:
-    """Images dy (N, C, H, W) as rows (N·H·W, C): free when stored channels last."""
-    n, c, h, w = dy.shape
-    if channels_last(dy):
-        return dy.transpose(0, 2, 3, 1).reshape(-1, c)
-    rows = buf.get(name, (n, h, w, c), dy.dtype)
-    np.copyto(rows, dy.transpose(0, 2, 3, 1))
-    return rows.reshape(-1, c)
