@@ -147,12 +147,14 @@ class ConvKernel(Kernel):
         if train:
             self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
+            self._train_R = R  # an inference forward before backward may set another
         if pooled is None:
             return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
         return pooled.reshape(n, oh // P, ow // P, FN).transpose(0, 3, 1, 2)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         buf, W, rows = self._train, self.layer.W, self._rows
+        self._R = self._train_R
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
         dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
