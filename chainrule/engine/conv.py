@@ -78,19 +78,23 @@ class ConvKernel(Kernel):
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
     def _choose_width(self, dtype: np.dtype, ow: int) -> int:
-        """How many horizontally adjacent outputs a row of the product computes (R)."""
-        even = ow % 2 == 0 if self.pool is None else self.pool.stride % 2 == 0
-        return output_width(dtype, self.layer.W.shape[0], even)
+        """How many horizontally adjacent outputs a row of the product computes (R). Fused
+        with a pooling, R = 2 makes the pooling's blocks strided: worth it only where the
+        product is the larger cost, windows of at least 2·FN entries."""
+        FN, C, FH, FW = self.layer.W.shape
+        if self.pool is None:
+            return output_width(dtype, FN, ow % 2 == 0)
+        return output_width(dtype, FN, self.pool.stride % 2 == 0 and C * FH * FW >= 2 * FN)
 
     def _grid(self, images: int, oh: int, ow: int) -> tuple[int, ...]:
         """The product's rows for ``images`` images, each R adjacent output positions:
-        (images, oh, ow / R), or with a P×P pooling (P, images, oh / P, ow / P, P / R),
-        so that a pooling window's rows are P blocks apart and its columns adjacent."""
+        (images, oh, ow / R), or with a P×P pooling (P, P / R, images, oh / P, ow / P):
+        each position of the pooling windows a block of rows (R of them side by side)."""
         R = self._R
         if self.pool is None:
             return (images, oh, ow // R)
         P = self.pool.stride
-        return (P, images, oh // P, ow // P, P // R)
+        return (P, P // R, images, oh // P, ow // P)
 
     def _window_width(self) -> int:
         """The columns of the input that R adjacent outputs read."""
@@ -143,7 +147,7 @@ class ConvKernel(Kernel):
             chunk = out[start * rows : stop * rows]
             matmul(col, weights, out=chunk.reshape(-1, R * FN))
             if pooled is not None:
-                pool_blocks(chunk, P, pooled[start * rows // P**2 : stop * rows // P**2])
+                pool_blocks(chunk, P, R, pooled[start * rows // P**2 : stop * rows // P**2])
         if train:
             self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
@@ -158,10 +162,11 @@ class ConvKernel(Kernel):
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
         dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
-        # dWᵀ and, in its last column, db (of each of the R outputs a row computes): dyᵀ·col
-        # runs faster than colᵀ·dy in BLAS
-        both = buf.get("both", (R * FN, K + 1), W.dtype)
-        part = buf.get("part", (R * FN, K + 1), W.dtype)
+        # dWᵀ and, in its last column, db (of each of the R outputs a row computes): BLAS
+        # runs dyᵀ·col faster than colᵀ·dy, unless the windows are narrower than dy's rows
+        flip = K + 1 < R * FN
+        shape = (K + 1, R * FN) if flip else (R * FN, K + 1)
+        both, part = buf.get("both", shape, W.dtype), buf.get("part", shape, W.dtype)
         # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
         # product per chunk (_correlate_input_gradient); else products added back.
         dyq = self._padded_dy(buf) if need_dx and self.layer.stride == 1 else None
@@ -178,18 +183,21 @@ class ConvKernel(Kernel):
                 dchunk = unpool(
                     out,
                     self.pool.stride,
+                    R,
                     self._pooled[start * pooled_rows : stop * pooled_rows],
                     dchunk,
                     self.scratch,
                 )
-            matmul(dchunk.reshape(-1, R * FN).T, col, out=both if i == 0 else part)
+            rows_of_dy = dchunk.reshape(-1, R * FN)
+            a, b = (col.T, rows_of_dy) if flip else (rows_of_dy.T, col)
+            matmul(a, b, out=both if i == 0 else part)
             if i:
                 both += part
             if need_dx and dyq is not None:
                 self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
             elif need_dx:
                 self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
-        self.grads = self._parameter_gradients(both, buf)
+        self.grads = self._parameter_gradients(both.T if flip else both, buf)
         if not need_dx:
             return None
         if dyq is not None:
@@ -248,10 +256,12 @@ class ConvKernel(Kernel):
         P = self.pool.stride
         if oh % P or ow % P:
             target[...] = 0
-        blocks = dchunk.reshape(P, images, oh // P, ow // P, P, FN)
+        R = self._R
+        blocks = dchunk.reshape(P, P // R, images, oh // P, ow // P, R, FN)
         for i in range(P):
             for j in range(P):
-                target[:, i : P * (oh // P) : P, j : P * (ow // P) : P] = blocks[i, ..., j, :]
+                view = target[:, i : P * (oh // P) : P, j : P * (ow // P) : P]
+                view[...] = blocks[i, j // R, :, :, :, j % R]
 
     def _correlate_input_gradient(self, dyq: np.ndarray, buf: Buffers) -> np.ndarray:
         """dx (N, C, H, W), stored channels last, of a stride-1 convolution:

@@ -14,28 +14,29 @@ from chainrule.engine.windows import padded, positions
 __all__ = ["PoolKernel", "pool_blocks", "unpool", "window_blocks"]
 
 
-def window_blocks(out: np.ndarray, P: int) -> list[np.ndarray]:
-    """A chunk's outputs in pooling order (P, windows, P, FN) as its P·P blocks (M, FN),
-    in the window's row-major order: block (i, j) holds each window's position (i, j)."""
-    blocks = out.reshape(P, -1, P, out.shape[-1])
-    return [blocks[i, :, j] for i in range(P) for j in range(P)]
+def window_blocks(out: np.ndarray, P: int, R: int) -> list[np.ndarray]:
+    """A chunk's outputs in pooling order (P, P / R, windows, R, FN) as its P·P blocks
+    (windows, FN), in the window's row-major order: block (i, j) holds each window's
+    position (i, j), ``[i, j // R, :, j % R]`` (contiguous when R is 1)."""
+    blocks = out.reshape(P, P // R, -1, R, out.shape[-1])
+    return [blocks[i, j // R, :, j % R] for i in range(P) for j in range(P)]
 
 
-def pool_blocks(out: np.ndarray, P: int, pooled: np.ndarray) -> None:
+def pool_blocks(out: np.ndarray, P: int, R: int, pooled: np.ndarray) -> None:
     """The maximum of the P·P blocks of a chunk's outputs in pooling order, into
     ``pooled``."""
-    blocks = window_blocks(out, P)
+    blocks = window_blocks(out, P, R)
     np.copyto(pooled, blocks[0])
     for block in blocks[1:]:
         np.maximum(pooled, block, out=pooled)
 
 
 def unpool(
-    out: np.ndarray, P: int, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers
+    out: np.ndarray, P: int, R: int, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers
 ) -> np.ndarray:
     """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
     dout = buf.front("dout", out.shape, out.dtype)
-    blocks, dblocks = window_blocks(out, P), window_blocks(dout, P)
+    blocks, dblocks = window_blocks(out, P, R), window_blocks(dout, P, R)
     hit = buf.front("hit", pooled.shape, np.bool_)
     open_ = buf.front("open", pooled.shape, np.bool_)
     open_[...] = True

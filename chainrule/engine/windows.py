@@ -67,14 +67,14 @@ def window_view(
     grid: tuple[int, ...],
 ) -> np.ndarray:
     """The windows of padded images xp as a view (*grid, fh, fw, C), each read by R
-    adjacent outputs: for grid (N, oh, ow / R) those from output (y, R·x) on; for (P, N,
-    ph, pw, P / R) those from row P·ph + i, column P·pw + R·j of pooling window (ph, pw).
-    A window's (fw, c) run is contiguous in images stored channels last."""
+    adjacent outputs: for grid (N, oh, ow / R) those from output (y, R·x) on; for (P,
+    P / R, N, ph, pw) those from row P·ph + i, column P·pw + R·j of pooling window
+    (ph, pw). A window's (fw, c) run is contiguous in images stored channels last."""
     sN, sC, sH, sW = xp.strides
     if P is None:
         steps = (sN, stride * sH, R * stride * sW)
     else:
-        steps = (stride * sH, sN, P * stride * sH, P * stride * sW, R * stride * sW)
+        steps = (stride * sH, R * stride * sW, sN, P * stride * sH, P * stride * sW)
     shape = (*grid, fh, fw, xp.shape[1])
     return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
 
