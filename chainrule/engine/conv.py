@@ -17,10 +17,11 @@ product that writes dx channels last. Other strides take one product per filter 
 
 A convolution followed by a pooling whose stride is its P×P window (the book's 2×2) is
 one kernel: it computes the convolution's outputs in the order the pooling reads them,
-(i, image, ph, pw, j) for position (i, j) of window (ph, pw), so that pooling is the
-maximum of P·P blocks; positions no window covers (an odd last row or column) are not
-computed at all. Backward sends each window's gradient to its first maximum, in the
-window's row-major order, as the layer's argmax does.
+first every window's top-left position (of all images), then every window's next (two
+side by side in a row when R = 2), so that pooling is the maximum of P·P blocks;
+positions no window covers (an odd last row or column) are not computed at all.
+Backward sends each window's gradient to its first maximum, in the window's row-major
+order, as the layer's argmax does.
 """
 
 from __future__ import annotations
