@@ -96,20 +96,28 @@ class AffineKernel(Kernel):
 
 
 class ReluKernel(Kernel):
-    """``y = max(x, 0)``; backward sets dy to 0 where x <= 0 (not dy · mask: inf · 0 is
-    NaN, where the layer gives 0)."""
+    """``y = max(x, 0)``; backward sets dy to +0 where x <= 0, as the layer's
+    ``dout[mask] = 0`` (not dy · mask: inf · 0 is NaN, where the layer gives 0): dy's bits
+    and-ed with a mask of all ones where x > 0 (or NaN) and zeros elsewhere, which runs
+    far faster than a masked copy."""
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf = self.buffers(train)
         if train:
-            self._dead = np.less_equal(x, 0, out=buf.like("dead", x, np.bool_))
+            keep = buf.like("keep", x, np.dtype(f"i{x.itemsize}"))
+            np.less_equal(x, 0, out=keep)  # 1 where dead
+            self._keep = np.subtract(keep, 1, out=keep)  # then 0; −1 (all ones) elsewhere
         y = x if self.in_place else buf.like("y", x)
         return np.maximum(x, 0, out=y)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         if not need_dx:
             return None
-        np.copyto(dy, 0, where=self._dead)
+        if dy.dtype.itemsize != self._keep.itemsize or dy.dtype.kind != "f":
+            np.copyto(dy, 0, where=self._keep == 0)
+            return dy
+        bits = dy.view(self._keep.dtype)
+        np.bitwise_and(bits, self._keep, out=bits)
         return dy
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.engine.buffers import Buffers
-from chainrule.engine.conv import ConvKernel, PoolKernel
+from chainrule.engine.conv import ConvKernel
 from chainrule.engine.dense import (
     AffineKernel,
     BatchNormKernel,
@@ -33,6 +33,7 @@ from chainrule.engine.dense import (
     ReluKernel,
     SigmoidKernel,
 )
+from chainrule.engine.pool import PoolKernel
 from chainrule.layers import (
     Affine,
     BatchNormalization,

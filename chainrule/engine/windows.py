@@ -1,0 +1,89 @@
+"""The windows that convolutions and poolings slide over images stored channels last:
+output sizes, padding, strided views of the windows, and the filters laid out as the right
+side of a product whose rows are windows (:mod:`chainrule.engine.conv`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from chainrule.engine.buffers import Buffers, channels_last
+
+__all__ = [
+    "output_width",
+    "padded",
+    "place_filters",
+    "positions",
+    "rows_channels_last",
+    "window_view",
+]
+
+# Columns of a product up to this many (filters; channels for dx): float32 products
+# compute two adjacent outputs a row
+_NARROW_FILTERS = 16
+
+
+def output_width(dtype: np.dtype, columns: int, even: bool) -> int:
+    """How many adjacent output positions a row of a convolution's product computes: two
+    for a float32 product of few columns (and an even count of positions), which runs
+    faster twice as wide despite the wider windows' extra multiplications; else one."""
+    return 2 if dtype == np.float32 and columns <= _NARROW_FILTERS and even else 1
+
+
+def place_filters(filters: np.ndarray, R: int, stride: int, out: np.ndarray) -> None:
+    """Write ``filters`` (FO, FI, FH, FW) into ``out`` (FH·width·FI, R·FO), the right side
+    of a product whose rows are windows (fh, fw, fi) that R adjacent outputs read: column
+    block r holds the filters at window columns fw + r·stride, zeros elsewhere."""
+    FO, FI, FH, FW = filters.shape
+    if R > 1:
+        out[...] = 0
+    blocks = out.reshape(FH, (R - 1) * stride + FW, FI, R, FO)
+    for r in range(R):
+        np.copyto(blocks[:, r * stride : r * stride + FW, :, r], filters.transpose(2, 3, 1, 0))
+
+
+def positions(h: int, w: int, fh: int, fw: int, stride: int, pad: int) -> tuple[int, int]:
+    return (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+
+
+def padded(x: np.ndarray, pad: int, value: float, buf: Buffers) -> np.ndarray:
+    """x with ``pad`` values of ``value`` around each image, in a buffer whose border is
+    written once; x itself without padding."""
+    if not pad:
+        return x
+    n, c, h, w = x.shape
+    xp = buf.images("padded", (n, c, h + 2 * pad, w + 2 * pad), x.dtype, fill=value)
+    xp[:, :, pad : pad + h, pad : pad + w] = x
+    return xp
+
+
+def window_view(
+    xp: np.ndarray,
+    fh: int,
+    fw: int,
+    stride: int,
+    R: int,
+    P: int | None,
+    grid: tuple[int, ...],
+) -> np.ndarray:
+    """The windows of padded images xp as a view (*grid, fh, fw, C), each read by R
+    adjacent outputs: for grid (N, oh, ow / R) those from output (y, R·x) on; for (P,
+    P / R, N, ph, pw) those from row P·ph + i, column P·pw + R·j of pooling window
+    (ph, pw). A window's (fw, c) run is contiguous in images stored channels last."""
+    sN, sC, sH, sW = xp.strides
+    if P is None:
+        steps = (sN, stride * sH, R * stride * sW)
+    else:
+        steps = (stride * sH, R * stride * sW, sN, P * stride * sH, P * stride * sW)
+    shape = (*grid, fh, fw, xp.shape[1])
+    return as_strided(xp, shape, (*steps, sH, sW, sC), writeable=False)
+
+
+def rows_channels_last(dy: np.ndarray, buf: Buffers, name: str) -> np.ndarray:
+    """Images dy (N, C, H, W) as rows (N·H·W, C): free when stored channels last."""
+    n, c, h, w = dy.shape
+    if channels_last(dy):
+        return dy.transpose(0, 2, 3, 1).reshape(-1, c)
+    rows = buf.get(name, (n, h, w, c), dy.dtype)
+    np.copyto(rows, dy.transpose(0, 2, 3, 1))
+    return rows.reshape(-1, c)
