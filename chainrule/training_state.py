@@ -36,6 +36,7 @@ from chainrule.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from chainrule.description import check_description, described_params
 from chainrule.errors import ArgumentError, CheckpointError
 from chainrule.layers import BatchNormalization, Dropout
 
@@ -134,15 +135,25 @@ def load_training(
     """The network, optimiser, step and History that :func:`save_training` wrote to
     ``path`` (or ``chainrule train --save``), each restored; see :func:`restore_training`.
 
-    ``expected_params`` is :func:`chainrule.checkpoint.load_checkpoint`'s: a check of
-    the description, run before any array is read (the CLI's checks its schema there).
+    Before any array is read and before any network is built, the description is checked
+    against :data:`chainrule.description.TRAINING_STATE`, and the parameters the network
+    it gives implies against the stored arrays' headers: a corrupt or hostile file cannot
+    ask for a network larger than its own arrays. ``expected_params`` (as
+    :func:`chainrule.checkpoint.load_checkpoint` takes it) replaces that check with the
+    caller's own (the CLI's adds its run's entry).
 
     Raises:
-        CheckpointError: as ``load_checkpoint`` and ``restore_training``; one line that
-            names the file.
+        CheckpointError: as ``load_checkpoint`` and ``restore_training``, or a description
+            that breaks the schema; one line that names the file.
     """
-    checkpoint = load_checkpoint(path, expected_params=expected_params)
-    return restore_training(checkpoint, str(path))
+    where = str(path)
+
+    def described(meta: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        check_description(meta, where)
+        return described_params(meta["network"])
+
+    checkpoint = load_checkpoint(path, expected_params=expected_params or described)
+    return restore_training(checkpoint, where)
 
 
 def restore_training(checkpoint: Checkpoint, path: str) -> TrainingState:
