@@ -164,7 +164,7 @@ def signal_at(monkeypatch, step):
     def fake():
         yield SignalAtStep(step)
 
-    monkeypatch.setattr("chainrule.cli.training._stop_at_step_boundary_on_signal", fake)
+    monkeypatch.setattr("chainrule.cli.stopping.stop_at_step_boundary_on_signal", fake)
 
 
 def test_ctrl_c_at_an_epochs_last_step_keeps_its_evaluation(tmp_path, monkeypatch, capsys):
