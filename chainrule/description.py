@@ -36,9 +36,11 @@ from chainrule.schema import (
 )
 
 __all__ = [
+    "LAYER",
     "MAX_HIDDEN_LAYERS",
     "NETWORK",
     "NETWORK_KINDS",
+    "STATE_ENTRIES",
     "TRAINING_STATE",
     "check_description",
     "described_params",
@@ -63,22 +65,22 @@ def _optimizer(value: Any, field: str) -> None:
     )
 
 
-WIDTH = integer(1, MAX_WIDTH)
+_WIDTH = integer(1, MAX_WIDTH)
 _DTYPE = one_of("float32", "float64")
 _FULLY_CONNECTED = {
     "network": one_of("MultiLayerNet", "TwoLayerNet", "MultiLayerNetExtend"),
-    "input_size": WIDTH,
-    "hidden_size_list": list_of(WIDTH, 1, MAX_HIDDEN_LAYERS),
-    "output_size": WIDTH,
+    "input_size": _WIDTH,
+    "hidden_size_list": list_of(_WIDTH, 1, MAX_HIDDEN_LAYERS),
+    "output_size": _WIDTH,
     "activation": one_of("relu", "sigmoid"),
     "weight_decay_lambda": number(0),
     "dtype": _DTYPE,
 }
 _CONV_PARAM = record(
-    {"filter_num": WIDTH, "filter_size": WIDTH, "pad": integer(0, MAX_WIDTH), "stride": WIDTH}
+    {"filter_num": _WIDTH, "filter_size": _WIDTH, "pad": integer(0, MAX_WIDTH), "stride": _WIDTH}
 )
-_CONVNET = {"input_dim": list_of(WIDTH, 3, 3), "hidden_size": WIDTH, "output_size": WIDTH}
-_STEP = {"stride": WIDTH, "pad": integer(0, MAX_WIDTH)}
+_CONVNET = {"input_dim": list_of(_WIDTH, 3, 3), "hidden_size": _WIDTH, "output_size": _WIDTH}
+_STEP = {"stride": _WIDTH, "pad": integer(0, MAX_WIDTH)}
 
 
 def _layer(kind: str, **fields: Check) -> Check:
@@ -91,12 +93,12 @@ LAYER = by_kind(
     {
         "Relu": _layer("Relu"),
         "Sigmoid": _layer("Sigmoid"),
-        "Affine": _layer("Affine", shape=list_of(WIDTH, 2, 2)),
-        "Convolution": _layer("Convolution", shape=list_of(WIDTH, 4, 4), **_STEP),
-        "Pooling": _layer("Pooling", pool_h=WIDTH, pool_w=WIDTH, **_STEP),
+        "Affine": _layer("Affine", shape=list_of(_WIDTH, 2, 2)),
+        "Convolution": _layer("Convolution", shape=list_of(_WIDTH, 4, 4), **_STEP),
+        "Pooling": _layer("Pooling", pool_h=_WIDTH, pool_w=_WIDTH, **_STEP),
         "Dropout": _layer("Dropout", dropout_ratio=number(0, 1)),
         "BatchNormalization": _layer(
-            "BatchNormalization", features=WIDTH, momentum=number(0, 1), eps=number(0)
+            "BatchNormalization", features=_WIDTH, momentum=number(0, 1), eps=number(0)
         ),
     },
 )

@@ -50,7 +50,7 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def short(value: Any) -> str:
+def _short(value: Any) -> str:
     """``repr(value)`` cut to 40 characters, as a message quotes what it found."""
     shown = repr(value)
     return shown if len(shown) <= 40 else shown[:39] + "…"
@@ -59,7 +59,7 @@ def short(value: Any) -> str:
 def integer(low: int, high: int) -> Check:
     def check(value: Any, field: str) -> None:
         if not _is_int(value) or not low <= value <= high:
-            raise Invalid(field, f"must be an integer from {low} to {high}, not {short(value)}")
+            raise Invalid(field, f"must be an integer from {low} to {high}, not {_short(value)}")
 
     return check
 
@@ -67,7 +67,7 @@ def integer(low: int, high: int) -> Check:
 def number(low: float = -math.inf, high: float = math.inf) -> Check:
     def check(value: Any, field: str) -> None:
         if not _is_number(value) or not low <= value <= high:
-            why = f"must be a finite number in [{low}, {high}], not {short(value)}"
+            why = f"must be a finite number in [{low}, {high}], not {_short(value)}"
             raise Invalid(field, why)
 
     return check
@@ -77,7 +77,7 @@ def one_of(*choices: Any) -> Check:
     def check(value: Any, field: str) -> None:
         if not isinstance(value, (str, bool)) or value not in choices:
             shown = ", ".join(map(str, choices))
-            raise Invalid(field, f"must be one of {shown}, not {short(value)}")
+            raise Invalid(field, f"must be one of {shown}, not {_short(value)}")
 
     return check
 
@@ -92,7 +92,7 @@ def text(max_length: int = 4096) -> Check:
 
 def boolean(value: Any, field: str) -> None:
     if not isinstance(value, bool):
-        raise Invalid(field, f"must be true or false, not {short(value)}")
+        raise Invalid(field, f"must be true or false, not {_short(value)}")
 
 
 def anything(value: Any, field: str) -> None:
@@ -159,9 +159,9 @@ def record(
             elif name in required:
                 continue
             elif others is None:
-                raise Invalid(f"{field}.{short(name)}", "is not a field of this object")
+                raise Invalid(f"{field}.{_short(name)}", "is not a field of this object")
             else:
-                others(entry, f"{field}.{short(name)}")
+                others(entry, f"{field}.{_short(name)}")
 
     return check
 
@@ -171,7 +171,7 @@ def dict_of(entry: Check, max_length: int) -> Check:
         if not isinstance(value, dict) or len(value) > max_length:
             raise Invalid(field, f"must be an object of at most {max_length} entries")
         for name, item in value.items():
-            entry(item, f"{field}.{short(name)}")
+            entry(item, f"{field}.{_short(name)}")
 
     return check
 
