@@ -12,7 +12,7 @@ from chainrule.layers import Affine, BatchNormalization, Convolution, Dropout, P
 from chainrule.networks import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleConvNet
 from chainrule.optim import Adam
 from chainrule.train import Resume, fit
-from chainrule.training_state import load_training, save_training
+from chainrule.training_state import load_training, restore_network, save_training
 
 STEPS, SAVED_AT = 12, 5  # 12 steps of batch 20 over 60 samples: resumed mid-epoch
 
@@ -132,6 +132,22 @@ def test_a_description_of_a_far_larger_network_is_refused_before_one_is_built(
         load_training(hostile)
     assert str(hostile) in str(refused.value) and "\n" not in str(refused.value)
     assert "(16, 10000000)" in str(refused.value)
+
+
+def test_a_loaded_checkpoint_describing_a_larger_network_is_not_built(tmp_path, monkeypatch):
+    saved = load_checkpoint(save_training(tmp_path / "small.npz", extend_net()))
+    meta = {**saved.meta, "network": {**saved.meta["network"], "hidden_size_list": [10**7, 10]}}
+    hostile = tmp_path / "hostile.npz"
+    save_checkpoint(hostile, saved.params, meta=meta)
+    checkpoint = load_checkpoint(hostile)  # the file format alone: no description check
+
+    def never(config):
+        raise AssertionError("a network was built before the description was checked")
+
+    monkeypatch.setattr("chainrule.networks.network_from_config", never)
+    with pytest.raises(CheckpointError, match="does not match the network") as refused:
+        restore_network(checkpoint, str(hostile))
+    assert str(hostile) in str(refused.value) and "(16, 10000000)" in str(refused.value)
 
 
 @pytest.mark.parametrize(
