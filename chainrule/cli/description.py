@@ -16,7 +16,6 @@ import numpy as np
 from chainrule.checkpoint import Checkpoint, load_checkpoint, physical_memory
 from chainrule.description import (
     MAX_COUNT,
-    MAX_HIDDEN_LAYERS,
     MAX_WIDTH,
     NETWORK_KINDS,
     STATE_ENTRIES,
@@ -38,7 +37,6 @@ from chainrule.schema import (
 )
 
 __all__ = [
-    "MAX_HIDDEN_LAYERS",
     "SCHEMA",
     "check_description",
     "load_described",
