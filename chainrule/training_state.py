@@ -36,8 +36,10 @@ from chainrule.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from chainrule.description import NETWORK, check_description, described_params
 from chainrule.errors import ArgumentError, CheckpointError
 from chainrule.layers import BatchNormalization, Dropout
+from chainrule.schema import Invalid
 
 __all__ = [
     "TrainingState",
@@ -134,15 +136,25 @@ def load_training(
     """The network, optimiser, step and History that :func:`save_training` wrote to
     ``path`` (or ``chainrule train --save``), each restored; see :func:`restore_training`.
 
-    ``expected_params`` is :func:`chainrule.checkpoint.load_checkpoint`'s: a check of
-    the description, run before any array is read (the CLI's checks its schema there).
+    Before any array is read and before any network is built, the description is checked
+    against :data:`chainrule.description.TRAINING_STATE`, and the parameters the network
+    it gives implies against the stored arrays' headers: a corrupt or hostile file cannot
+    ask for a network larger than its own arrays. ``expected_params`` (as
+    :func:`chainrule.checkpoint.load_checkpoint` takes it) replaces that check with the
+    caller's own (the CLI's adds its run's entry).
 
     Raises:
-        CheckpointError: as ``load_checkpoint`` and ``restore_training``; one line that
-            names the file.
+        CheckpointError: as ``load_checkpoint`` and ``restore_training``, or a description
+            that breaks the schema; one line that names the file.
     """
-    checkpoint = load_checkpoint(path, expected_params=expected_params)
-    return restore_training(checkpoint, str(path))
+    where = str(path)
+
+    def described(meta: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        check_description(meta, where)
+        return described_params(meta["network"])
+
+    checkpoint = load_checkpoint(path, expected_params=expected_params or described)
+    return restore_training(checkpoint, where)
 
 
 def restore_training(checkpoint: Checkpoint, path: str) -> TrainingState:
@@ -176,9 +188,14 @@ def restore_training(checkpoint: Checkpoint, path: str) -> TrainingState:
 def restore_network(checkpoint: Checkpoint, path: str) -> Any:
     """The network a checkpoint describes, holding the checkpoint's weights (which must be
     finite: NaN weights would evaluate to ``loss nan`` as if that were a result), running
-    statistics and dropout generator state. ``path`` names the file in errors."""
+    statistics and dropout generator state. ``path`` names the file in errors.
+
+    The network's description is checked against :data:`chainrule.description.NETWORK`,
+    and the parameters it implies against the checkpoint's, before the network is built:
+    whatever loaded the checkpoint, its description cannot ask for more than it holds."""
     from chainrule.networks import network_from_config
 
+    _check_described_network(checkpoint, path)
     try:
         network = network_from_config(checkpoint.meta["network"])
     except (KeyError, TypeError, ValueError) as error:
@@ -191,14 +208,32 @@ def restore_network(checkpoint: Checkpoint, path: str) -> Any:
             f"{path}: the weights {', '.join(broken[:5])} hold NaN or infinity (a diverged "
             "run); refused"
         )
-    # The one check: it names the file and every mismatch, dtypes included, so the
-    # weights are copied in directly (load_params would check the shapes again).
+    # Against the built network too (its shapes, not only the described ones): the check
+    # names the file and every mismatch, so the weights are copied in directly.
     check_params_match(network.params, checkpoint.params, path)
     for name, param in network.params.items():
         param[...] = checkpoint.params[name]  # in place: the layers hold these arrays
     _restore_running_stats(network, checkpoint.meta.get("running_stats", {}), path)
     _restore_dropout_rng(network, checkpoint.meta.get("dropout_rng", {}), path)
     return network
+
+
+def _check_described_network(checkpoint: Checkpoint, path: str) -> None:
+    """CheckpointError unless the checkpoint's ``network`` description follows the schema
+    and implies exactly its stored parameters (names, shapes, dtypes)."""
+    config = checkpoint.meta.get("network")
+    try:
+        NETWORK(config, "description.network")
+    except Invalid as invalid:
+        raise CheckpointError(
+            f"{path}: no network description in this checkpoint: {invalid.field} {invalid.why}"
+        ) from None
+    # Zero-strided views: each described parameter's shape and dtype, without its memory.
+    described = {
+        name: np.broadcast_to(np.zeros((), dtype), shape)
+        for name, (shape, dtype) in described_params(config).items()
+    }
+    check_params_match(described, checkpoint.params, path)
 
 
 def _restore_running_stats(network: Any, saved: Mapping[str, Any], path: str) -> None:

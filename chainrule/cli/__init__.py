@@ -4,8 +4,10 @@ Exit status: 0 success, 1 a failure (a failed check, bad data, a diverged run),
 2 a usage error. A user's mistake prints one line on stderr, never a traceback;
 ``--debug`` (or ``CHAINRULE_DEBUG=1``) shows the traceback for bug reports.
 
-One module per group of commands: ``gradchecking``, ``training`` (train, evaluate),
-``pictures`` (graph, explain, show-weights); ``args`` holds the shared argument types.
+One module per command or group of commands: ``gradchecking``, ``training`` (train,
+with ``starting``, ``resuming``, ``stopping``, ``reporting`` and ``recipes`` beside it),
+``evaluating`` (evaluate), ``pictures`` (graph, explain, show-weights); ``args`` holds
+the shared argument types.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from chainrule import __version__
 from chainrule.cli import (
     convert,
+    evaluating,
     fetching,
     gradchecking,
     mistakes,
@@ -109,7 +112,8 @@ def build_parser() -> _Parser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     gradchecking.add_parser(commands)
-    training.add_parsers(commands)
+    training.add_parser(commands)
+    evaluating.add_parser(commands)
     pictures.add_parsers(commands)
     searching.add_parser(commands)
     fetching.add_parser(commands)

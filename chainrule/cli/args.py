@@ -73,7 +73,8 @@ def output_path(formats: tuple[str, ...] | None = None, drawn_by: str | None = N
 def hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
     """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given;
     a usage error when the network they make would not fit in memory."""
-    from chainrule.cli.description import MAX_HIDDEN_LAYERS, network_too_large
+    from chainrule.cli.description import network_too_large
+    from chainrule.description import MAX_HIDDEN_LAYERS
 
     hidden = list(args.hidden)
     if args.layers is not None:
@@ -146,31 +147,35 @@ def parse_init(text: str) -> float | str:
 
 
 def build_network(
-    args: argparse.Namespace,
     hidden: list[int],
-    dtype: str,
-    weight_decay: float = 0.0,
+    *,
+    activation: str = "relu",
     init: float | str | None = None,
+    weight_decay: float = 0.0,
+    dtype: str = "float32",
+    seed: int = 0,
 ):
-    """The book's TwoLayerNet for one ReLU hidden layer, else a MultiLayerNet.
+    """The book's TwoLayerNet (784-``hidden[0]``-10) for one ReLU hidden layer without
+    weight decay, else a MultiLayerNet (784-``hidden``-10): the fully connected network
+    the commands build from their flags' values.
 
-    The initial scale defaults to each class's book default: 0.01 for the two-layer net,
-    He or Xavier (by activation) for deeper ones.
+    ``init`` None is each class's book default: 0.01 for the two-layer net, He or Xavier
+    (by activation) for deeper ones.
     """
     from chainrule.networks import MultiLayerNet, TwoLayerNet
 
     input_size, output_size = 784, 10
     if init is None:
-        init = 0.01 if len(hidden) == 1 else args.activation
-    if len(hidden) == 1 and args.activation == "relu" and not weight_decay:
-        return TwoLayerNet(input_size, hidden[0], output_size, init, dtype=dtype, seed=args.seed)
+        init = 0.01 if len(hidden) == 1 else activation
+    if len(hidden) == 1 and activation == "relu" and not weight_decay:
+        return TwoLayerNet(input_size, hidden[0], output_size, init, dtype=dtype, seed=seed)
     return MultiLayerNet(
         input_size,
-        hidden,
+        list(hidden),
         output_size,
-        activation=args.activation,
+        activation=activation,
         weight_init_std=init,
         weight_decay_lambda=weight_decay,
         dtype=dtype,
-        seed=args.seed,
+        seed=seed,
     )

@@ -19,7 +19,7 @@ def cmd_gradcheck(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     from chainrule.gradcheck import check_gradients
 
     hidden = hidden_sizes(args, parser)
-    net = build_network(args, hidden, "float64")
+    net = build_network(hidden, activation=args.activation, dtype="float64", seed=args.seed)
     rng = np.random.default_rng(args.seed)
     x = rng.random((args.samples, net.input_size))
     t = rng.integers(0, net.output_size, args.samples)

@@ -148,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     (a checkpoint or a pickle), else training's evaluate."""
     if args.dtype == "float16":
         return cmd_half_float(args, parser)
-    from chainrule.cli.training import cmd_evaluate as evaluate_as_trained
+    from chainrule.cli.evaluating import cmd_evaluate as evaluate_as_trained
 
     return evaluate_as_trained(args, parser)
 
@@ -183,5 +183,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     show.add_argument("--quiet", action="store_true", help="no download progress bar")
     show.set_defaults(run=cmd_show_mistakes)
-    # evaluate's --dtype float16 is served here, so that training.py never imports this module
+    # evaluate's --dtype float16 is served here, so that evaluating.py never imports this module
     commands.choices["evaluate"].set_defaults(run=cmd_evaluate)

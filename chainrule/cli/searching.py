@@ -340,7 +340,7 @@ def _announce(args, search, data, results: Path, resumed: bool, left: int, say) 
 def _run_search(search, trials: int, data, results: Path, on_trial, **engine) -> list:
     """:func:`chainrule.search.run_search` of the command's network, with ``engine``'s
     ``client`` and ``blas_threads`` (none: here, one trial at a time)."""
-    from chainrule.cli.training import network_and_optimizer
+    from chainrule.cli.recipes import network_and_optimizer
     from chainrule.search import run_search
 
     return run_search(

@@ -164,7 +164,7 @@ def signal_at(monkeypatch, step):
     def fake():
         yield SignalAtStep(step)
 
-    monkeypatch.setattr("chainrule.cli.training._stop_at_step_boundary_on_signal", fake)
+    monkeypatch.setattr("chainrule.cli.stopping.stop_at_step_boundary_on_signal", fake)
 
 
 def test_ctrl_c_at_an_epochs_last_step_keeps_its_evaluation(tmp_path, monkeypatch, capsys):
@@ -333,7 +333,7 @@ def test_a_description_nested_200000_deep_is_one_line(trained, tmp_path, capsys)
 )
 def test_the_shapes_a_description_implies_are_the_networks_own(network):
     from chainrule import networks
-    from chainrule.cli.description import check_description, parameter_shapes
+    from chainrule.description import check_description, parameter_shapes
 
     net = eval(network, vars(networks))
     check_description({"network": net.config()}, "net.npz")

@@ -261,7 +261,7 @@ def test_every_mutated_description_loads_or_is_one_checkpoint_error(
 ):
     from chainrule.cli import build_parser
     from chainrule.cli.description import load_described
-    from chainrule.cli.training import _resumed_run
+    from chainrule.cli.resuming import resumed_run
     from chainrule.training_state import restore_network
 
     saved = trained_checkpoint
@@ -274,7 +274,7 @@ def test_every_mutated_description_loads_or_is_one_checkpoint_error(
     for to_resume in (False, True):
         try:
             if to_resume:
-                _resumed_run(parser.parse_args(["train", "--resume", str(path)]), parser)
+                resumed_run(parser.parse_args(["train", "--resume", str(path)]), parser)
             else:
                 restore_network(load_described(str(path), to_resume=to_resume), str(path))
         except CheckpointError as error:

@@ -161,7 +161,7 @@ def test_chainrule_train_model_deepconvnet(tmp_path, capsys):
 
 @pytest.mark.parametrize("input_dim", [(1, 28, 28), (2, 16, 14)])
 def test_a_checkpoints_description_implies_the_networks_shapes(input_dim):
-    from chainrule.cli.description import check_description, parameter_shapes
+    from chainrule.description import check_description, parameter_shapes
 
     net = DeepConvNet(input_dim, conv_param_4={"pad": 1, "stride": 2}, hidden_size=7, seed=0)
     check_description({"network": net.config()}, "run.npz")

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from chainrule.cli.training import network_and_optimizer
+from chainrule.cli.recipes import network_and_optimizer
 from chainrule.data import load_mnist
 from chainrule.errors import ArgumentError, DataError, ShapeError
 from chainrule.search import (

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chainrule.cli.training import network_and_optimizer
+from chainrule.cli.recipes import network_and_optimizer
 from chainrule.data import load_mnist
 from chainrule.search import run_trial, split_validation
 

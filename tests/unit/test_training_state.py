@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chainrule.checkpoint import load_checkpoint, save_checkpoint
+from chainrule.description import check_description, parameter_shapes
 from chainrule.errors import ArgumentError, CheckpointError
-from chainrule.layers import Affine, BatchNormalization, Dropout, Relu
+from chainrule.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
 from chainrule.networks import DeepConvNet, MultiLayerNetExtend, Sequential, SimpleConvNet
 from chainrule.optim import Adam
 from chainrule.train import Resume, fit
-from chainrule.training_state import load_training, save_training
+from chainrule.training_state import load_training, restore_network, save_training
 
 STEPS, SAVED_AT = 12, 5  # 12 steps of batch 20 over 60 samples: resumed mid-epoch
 
@@ -112,3 +114,73 @@ def test_a_history_that_does_not_match_the_step_is_refused(tmp_path):
     path = save_training(tmp_path / "x.npz", net, optimizer, step=2, history=history)
     with pytest.raises(CheckpointError, match="its history holds 3 losses for 2 steps"):
         load_training(path)
+
+
+def test_a_description_of_a_far_larger_network_is_refused_before_one_is_built(
+    tmp_path, monkeypatch
+):
+    saved = load_checkpoint(save_training(tmp_path / "small.npz", extend_net(), Adam()))
+    meta = {**saved.meta, "network": {**saved.meta["network"], "hidden_size_list": [10**7]}}
+    hostile = tmp_path / "hostile.npz"
+    save_checkpoint(hostile, saved.params, optimizer_state=saved.optimizer_state, meta=meta)
+
+    def never(config):
+        raise AssertionError("a network was built before the description was checked")
+
+    monkeypatch.setattr("chainrule.networks.network_from_config", never)
+    with pytest.raises(CheckpointError, match="do not match the network") as refused:
+        load_training(hostile)
+    assert str(hostile) in str(refused.value) and "\n" not in str(refused.value)
+    assert "(16, 10000000)" in str(refused.value)
+
+
+def test_a_loaded_checkpoint_describing_a_larger_network_is_not_built(tmp_path, monkeypatch):
+    saved = load_checkpoint(save_training(tmp_path / "small.npz", extend_net()))
+    meta = {**saved.meta, "network": {**saved.meta["network"], "hidden_size_list": [10**7, 10]}}
+    hostile = tmp_path / "hostile.npz"
+    save_checkpoint(hostile, saved.params, meta=meta)
+    checkpoint = load_checkpoint(hostile)  # the file format alone: no description check
+
+    def never(config):
+        raise AssertionError("a network was built before the description was checked")
+
+    monkeypatch.setattr("chainrule.networks.network_from_config", never)
+    with pytest.raises(CheckpointError, match="does not match the network") as refused:
+        restore_network(checkpoint, str(hostile))
+    assert str(hostile) in str(refused.value) and "(16, 10000000)" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("hidden_size_list", "wide", "description.network.hidden_size_list must be a list"),
+        ("input_size", 2**40, "description.network.input_size must be an integer from 1"),
+        ("network", "Transformer", "description.network.network must be one of"),
+    ],
+)
+def test_a_description_that_breaks_the_schema_is_one_line_naming_the_file(
+    tmp_path, field, value, message
+):
+    saved = load_checkpoint(save_training(tmp_path / "small.npz", extend_net()))
+    meta = {**saved.meta, "network": {**saved.meta["network"], field: value}}
+    bad = tmp_path / "bad.npz"
+    save_checkpoint(bad, saved.params, meta=meta)
+    with pytest.raises(CheckpointError, match=message) as refused:
+        load_training(bad)
+    assert str(refused.value).startswith(f"{bad}: ") and "\n" not in str(refused.value)
+
+
+def test_the_shapes_a_sequential_description_implies_are_its_own():
+    rng = np.random.default_rng(0)
+    net = Sequential(
+        [
+            Convolution(rng.standard_normal((3, 1, 3, 3)), np.zeros(3), stride=1, pad=1),
+            Relu(),
+            Pooling(2, 2, stride=2),
+            Affine(rng.standard_normal((48, 8)), np.zeros(8)),
+            BatchNormalization(np.ones(8), np.zeros(8)),
+            Affine(rng.standard_normal((8, 4)), np.zeros(4)),
+        ]
+    )
+    check_description({"network": net.config()}, "seq.npz")
+    assert parameter_shapes(net.config()) == {k: v.shape for k, v in net.params.items()}
