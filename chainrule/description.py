@@ -8,7 +8,7 @@ network description implies (:func:`parameter_shapes`) are computed without buil
 the network, so a loader compares them with the file's stored arrays before any is read
 and before any network is allocated: no description can ask for a network larger than
 its file, or one its stored weights could not fill. ``chainrule train`` adds its own
-entry (``train``) and checks the same fields (:mod:`chainrule.cli.description`).
+entry (``train``) and checks the same fields (:mod:`chainrule.cli.train_description`).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def output_path(formats: tuple[str, ...] | None = None, drawn_by: str | None = N
 def hidden_sizes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
     """``--hidden`` sizes, repeated to ``--layers`` hidden layers when one size is given;
     a usage error when the network they make would not fit in memory."""
-    from chainrule.cli.description import network_too_large
+    from chainrule.cli.train_description import network_too_large
     from chainrule.description import MAX_HIDDEN_LAYERS
 
     hidden = list(args.hidden)

@@ -9,7 +9,7 @@ from chainrule.cli.recipes import is_convnet
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from chainrule.cli.data import load_data
-    from chainrule.cli.description import load_described
+    from chainrule.cli.train_description import load_described
     from chainrule.train import evaluate
     from chainrule.training_state import restore_network
 

@@ -34,7 +34,7 @@ def network_from_file(path: str, activation: str = "relu") -> tuple[Any, str | N
     """The network in ``path`` with its weights, and the dataset it was trained on (None
     if the file does not say): a chainrule checkpoint, or the book's pickle."""
     from chainrule.book.weight_files import network_config
-    from chainrule.cli.description import load_described
+    from chainrule.cli.train_description import load_described
     from chainrule.networks import network_from_config
     from chainrule.safepickle import is_pickle, load_arrays
     from chainrule.training_state import restore_network

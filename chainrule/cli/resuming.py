@@ -67,7 +67,7 @@ def changed_on_resume(
 def resumed_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Run:
     """The network, optimiser, run settings, history and step saved in --resume, with the
     flags that may change (--epochs or --iters, --lr, --data-dir) applied."""
-    from chainrule.cli.description import load_described
+    from chainrule.cli.train_description import load_described
     from chainrule.training_state import restore_training
 
     if args.save is None:  # the resumed run keeps saving where it was saved

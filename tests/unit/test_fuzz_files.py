@@ -260,8 +260,8 @@ def test_every_mutated_description_loads_or_is_one_checkpoint_error(
     trained_checkpoint, tmp_path, capsys, data
 ):
     from chainrule.cli import build_parser
-    from chainrule.cli.description import load_described
     from chainrule.cli.resuming import resumed_run
+    from chainrule.cli.train_description import load_described
     from chainrule.training_state import restore_network
 
     saved = trained_checkpoint
