@@ -219,7 +219,7 @@ def misaligned(a):
 
 
 def test_a_trial_copies_misaligned_data_to_aligned_memory(data, monkeypatch):
-    import chainrule.search
+    import chainrule.search.trial
 
     seen = []
 
@@ -227,11 +227,12 @@ def test_a_trial_copies_misaligned_data_to_aligned_memory(data, monkeypatch):
         seen.extend([x_train, t_train, x_val, t_val])
         return fit(network, optimizer, x_train, t_train, x_val, t_val, **options)
 
-    fit = chainrule.search.fit
-    monkeypatch.setattr(chainrule.search, "fit", spy)
+    fit = chainrule.search.trial.fit
+    monkeypatch.setattr(chainrule.search.trial, "fit", spy)
     settings = Search(TINY, epochs=1).trial(0)
     odd = tuple(tuple(misaligned(a) for a in pair) for pair in data)
     result = run_trial(settings, odd, network_and_optimizer)
+    assert len(seen) == 4  # the spy ran: run_trial looks fit up in chainrule.search.trial
     assert all(a.flags.aligned and a.flags.c_contiguous for a in seen)
     assert (
         result["val_accuracies"]
