@@ -57,7 +57,9 @@ def old_loops(old: Any) -> dict[str, Any]:
     train = importlib.import_module("chainrule_old.train")
 
     def net_of(params: dict, w: Any) -> Any:
-        net = networks.MultiLayerNet(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], seed=0)
+        # float32 as bench_train's new-code network (the default became float64)
+        sizes = (w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1])
+        net = networks.MultiLayerNet(*sizes, dtype=np.float32, seed=0)
         net.load_params(params)
         return net
 
