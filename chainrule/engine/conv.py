@@ -26,16 +26,19 @@ order, as the layer's argmax does.
 
 from __future__ import annotations
 
+import threading
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from chainrule.blas import matmul
+from chainrule.blas import matmul, share
 from chainrule.engine.buffers import Buffers
 from chainrule.engine.dense import Kernel
 from chainrule.engine.pool import pool_blocks, unpool
 from chainrule.engine.windows import (
+    copy_shared,
     output_width,
     padded,
     place_filters,
@@ -112,10 +115,11 @@ class ConvKernel(Kernel):
         _, C, FH, _ = self.layer.W.shape
         width = self._window_width()
         K, m = C * FH * width, int(np.prod(grid))
-        col = self.scratch.front("col", (m, K + 1), xp.dtype)
+        # One buffer a thread: the workers copy the windows of chunks side by side
+        col = self.scratch.front(f"col@{threading.get_ident()}", (m, K + 1), xp.dtype)
         P = None if self.pool is None else self.pool.stride
         windows = window_view(xp, FH, width, self.layer.stride, self._R, P, grid)
-        np.copyto(col[:, :K].reshape(windows.shape), windows)
+        copy_shared(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
         return col
 
@@ -143,12 +147,15 @@ class ConvKernel(Kernel):
         out = buf.get("out", (n * rows, FN), W.dtype)
         P = None if self.pool is None else self.pool.stride
         pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
-        for start, stop in chunks:
-            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
-            chunk = out[start * rows : stop * rows]
-            matmul(col, weights, out=chunk.reshape(-1, R * FN))
-            if pooled is not None:
-                pool_blocks(chunk, P, R, pooled[start * rows // P**2 : stop * rows // P**2])
+        # Chunks, not a chunk's product, shared among the workers: one wait per layer
+        # instead of one per chunk, and the windows' copies shared too. Each chunk's
+        # numbers are the same whichever thread computes it.
+        share(
+            [
+                partial(self._forward_chunk, xp, weights, out, pooled, (oh, ow), chunk)
+                for chunk in chunks
+            ]
+        )
         if train:
             self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
@@ -156,6 +163,26 @@ class ConvKernel(Kernel):
         if pooled is None:
             return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
         return pooled.reshape(n, oh // P, ow // P, FN).transpose(0, 3, 1, 2)
+
+    def _forward_chunk(
+        self,
+        xp: np.ndarray,
+        weights: np.ndarray,
+        out: np.ndarray,
+        pooled: np.ndarray | None,
+        oh_ow: tuple[int, int],
+        chunk: tuple[int, int],
+    ) -> None:
+        """The outputs (and the pooling) of images ``start:stop`` of the padded xp, into
+        their rows of ``out`` (and ``pooled``)."""
+        (oh, ow), (start, stop) = oh_ow, chunk
+        rows = int(np.prod(self._grid(1, oh, ow))) * self._R
+        col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
+        rows_out = out[start * rows : stop * rows]
+        matmul(col, weights, out=rows_out.reshape(-1, weights.shape[1]))
+        if pooled is not None:
+            P = self.pool.stride
+            pool_blocks(rows_out, P, self._R, pooled[start * rows // P**2 : stop * rows // P**2])
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         buf, W, rows = self._train, self.layer.W, self._rows
@@ -287,7 +314,7 @@ class ConvKernel(Kernel):
             shape = (stop - start, h, w // R, FH, width, FN)
             windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
             col = self.scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
-            np.copyto(col.reshape(windows.shape), windows)
+            copy_shared(col.reshape(windows.shape), windows)
             matmul(col, flipped, out=rows[start * rows_per_image : stop * rows_per_image])
         return dx.transpose(0, 3, 1, 2)
 
