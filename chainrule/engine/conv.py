@@ -330,13 +330,17 @@ class ConvKernel(Kernel):
         rows = dx.reshape(-1, R * C)
         per = max(1, _CHUNK_BYTES // (K * rows_per_image * W.dtype.itemsize))
         sN, sH, sW, sF = dyq.strides
-        for start in range(0, n, per):
-            stop = min(n, start + per)
+
+        def chunk_of_dx(start: int, stop: int) -> None:
             shape = (stop - start, h, w // R, FH, width, FN)
             windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
-            col = self.scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
-            copy_shared(col.reshape(windows.shape), windows)
+            scratch = self.scratch.for_thread()
+            col = scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
+            np.copyto(col.reshape(windows.shape), windows)
             matmul(col, flipped, out=rows[start * rows_per_image : stop * rows_per_image])
+
+        # Chunks shared among the workers, as the forward's
+        share([partial(chunk_of_dx, i, min(n, i + per)) for i in range(0, n, per)])
         return dx.transpose(0, 3, 1, 2)
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
