@@ -46,6 +46,7 @@ __all__ = [
     "block_bounds",
     "check_threads",
     "matmul",
+    "share",
     "worker_count",
     "workers",
 ]
@@ -123,6 +124,13 @@ def _blocks(a: np.ndarray, b: np.ndarray, out: np.ndarray, rows: int, inner: int
     if axis == 0:
         return [_product(a[i:j], b, out[i:j]) for i, j in itertools.pairwise(cuts)]
     return [_product(a, b[:, i:j], out[..., i:j]) for i, j in itertools.pairwise(cuts)]
+
+
+def share(calls: list[Callable[[], Any]]) -> None:
+    """Run ``calls``, each writing a part of an output of its own, on the step's workers
+    (as :func:`matmul`'s blocks): for work whose numbers cannot depend on which thread
+    does it, such as copies."""
+    _pool.run(calls, worker_count())
 
 
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> Callable[[], Any]:

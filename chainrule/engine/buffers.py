@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,14 @@ class Buffers:
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
         self._made_like: dict[str, tuple[Any, ...]] = {}  # what like() made each one for
+        self._threads: dict[int, Buffers] = {}
+
+    def for_thread(self) -> Buffers:
+        """Arrays of the calling thread's own, kept with these: for workers that fill
+        arrays of one name side by side."""
+        key = threading.get_ident()
+        child = self._threads.get(key)
+        return child if child is not None else self._threads.setdefault(key, Buffers())
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, fill: Any = None) -> np.ndarray:
         """A C-ordered array of ``shape``; ``fill`` is written once, when it is made (a

@@ -26,16 +26,18 @@ order, as the layer's argmax does.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from chainrule.blas import matmul
+from chainrule.blas import matmul, share
 from chainrule.engine.buffers import Buffers
 from chainrule.engine.dense import Kernel
 from chainrule.engine.pool import pool_blocks, unpool
 from chainrule.engine.windows import (
+    copy_shared,
     output_width,
     padded,
     place_filters,
@@ -112,10 +114,11 @@ class ConvKernel(Kernel):
         _, C, FH, _ = self.layer.W.shape
         width = self._window_width()
         K, m = C * FH * width, int(np.prod(grid))
-        col = self.scratch.front("col", (m, K + 1), xp.dtype)
+        # The calling thread's buffer: the workers copy the windows of chunks side by side
+        col = self.scratch.for_thread().front("col", (m, K + 1), xp.dtype)
         P = None if self.pool is None else self.pool.stride
         windows = window_view(xp, FH, width, self.layer.stride, self._R, P, grid)
-        np.copyto(col[:, :K].reshape(windows.shape), windows)
+        copy_shared(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
         return col
 
@@ -143,12 +146,15 @@ class ConvKernel(Kernel):
         out = buf.get("out", (n * rows, FN), W.dtype)
         P = None if self.pool is None else self.pool.stride
         pooled = None if P is None else buf.get("pooled", (n * rows // P**2, FN), W.dtype)
-        for start, stop in chunks:
-            col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
-            chunk = out[start * rows : stop * rows]
-            matmul(col, weights, out=chunk.reshape(-1, R * FN))
-            if pooled is not None:
-                pool_blocks(chunk, P, R, pooled[start * rows // P**2 : stop * rows // P**2])
+        # Chunks, not a chunk's product, shared among the workers: one wait per layer
+        # instead of one per chunk, and the windows' copies shared too. Each chunk's
+        # numbers are the same whichever thread computes it.
+        share(
+            [
+                partial(self._forward_chunk, xp, weights, out, pooled, (oh, ow), chunk)
+                for chunk in chunks
+            ]
+        )
         if train:
             self._x, self._xp, self._out, self._pooled = x, xp, out, pooled
             self._oh_ow, self._rows, self._chunks_used = (oh, ow), rows, chunks
@@ -157,8 +163,28 @@ class ConvKernel(Kernel):
             return out.reshape(n, oh, ow, FN).transpose(0, 3, 1, 2)
         return pooled.reshape(n, oh // P, ow // P, FN).transpose(0, 3, 1, 2)
 
+    def _forward_chunk(
+        self,
+        xp: np.ndarray,
+        weights: np.ndarray,
+        out: np.ndarray,
+        pooled: np.ndarray | None,
+        oh_ow: tuple[int, int],
+        chunk: tuple[int, int],
+    ) -> None:
+        """The outputs (and the pooling) of images ``start:stop`` of the padded xp, into
+        their rows of ``out`` (and ``pooled``)."""
+        (oh, ow), (start, stop) = oh_ow, chunk
+        rows = int(np.prod(self._grid(1, oh, ow))) * self._R
+        col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
+        rows_out = out[start * rows : stop * rows]
+        matmul(col, weights, out=rows_out.reshape(-1, weights.shape[1]))
+        if pooled is not None:
+            P = self.pool.stride
+            pool_blocks(rows_out, P, self._R, pooled[start * rows // P**2 : stop * rows // P**2])
+
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
-        buf, W, rows = self._train, self.layer.W, self._rows
+        buf, W = self._train, self.layer.W
         self._R = self._train_R
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
@@ -167,37 +193,26 @@ class ConvKernel(Kernel):
         # runs dyᵀ·col faster than colᵀ·dy, unless the windows are narrower than dy's rows
         flip = K + 1 < R * FN
         shape = (K + 1, R * FN) if flip else (R * FN, K + 1)
-        both, part = buf.get("both", shape, W.dtype), buf.get("part", shape, W.dtype)
+        chunks = self._chunks_used
+        parts = [buf.get(f"part{i}", shape, W.dtype) for i in range(len(chunks))]
         # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
         # product per chunk (_correlate_input_gradient); else products added back.
         dyq = self._padded_dy(buf) if need_dx and self.layer.stride == 1 else None
+        dxp = None
         if need_dx and dyq is None:
             dxp = buf.images("dxp", self._xp.shape, W.dtype)
             dxp[...] = 0
-        pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
-        for i, (start, stop) in enumerate(self._chunks_used):
-            grid = self._grid(stop - start, *self._oh_ow)
-            col = self._col(self._xp[start:stop], grid)
-            dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
-            if self.pool is not None:
-                out = self._out[start * rows : stop * rows]
-                dchunk = unpool(
-                    out,
-                    self.pool.stride,
-                    R,
-                    self._pooled[start * pooled_rows : stop * pooled_rows],
-                    dchunk,
-                    self.scratch,
-                )
-            rows_of_dy = dchunk.reshape(-1, R * FN)
-            a, b = (col.T, rows_of_dy) if flip else (rows_of_dy.T, col)
-            matmul(a, b, out=both if i == 0 else part)
-            if i:
-                both += part
-            if need_dx and dyq is not None:
-                self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
-            elif need_dx:
-                self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
+        # The chunks shared among the workers (as forward's); their parts of dW added in
+        # the chunks' order after, so the sum does not depend on who computed which
+        share(
+            [
+                partial(self._backward_chunk, dy_rows, part, flip, dyq, dxp, chunk)
+                for part, chunk in zip(parts, chunks)
+            ]
+        )
+        both = parts[0]
+        for part in parts[1:]:
+            both += part
         self.grads = self._parameter_gradients(both.T if flip else both, buf)
         if not need_dx:
             return None
@@ -205,6 +220,39 @@ class ConvKernel(Kernel):
             return self._correlate_input_gradient(dyq, buf)
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
+
+    def _backward_chunk(
+        self,
+        dy_rows: np.ndarray,
+        part: np.ndarray,
+        flip: bool,
+        dyq: np.ndarray | None,
+        dxp: np.ndarray | None,
+        chunk: tuple[int, int],
+    ) -> None:
+        """Images ``start:stop``'s share of dWᵀ and db, into ``part``, and their output
+        gradient into padded dy ``dyq`` (stride 1) or their input gradient added onto
+        ``dxp`` (when given)."""
+        (start, stop), rows, R = chunk, self._rows, self._R
+        pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
+        col = self._col(self._xp[start:stop], self._grid(stop - start, *self._oh_ow))
+        dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
+        if self.pool is not None:
+            dchunk = unpool(
+                self._out[start * rows : stop * rows],
+                self.pool.stride,
+                R,
+                self._pooled[start * pooled_rows : stop * pooled_rows],
+                dchunk,
+                self.scratch.for_thread(),
+            )
+        rows_of_dy = dchunk.reshape(-1, R * self.layer.W.shape[0])
+        a, b = (col.T, rows_of_dy) if flip else (rows_of_dy.T, col)
+        matmul(a, b, out=part)
+        if dyq is not None:
+            self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
+        elif dxp is not None:
+            self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
 
     def _parameter_gradients(self, both: np.ndarray, buf: Buffers) -> dict[str, np.ndarray]:
         """dW and db from ``both`` (R·FN, K + 1): the sum over the R outputs of a row of
@@ -282,13 +330,17 @@ class ConvKernel(Kernel):
         rows = dx.reshape(-1, R * C)
         per = max(1, _CHUNK_BYTES // (K * rows_per_image * W.dtype.itemsize))
         sN, sH, sW, sF = dyq.strides
-        for start in range(0, n, per):
-            stop = min(n, start + per)
+
+        def chunk_of_dx(start: int, stop: int) -> None:
             shape = (stop - start, h, w // R, FH, width, FN)
             windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
-            col = self.scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
+            scratch = self.scratch.for_thread()
+            col = scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
             np.copyto(col.reshape(windows.shape), windows)
             matmul(col, flipped, out=rows[start * rows_per_image : stop * rows_per_image])
+
+        # Chunks shared among the workers, as the forward's
+        share([partial(chunk_of_dx, i, min(n, i + per)) for i in range(0, n, per)])
         return dx.transpose(0, 3, 1, 2)
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
@@ -297,13 +349,14 @@ class ConvKernel(Kernel):
         added onto the pixels that position read, in runs of a whole output row."""
         FN, C, FH, FW = self.layer.W.shape
         (oh, ow), s = self._oh_ow, self.layer.stride
+        scratch = self.scratch.for_thread()
         if self.pool is not None:  # the rows back in image order (n, oh, ow)
-            image = self.scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
+            image = scratch.front("dimage", (images, oh, ow, FN), dchunk.dtype)
             self._to_image_order(dchunk, images, image)
             dchunk = image.reshape(-1, FN)
-        share = self.scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
-        pixels = share.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
+        share_of_x = scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
+        pixels = share_of_x.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
         for i in range(FH):
             for j in range(FW):
-                matmul(dchunk, self.layer.W[:, :, i, j], out=share)
+                matmul(dchunk, self.layer.W[:, :, i, j], out=share_of_x)
                 dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels

@@ -4,12 +4,17 @@ side of a product whose rows are windows (:mod:`chainrule.engine.conv`)."""
 
 from __future__ import annotations
 
+import itertools
+from functools import partial
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from chainrule.blas import share, worker_count
 from chainrule.engine.buffers import Buffers, channels_last
 
 __all__ = [
+    "copy_shared",
     "output_width",
     "padded",
     "place_filters",
@@ -21,6 +26,24 @@ __all__ = [
 # Columns of a product up to this many (filters; channels for dx): float32 products
 # compute two adjacent outputs a row
 _NARROW_FILTERS = 16
+# Copies smaller than this run on the calling thread: waking the workers costs more
+_SHARED_COPY_BYTES = 1 << 16
+
+
+def copy_shared(out: np.ndarray, src: np.ndarray) -> None:
+    """``np.copyto(out, src)`` for arrays of one shape, cut along the first axis at least
+    as long as the step's worker count and shared among the workers (windows copied into
+    a product's rows, on one thread, left the other core idle). A copy is exact, so the
+    cuts may follow the worker count."""
+    count = worker_count()
+    axis = next((i for i, size in enumerate(out.shape) if size >= count), None)
+    if count == 1 or axis is None or out.nbytes < _SHARED_COPY_BYTES:
+        np.copyto(out, src)
+        return
+    size, before = out.shape[axis], (slice(None),) * axis
+    cuts = [i * size // count for i in range(count + 1)]
+    parts = [(*before, slice(i, j)) for i, j in itertools.pairwise(cuts)]
+    share([partial(np.copyto, out[part], src[part]) for part in parts])
 
 
 def output_width(dtype: np.dtype, columns: int, even: bool) -> int:
