@@ -26,15 +26,16 @@ order, as the layer's argmax does.
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from chainrule.blas import matmul, share
 from chainrule.engine.buffers import Buffers
-from chainrule.engine.dense import Kernel
+from chainrule.engine.dense import Kernel, relu_backward_from_output
 from chainrule.engine.pool import pool_blocks, unpool
 from chainrule.engine.windows import (
     copy_shared,
@@ -51,11 +52,38 @@ __all__ = ["ConvKernel"]
 # Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
 # between being written and multiplied (the whole batch's goes out to memory and back).
 _CHUNK_BYTES = 2**22
+# The chunks of a batch come in multiples of this many (as far as it has images), of
+# sizes that differ by one image at most: two or four workers get equal shares.
+_CHUNK_MULTIPLE = 4
+
+
+def chunk_bounds(n: int, image_bytes: int) -> list[tuple[int, int]]:
+    """Images ``start:stop`` of each chunk of a batch of n, ``image_bytes`` of ``col`` an
+    image: a function of the two numbers alone, so a layer's sums over its chunks do not
+    depend on the thread count."""
+    count = -(-n // max(1, _CHUNK_BYTES // image_bytes))
+    count = min(n, -(-count // _CHUNK_MULTIPLE) * _CHUNK_MULTIPLE)
+    return list(itertools.pairwise(i * n // count for i in range(count + 1)))
+
+
+class _Correlation(NamedTuple):
+    """What a stride-1 convolution's input gradient is computed from, chunk by chunk."""
+
+    dyq: np.ndarray  # dy in image order, padded with zeros
+    flipped: np.ndarray  # the filters turned by 180°, R adjacent positions a row
+    dx: np.ndarray  # (N, H, W, C)
+    R: int
+
+
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, whole_batch: bool) -> None:
+    """a·b into ``out``: one BLAS call for a chunk of the batch (the workers share the
+    chunks), blocks shared among the workers for a chunk that is the whole batch."""
+    (matmul if whole_batch else np.matmul)(a, b, out=out)
 
 
 class ConvKernel(Kernel):
     """A Convolution layer, with the Pooling after it when ``pool`` is given (its stride
-    equal to its square window, no padding).
+    equal to its square window, no padding), and the ReLU after those when ``relu``.
 
     The batch goes through in chunks of images whose ``col`` fits in the processor's
     cache: each chunk's windows are copied and multiplied while they are still there,
@@ -63,9 +91,12 @@ class ConvKernel(Kernel):
     and back. Backward copies each chunk's windows again (for dW), and dy's (for dx).
     """
 
-    def __init__(self, layer: Any, pool: Any = None, scratch: Buffers | None = None) -> None:
+    def __init__(
+        self, layer: Any, pool: Any = None, scratch: Buffers | None = None, relu: bool = False
+    ) -> None:
         super().__init__(layer)
         self.pool = pool
+        self.relu = relu  # applied to each chunk's outputs while they are in the cache
         # A chunk's arrays, used only within one forward or backward call: the kernels of
         # one step can share them
         self.scratch = Buffers() if scratch is None else scratch
@@ -106,8 +137,7 @@ class ConvKernel(Kernel):
     def _chunks(self, n: int, rows: int, itemsize: int) -> list[tuple[int, int]]:
         _, C, FH, _ = self.layer.W.shape
         K = C * FH * self._window_width()
-        per = max(1, _CHUNK_BYTES // ((K + 1) * rows * itemsize))
-        return [(start, min(n, start + per)) for start in range(0, n, per)]
+        return chunk_bounds(n, (K + 1) * rows * itemsize)
 
     def _col(self, xp: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
         """The windows of the padded images xp, (rows, K + 1), its last column ones."""
@@ -172,16 +202,20 @@ class ConvKernel(Kernel):
         oh_ow: tuple[int, int],
         chunk: tuple[int, int],
     ) -> None:
-        """The outputs (and the pooling) of images ``start:stop`` of the padded xp, into
-        their rows of ``out`` (and ``pooled``)."""
+        """The outputs of images ``start:stop`` of the padded xp into their rows of ``out``,
+        pooled into ``pooled`` when the kernel pools; then the ReLU, when it has one."""
         (oh, ow), (start, stop) = oh_ow, chunk
         rows = int(np.prod(self._grid(1, oh, ow))) * self._R
         col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
-        rows_out = out[start * rows : stop * rows]
-        matmul(col, weights, out=rows_out.reshape(-1, weights.shape[1]))
+        outputs = out[start * rows : stop * rows]
+        _product(col, weights, outputs.reshape(-1, weights.shape[1]), stop - start == len(xp))
         if pooled is not None:
             P = self.pool.stride
-            pool_blocks(rows_out, P, self._R, pooled[start * rows // P**2 : stop * rows // P**2])
+            maxima = pooled[start * rows // P**2 : stop * rows // P**2]
+            pool_blocks(outputs, P, self._R, maxima)
+            outputs = maxima
+        if self.relu:
+            np.maximum(outputs, 0, out=outputs)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         buf, W = self._train, self.layer.W
@@ -189,35 +223,34 @@ class ConvKernel(Kernel):
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
         dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
-        # dWᵀ and, in its last column, db (of each of the R outputs a row computes): BLAS
-        # runs dyᵀ·col faster than colᵀ·dy, unless the windows are narrower than dy's rows
-        flip = K + 1 < R * FN
-        shape = (K + 1, R * FN) if flip else (R * FN, K + 1)
+        # dWᵀ and, in its last row, db (of each of the R outputs a row computes), as
+        # colᵀ·dy: OpenBLAS runs it faster than dyᵀ·col, whose output is wider than tall
         chunks = self._chunks_used
-        parts = [buf.get(f"part{i}", shape, W.dtype) for i in range(len(chunks))]
+        parts = [buf.get(f"part{i}", (K + 1, R * FN), W.dtype) for i in range(len(chunks))]
         # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
-        # product per chunk (_correlate_input_gradient); else products added back.
-        dyq = self._padded_dy(buf) if need_dx and self.layer.stride == 1 else None
-        dxp = None
-        if need_dx and dyq is None:
+        # product per chunk (_correlate_chunk); else products added back onto dxp.
+        correlation = dxp = None
+        if need_dx and self.layer.stride == 1:
+            correlation = self._input_correlation(buf)
+        elif need_dx:
             dxp = buf.images("dxp", self._xp.shape, W.dtype)
             dxp[...] = 0
         # The chunks shared among the workers (as forward's); their parts of dW added in
         # the chunks' order after, so the sum does not depend on who computed which
         share(
             [
-                partial(self._backward_chunk, dy_rows, part, flip, dyq, dxp, chunk)
+                partial(self._backward_chunk, dy_rows, part, correlation, dxp, chunk)
                 for part, chunk in zip(parts, chunks)
             ]
         )
         both = parts[0]
         for part in parts[1:]:
             both += part
-        self.grads = self._parameter_gradients(both.T if flip else both, buf)
-        if not need_dx:
+        self.grads = self._parameter_gradients(both.T, buf)
+        if correlation is not None:
+            return correlation.dx.transpose(0, 3, 1, 2)
+        if dxp is None:
             return None
-        if dyq is not None:
-            return self._correlate_input_gradient(dyq, buf)
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
 
@@ -225,18 +258,20 @@ class ConvKernel(Kernel):
         self,
         dy_rows: np.ndarray,
         part: np.ndarray,
-        flip: bool,
-        dyq: np.ndarray | None,
+        correlation: _Correlation | None,
         dxp: np.ndarray | None,
         chunk: tuple[int, int],
     ) -> None:
-        """Images ``start:stop``'s share of dWᵀ and db, into ``part``, and their output
-        gradient into padded dy ``dyq`` (stride 1) or their input gradient added onto
-        ``dxp`` (when given)."""
+        """Images ``start:stop``'s share of dWᵀ and db, into ``part``, and their input
+        gradient: by the ``correlation`` (stride 1), or added onto ``dxp`` (when given)."""
         (start, stop), rows, R = chunk, self._rows, self._R
         pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
         col = self._col(self._xp[start:stop], self._grid(stop - start, *self._oh_ow))
         dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
+        if self.relu:  # the outputs the ReLU read: after the pooling, if any
+            outputs = self._out if self.pool is None else self._pooled
+            y = outputs[start * pooled_rows : stop * pooled_rows]
+            relu_backward_from_output(dchunk, y, self.scratch.for_thread())
         if self.pool is not None:
             dchunk = unpool(
                 self._out[start * rows : stop * rows],
@@ -246,11 +281,11 @@ class ConvKernel(Kernel):
                 dchunk,
                 self.scratch.for_thread(),
             )
-        rows_of_dy = dchunk.reshape(-1, R * self.layer.W.shape[0])
-        a, b = (col.T, rows_of_dy) if flip else (rows_of_dy.T, col)
-        matmul(a, b, out=part)
-        if dyq is not None:
-            self._to_image_order(dchunk, stop - start, self._interior(dyq[start:stop]))
+        whole = stop - start == len(self._xp)
+        _product(col.T, dchunk.reshape(-1, R * self.layer.W.shape[0]), part, whole)
+        if correlation is not None:
+            self._to_image_order(dchunk, stop - start, self._interior(correlation.dyq[start:stop]))
+            self._correlate_chunk(correlation, start, stop)
         elif dxp is not None:
             self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
 
@@ -312,36 +347,36 @@ class ConvKernel(Kernel):
                 view = target[:, i : P * (oh // P) : P, j : P * (ow // P) : P]
                 view[...] = blocks[i, j // R, :, :, :, j % R]
 
-    def _correlate_input_gradient(self, dyq: np.ndarray, buf: Buffers) -> np.ndarray:
-        """dx (N, C, H, W), stored channels last, of a stride-1 convolution:
-        ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
-        padded dy times the filters turned by 180°, R adjacent positions a row (as the
-        forward's products), in chunks that stay in the cache."""
+    def _input_correlation(self, buf: Buffers) -> _Correlation:
+        """What the input gradient of a stride-1 convolution is computed from, chunk by
+        chunk (:meth:`_correlate_chunk`): dy padded, the filters turned by 180° and laid
+        out for R adjacent positions a row (as the forward's), and dx's buffer."""
         W = self.layer.W
         FN, C, FH, FW = W.shape
         n, h, w = len(self._x), *self._x.shape[2:]
-        (_, sh), (_, sw) = self._dy_margins()
         R = output_width(W.dtype, C, w % 2 == 0)
-        width = FW + R - 1
-        K, rows_per_image = FH * width * FN, h * w // R
-        flipped = buf.get("flipped", (K, R * C), W.dtype)
+        flipped = buf.get("flipped", (FH * (FW + R - 1) * FN, R * C), W.dtype)
         place_filters(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], R, 1, flipped)
         dx = buf.get("dx", (n, h, w, C), W.dtype)
-        rows = dx.reshape(-1, R * C)
-        per = max(1, _CHUNK_BYTES // (K * rows_per_image * W.dtype.itemsize))
+        return _Correlation(self._padded_dy(buf), flipped, dx, R)
+
+    def _correlate_chunk(self, correlation: _Correlation, start: int, stop: int) -> None:
+        """dx (channels last) of images ``start:stop``, from their padded dy:
+        ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
+        padded dy times the flipped filters, copied and multiplied while in the cache."""
+        dyq, flipped, dx, R = correlation
+        FN, _, FH, FW = self.layer.W.shape
+        (_, sh), (_, sw) = self._dy_margins()
+        images, (h, w), width = stop - start, dx.shape[1:3], FW + R - 1
         sN, sH, sW, sF = dyq.strides
-
-        def chunk_of_dx(start: int, stop: int) -> None:
-            shape = (stop - start, h, w // R, FH, width, FN)
-            windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
-            scratch = self.scratch.for_thread()
-            col = scratch.front("dy_col", ((stop - start) * rows_per_image, K), W.dtype)
-            np.copyto(col.reshape(windows.shape), windows)
-            matmul(col, flipped, out=rows[start * rows_per_image : stop * rows_per_image])
-
-        # Chunks shared among the workers, as the forward's
-        share([partial(chunk_of_dx, i, min(n, i + per)) for i in range(0, n, per)])
-        return dx.transpose(0, 3, 1, 2)
+        shape = (images, h, w // R, FH, width, FN)
+        windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
+        col = self.scratch.for_thread().front(
+            "dy_col", (images * h * w // R, len(flipped)), dx.dtype
+        )
+        np.copyto(col.reshape(windows.shape), windows)
+        rows = dx[start:stop].reshape(-1, flipped.shape[1])
+        _product(col, flipped, rows, images == len(dx))
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
         """Add a chunk's gradient onto its padded images' ``dxp``, from its outputs'
@@ -356,7 +391,8 @@ class ConvKernel(Kernel):
             dchunk = image.reshape(-1, FN)
         share_of_x = scratch.front("dcol", (len(dchunk), C), dchunk.dtype)
         pixels = share_of_x.reshape(images, oh, ow, C).transpose(0, 3, 1, 2)
+        whole = images == len(self._xp)
         for i in range(FH):
             for j in range(FW):
-                matmul(dchunk, self.layer.W[:, :, i, j], out=share_of_x)
+                _product(dchunk, self.layer.W[:, :, i, j], share_of_x, whole)
                 dxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += pixels

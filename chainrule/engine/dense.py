@@ -27,6 +27,7 @@ __all__ = [
     "Kernel",
     "ReluKernel",
     "SigmoidKernel",
+    "relu_backward_from_output",
 ]
 
 
@@ -93,6 +94,17 @@ class AffineKernel(Kernel):
             return dx.reshape(self._x.shape)
         n, c, h, w = self._x.shape
         return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def relu_backward_from_output(dy: np.ndarray, y: np.ndarray, buf: Buffers) -> None:
+    """Set dy (float, its last axis contiguous) to +0 where the ReLU's output y is <= 0,
+    which is where its input was (NaN passes, as in the layer): dy's bits and-ed with a
+    mask of all ones elsewhere, as :class:`ReluKernel` does."""
+    keep = buf.front("keep", y.shape, np.dtype(f"i{y.itemsize}"))
+    np.less_equal(y, 0, out=keep)  # 1 where dead
+    np.subtract(keep, 1, out=keep)  # then 0; −1 (all ones) elsewhere
+    bits = dy.view(keep.dtype)
+    np.bitwise_and(bits, keep, out=bits)
 
 
 class ReluKernel(Kernel):

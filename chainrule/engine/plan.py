@@ -10,7 +10,8 @@ way it applies what holds for any network:
   nothing back either way); the ReLU then works on a quarter of the values (2×2);
 - a convolution followed by a pooling whose stride is its square window becomes one
   kernel that computes its outputs in the order the pooling reads them
-  (:mod:`chainrule.engine.conv`);
+  (:mod:`chainrule.engine.conv`), and a ReLU after the convolution (or that pooling)
+  joins the kernel too, applied to each chunk of the batch while it is in the cache;
 - ReLU and Dropout write over their input, except the network's own input: the kernel
   before them never needs its output where they change it (they zero it, and zero the
   gradient there).
@@ -94,20 +95,23 @@ def make_plan(layers: list[Any], dtype: np.dtype, scratch: Buffers) -> list[Kern
     kernels: list[Kernel] = []
     i = 0
     while i < len(order):
-        layer, after = order[i], order[i + 1] if i + 1 < len(order) else None
-        if type(layer) is Convolution and _pools_in_blocks(after):
-            kernels.append(ConvKernel(layer, pool=after, scratch=scratch))
-            i += 2
-            continue
-        kernel = (
-            ConvKernel(layer, scratch=scratch)
-            if type(layer) is Convolution
-            else _KERNELS[type(layer)](layer)
-        )
-        kernel.in_place = bool(kernels) and isinstance(kernel, _IN_PLACE)
+        if type(order[i]) is Convolution:
+            kernel, i = _conv_kernel(order, i, scratch)
+        else:
+            kernel, i = _KERNELS[type(order[i])](order[i]), i + 1
+            kernel.in_place = bool(kernels) and isinstance(kernel, _IN_PLACE)
         kernels.append(kernel)
-        i += 1
     return kernels
+
+
+def _conv_kernel(order: list[Any], i: int, scratch: Buffers) -> tuple[ConvKernel, int]:
+    """The kernel of the convolution ``order[i]``, with the pooling and the ReLU after it
+    that it can take in, and the index of the layer after those."""
+    layer, i = order[i], i + 1
+    pool = order[i] if i < len(order) and _pools_in_blocks(order[i]) else None
+    i += pool is not None
+    relu = i < len(order) and type(order[i]) is Relu
+    return ConvKernel(layer, pool=pool, scratch=scratch, relu=relu), i + relu
 
 
 def _pools_in_blocks(layer: Any) -> bool:
