@@ -96,15 +96,23 @@ class AffineKernel(Kernel):
         return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
-def relu_backward_from_output(dy: np.ndarray, y: np.ndarray, buf: Buffers) -> None:
-    """Set dy (float, its last axis contiguous) to +0 where the ReLU's output y is <= 0,
-    which is where its input was (NaN passes, as in the layer): dy's bits and-ed with a
-    mask of all ones elsewhere, as :class:`ReluKernel` does."""
-    keep = buf.front("keep", y.shape, np.dtype(f"i{y.itemsize}"))
-    np.less_equal(y, 0, out=keep)  # 1 where dead
-    np.subtract(keep, 1, out=keep)  # then 0; −1 (all ones) elsewhere
+def _live_mask(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Into integer ``keep``: 0 where ``values`` <= 0, −1 (all ones) elsewhere (NaN too)."""
+    np.less_equal(values, 0, out=keep)  # 1 where dead
+    return np.subtract(keep, 1, out=keep)  # then 0; −1 elsewhere
+
+
+def _zero_where_dead(dy: np.ndarray, keep: np.ndarray) -> None:
+    """dy's bits and-ed with the mask: +0 where it is 0, dy unchanged elsewhere."""
     bits = dy.view(keep.dtype)
     np.bitwise_and(bits, keep, out=bits)
+
+
+def relu_backward_from_output(dy: np.ndarray, y: np.ndarray, buf: Buffers) -> None:
+    """Set dy (float, its last axis contiguous) to +0 where the ReLU's output y is <= 0,
+    which is where its input was (NaN passes, as in the layer), as :class:`ReluKernel`
+    does."""
+    _zero_where_dead(dy, _live_mask(y, buf.front("keep", y.shape, np.dtype(f"i{y.itemsize}"))))
 
 
 class ReluKernel(Kernel):
@@ -116,9 +124,7 @@ class ReluKernel(Kernel):
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf = self.buffers(train)
         if train:
-            keep = buf.like("keep", x, np.dtype(f"i{x.itemsize}"))
-            np.less_equal(x, 0, out=keep)  # 1 where dead
-            self._keep = np.subtract(keep, 1, out=keep)  # then 0; −1 (all ones) elsewhere
+            self._keep = _live_mask(x, buf.like("keep", x, np.dtype(f"i{x.itemsize}")))
         y = x if self.in_place else buf.like("y", x)
         return np.maximum(x, 0, out=y)
 
@@ -128,8 +134,7 @@ class ReluKernel(Kernel):
         if dy.dtype.itemsize != self._keep.itemsize or dy.dtype.kind != "f":
             np.copyto(dy, 0, where=self._keep == 0)
             return dy
-        bits = dy.view(self._keep.dtype)
-        np.bitwise_and(bits, self._keep, out=bits)
+        _zero_where_dead(dy, self._keep)
         return dy
 
 
