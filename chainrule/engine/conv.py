@@ -8,7 +8,9 @@ images laid out a row per output position and a column per filter entry (fh, fw,
 the filters, plus a column of ones that carries the bias (its gradient comes out of the
 same product as dW's). In float32, with few filters, a row holds the window of R = 2
 horizontally adjacent outputs (one column wider) and the filters two column blocks, so
-that the product is twice as wide (``windows.output_width``).
+that the product is twice as wide (``windows.output_width``). With one input channel
+(the first layer on MNIST) ``col`` is built transposed, a row per filter entry, whose
+copy runs along the images' rows instead of in runs of a window's few values.
 
 The input's gradient of a stride-1 convolution is a convolution too: the windows of dy,
 padded by the filter's reach less the layer's pad, times the filters turned by 180°, one
@@ -116,6 +118,8 @@ class ConvKernel(Kernel):
         with a pooling, R = 2 makes the pooling's blocks strided: worth it only where the
         product is the larger cost, windows of at least 2·FN entries."""
         FN, C, FH, FW = self.layer.W.shape
+        if C == 1:
+            return 1  # a row per output: see _col
         if self.pool is None:
             return output_width(dtype, FN, ow % 2 == 0)
         return output_width(dtype, FN, self.pool.stride % 2 == 0 and C * FH * FW >= 2 * FN)
@@ -144,10 +148,20 @@ class ConvKernel(Kernel):
         _, C, FH, _ = self.layer.W.shape
         width = self._window_width()
         K, m = C * FH * width, int(np.prod(grid))
-        # The calling thread's buffer: the workers copy the windows of chunks side by side
-        col = self.scratch.for_thread().front("col", (m, K + 1), xp.dtype)
         P = None if self.pool is None else self.pool.stride
         windows = window_view(xp, FH, width, self.layer.stride, self._R, P, grid)
+        # The calling thread's buffer: the workers copy the windows of chunks side by side
+        scratch = self.scratch.for_thread()
+        if C == 1:
+            # A one-channel window's rows are runs of a few values, slow to copy: col is
+            # copied as its transpose instead, a row per filter entry, in runs along the
+            # images' rows; BLAS reads either order.
+            col_t = scratch.front("col", (K + 1, m), xp.dtype)
+            spread = windows.transpose(*range(len(grid), windows.ndim), *range(len(grid)))
+            copy_shared(col_t[:K].reshape(spread.shape), spread)
+            col_t[K] = 1
+            return col_t.T
+        col = scratch.front("col", (m, K + 1), xp.dtype)
         copy_shared(col[:, :K].reshape(windows.shape), windows)
         col[:, K] = 1
         return col
