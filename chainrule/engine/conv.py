@@ -53,7 +53,9 @@ __all__ = ["ConvKernel"]
 
 # Bytes of ``col`` per chunk of images: a few per chunk, so that it stays in the cache
 # between being written and multiplied (the whole batch's goes out to memory and back).
-_CHUNK_BYTES = 2**22
+# Backward keeps dy's windows and the unpooled gradient beside it: the size that ran
+# fastest of those measured (docs/performance.md).
+_CHUNK_BYTES = 5 * 2**19
 # The chunks of a batch come in multiples of this many (as far as it has images), of
 # sizes that differ by one image at most: two or four workers get equal shares.
 _CHUNK_MULTIPLE = 4
