@@ -73,7 +73,6 @@ def chunk_bounds(n: int, image_bytes: int) -> list[tuple[int, int]]:
 class _Correlation(NamedTuple):
     """What a stride-1 convolution's input gradient is computed from, chunk by chunk."""
 
-    dyq: np.ndarray  # dy in image order, padded with zeros
     flipped: np.ndarray  # the filters turned by 180°, R adjacent positions a row
     dx: np.ndarray  # (N, H, W, C)
     R: int
@@ -300,8 +299,9 @@ class ConvKernel(Kernel):
         whole = stop - start == len(self._xp)
         _product(col.T, dchunk.reshape(-1, R * self.layer.W.shape[0]), part, whole)
         if correlation is not None:
-            self._to_image_order(dchunk, stop - start, self._interior(correlation.dyq[start:stop]))
-            self._correlate_chunk(correlation, start, stop)
+            dyq = self._padded_dy(stop - start)
+            self._to_image_order(dchunk, stop - start, self._interior(dyq))
+            self._correlate_chunk(correlation, dyq, start, stop)
         elif dxp is not None:
             self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
 
@@ -330,14 +330,17 @@ class ConvKernel(Kernel):
         pad = self.layer.pad
         return tuple((max(f - 1 - pad, 0), max(pad - f + 1, 0)) for f in (FH, FW))
 
-    def _padded_dy(self, buf: Buffers) -> np.ndarray:
-        """A buffer (N, oh + 2·margin, ow + 2·margin, FN) for dy in image order, its
-        border zero (written once, when made)."""
+    def _padded_dy(self, images: int) -> np.ndarray:
+        """The calling thread's buffer (images, oh + 2·margin, ow + 2·margin, FN) for a
+        chunk's dy in image order, its border zero (written once, when made): a chunk's,
+        not the batch's, so that it stays in the cache from written to read."""
         FN = self.layer.W.shape[0]
-        (qh, _), (qw, _) = self._dy_margins()
-        oh, ow = self._oh_ow
-        shape = (len(self._x), oh + 2 * qh, ow + 2 * qw, FN)
-        return buf.get("dy_padded", shape, self.layer.W.dtype, fill=0)
+        margins = (qh, _), (qw, _) = self._dy_margins()
+        (oh, ow), most = self._oh_ow, max(stop - start for start, stop in self._chunks_used)
+        shape = (most, oh + 2 * qh, ow + 2 * qw, FN)
+        # Named by its shape and margins: the step's kernels share the threads' buffers
+        name = f"dy_padded {shape} {margins}"
+        return self.scratch.for_thread().get(name, shape, self.layer.W.dtype, fill=0)[:images]
 
     def _interior(self, dyq: np.ndarray) -> np.ndarray:
         """The part of padded dy images (n, H', W', FN) that holds dy itself."""
@@ -365,8 +368,9 @@ class ConvKernel(Kernel):
 
     def _input_correlation(self, buf: Buffers) -> _Correlation:
         """What the input gradient of a stride-1 convolution is computed from, chunk by
-        chunk (:meth:`_correlate_chunk`): dy padded, the filters turned by 180° and laid
-        out for R adjacent positions a row (as the forward's), and dx's buffer."""
+        chunk (:meth:`_correlate_chunk`, with each chunk's dy padded): the filters turned
+        by 180° and laid out for R adjacent positions a row (as the forward's), and dx's
+        buffer."""
         W = self.layer.W
         FN, C, FH, FW = W.shape
         n, h, w = len(self._x), *self._x.shape[2:]
@@ -374,19 +378,21 @@ class ConvKernel(Kernel):
         flipped = buf.get("flipped", (FH * (FW + R - 1) * FN, R * C), W.dtype)
         place_filters(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], R, 1, flipped)
         dx = buf.get("dx", (n, h, w, C), W.dtype)
-        return _Correlation(self._padded_dy(buf), flipped, dx, R)
+        return _Correlation(flipped, dx, R)
 
-    def _correlate_chunk(self, correlation: _Correlation, start: int, stop: int) -> None:
-        """dx (channels last) of images ``start:stop``, from their padded dy:
+    def _correlate_chunk(
+        self, correlation: _Correlation, dyq: np.ndarray, start: int, stop: int
+    ) -> None:
+        """dx (channels last) of images ``start:stop``, from their padded dy ``dyq``:
         ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
         padded dy times the flipped filters, copied and multiplied while in the cache."""
-        dyq, flipped, dx, R = correlation
+        flipped, dx, R = correlation
         FN, _, FH, FW = self.layer.W.shape
         (_, sh), (_, sw) = self._dy_margins()
         images, (h, w), width = stop - start, dx.shape[1:3], FW + R - 1
         sN, sH, sW, sF = dyq.strides
         shape = (images, h, w // R, FH, width, FN)
-        windows = as_strided(dyq[start:stop, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
+        windows = as_strided(dyq[:, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
         col = self.scratch.for_thread().front(
             "dy_col", (images * h * w // R, len(flipped)), dx.dtype
         )
