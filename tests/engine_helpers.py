@@ -74,9 +74,31 @@ def both_steps(net, x, t, dout=1.0):
     return by_layers, by_engine, step._train is not None
 
 
+class _Float32Draws:
+    """A generator whose ``random`` gives the float32 numbers of the one it wraps, as
+    float64: a float64 copy of a float32 network then drops what the original drops."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self.bit_generator = generator.bit_generator
+
+    def random(self, size=None, dtype=np.float64, out=None):
+        shape = np.shape(out) if out is not None else size
+        draws = self.generator.random(shape, dtype=np.float32).astype(np.float64)
+        if out is None:
+            return draws
+        out[...] = draws
+        return out
+
+
 def _in_float64(net):
-    """A copy of the network computing in float64 (the same dropout generators' states)."""
+    """A copy of the network computing in float64 (the same dropout generators' states,
+    drawing the float32 numbers the original draws)."""
     clone = copy.deepcopy(net)
+    wrapped = {}
+    for layer in layer_list(clone.layers):
+        if isinstance(layer, Dropout):
+            layer.rng = wrapped.setdefault(id(layer.rng), _Float32Draws(layer.rng))
     for _, layer, attribute in parameter_names(layer_list(clone.layers)):
         setattr(layer, attribute, getattr(layer, attribute).astype(np.float64))
     for layer in layer_list(clone.layers):
