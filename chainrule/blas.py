@@ -74,7 +74,8 @@ _CLEARLY_FASTER = 0.95  # more workers must take at most this share of one's tim
 _HOPELESS = 2.0  # a step this many times slower than usual: a trial ends, or one starts
 
 _controllers: list[Any] | None = None
-_local = threading.local()  # .workers: how many threads share a product, in this thread
+# .workers: how many threads share a product, in this thread; .pool: its own helpers
+_local = threading.local()
 
 
 # -- the products ---------------------------------------------------------------------------
@@ -216,11 +217,16 @@ class _Pool:
     def __init__(self) -> None:
         self._signals: list[threading.Lock] = []
         self._job: _Job | None = None
-        self._busy = threading.Lock()  # one product at a time; another thread runs inline
+        self._busy = threading.Lock()  # one product at a time; another uses its own pool
 
     def run(self, blocks: list[Callable[[], Any]], count: int) -> None:
         count = min(count, len(blocks))
-        if count <= 1 or not self._busy.acquire(blocking=False):
+        busy = count > 1 and not self._busy.acquire(blocking=False)
+        if busy and _own_pool() is not self:
+            # Inside a block of another product (a part of a batch with workers of its
+            # own): this thread's own helpers share it
+            return _own_pool().run(blocks, count)
+        if count <= 1 or busy:
             for block in blocks:
                 block()
             return
@@ -231,7 +237,8 @@ class _Pool:
             for signal in self._signals[: count - 1]:
                 if signal.locked():  # else it is awake already, or about to be
                     signal.release()
-            job.work_and_wait()
+            with workers(1):  # a block runs on its thread, as on a helper's
+                job.work_and_wait()
         finally:
             self._job = None
             self._busy.release()
@@ -253,9 +260,18 @@ class _Pool:
 _pool = _Pool()
 
 
+def _own_pool() -> _Pool:
+    """The calling thread's own pool, for products inside a block of :data:`_pool`'s."""
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = _Pool()
+    return pool
+
+
 def _new_pool_in_child() -> None:
     global _pool
     _pool = _Pool()  # a forked child has none of its parent's threads
+    _local.__dict__.pop("pool", None)
 
 
 if hasattr(os, "register_at_fork"):
