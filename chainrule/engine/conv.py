@@ -114,6 +114,11 @@ class ConvKernel(Kernel):
             oh, ow = oh // self.pool.stride, ow // self.pool.stride
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
+    def multiplies(self, shape: tuple[int, ...]) -> int:
+        n, _, h, w = shape
+        oh, ow = positions(h, w, *self.layer.W.shape[2:], self.layer.stride, self.layer.pad)
+        return n * oh * ow * self.layer.W.size
+
     def _choose_width(self, dtype: np.dtype, ow: int) -> int:
         """How many horizontally adjacent outputs a row of the product computes (R). Fused
         with a pooling, R = 2 makes the pooling's blocks strided: worth it only where the

@@ -27,7 +27,9 @@ __all__ = [
     "Kernel",
     "ReluKernel",
     "SigmoidKernel",
+    "draw_uniform",
     "relu_backward_from_output",
+    "uniform_dtype",
 ]
 
 
@@ -47,6 +49,10 @@ class Kernel:
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
         return shape  # element-wise
 
+    def multiplies(self, shape: tuple[int, ...]) -> int:
+        """The multiply-adds of a forward of that input shape in its products."""
+        return 0
+
 
 class AffineKernel(Kernel):
     """``Y = X·W + b``; X (N, ...) flattened as the layer flattens it. Images stored
@@ -57,6 +63,9 @@ class AffineKernel(Kernel):
         if len(shape) < 2 or math.prod(shape[1:]) != fan_in:
             return None
         return (shape[0], fan_out)
+
+    def multiplies(self, shape: tuple[int, ...]) -> int:
+        return shape[0] * self.layer.W.size
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf, W = self.buffers(train), self.layer.W
@@ -163,17 +172,20 @@ class SigmoidKernel(Kernel):
 class DropoutKernel(Kernel):
     """The book's dropout: the layer's own generator draws the mask of each training
     forward, exactly as the layer would (the same draws, in the same order); inference
-    scales by ``1 − dropout_ratio``."""
+    scales by ``1 − dropout_ratio``. When the step splits the batch, it draws the whole
+    batch's numbers before the parts run and hands each kernel its part (``draws``)."""
+
+    draws: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf, layer = self.buffers(train), self.layer
         y = x if self.in_place else buf.like("y", x)
         if not train:
             return np.multiply(x, 1.0 - layer.dropout_ratio, out=y)
-        # The numbers rng.random(x.shape, dtype) gives the layer: float32 for float32 input
-        uniform = np.float32 if x.dtype == np.float32 else np.float64
-        draws = buf.get("draws", x.shape, uniform)
-        layer.rng.random(dtype=uniform, out=draws)
+        draws = self.draws
+        if draws is None:
+            draws = buf.get("draws", x.shape, uniform_dtype(x.dtype))
+            draw_uniform(layer, draws)
         self._mask = np.greater_equal(
             draws, layer.dropout_ratio, out=buf.get("mask", x.shape, np.bool_)
         )
@@ -181,6 +193,17 @@ class DropoutKernel(Kernel):
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         return np.multiply(dy, self._mask, out=dy) if need_dx else None
+
+
+def uniform_dtype(dtype: np.dtype) -> type:
+    """The dtype of the numbers ``rng.random(x.shape, dtype)`` gives the layer for input
+    of ``dtype``: float32 for float32."""
+    return np.float32 if dtype == np.float32 else np.float64
+
+
+def draw_uniform(layer: Any, out: np.ndarray) -> None:
+    """The draws of a Dropout layer's mask for one training forward, as it makes them."""
+    layer.rng.random(dtype=out.dtype.type, out=out)
 
 
 class BatchNormKernel(Kernel):

@@ -14,18 +14,33 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from chainrule.blas import ThreadTuner
+from chainrule.blas import ThreadTuner, share, workers
 from chainrule.engine.buffers import Buffers
-from chainrule.engine.dense import Kernel
+from chainrule.engine.dense import (
+    BatchNormKernel,
+    DropoutKernel,
+    Kernel,
+    draw_uniform,
+    uniform_dtype,
+)
 from chainrule.engine.loss import SoftmaxLossKernel
 from chainrule.engine.plan import make_plan, parameter_names
 from chainrule.losses import SoftmaxWithLoss, as_batch, check_label_range
 
 __all__ = ["Step", "layer_list"]
+
+# A training batch goes through in two halves, each through kernels of its own, where its
+# samples never meet before the loss (no batch normalisation) and each half's products
+# have at least this many multiply-adds: the two halves then run side by side on two
+# workers, without the waits of sharing each layer's work. The halves do not depend on
+# the thread count (one worker computes them one after the other), so neither do the
+# numbers.
+_SPLIT_MULTIPLIES = 100_000_000
 
 
 def layer_list(layers: Any) -> list[Any]:
@@ -34,15 +49,22 @@ def layer_list(layers: Any) -> list[Any]:
 
 
 class _Plan:
-    """The kernels of one set of layers and one input shape, and what they were made for."""
+    """The kernels of one set of layers and one input shape, and what they were made for:
+    one list of kernels for each part of the batch (``samples``, a slice each)."""
 
-    def __init__(self, layers: list[Any], kernels: list[Kernel], shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, layers: list[Any], parts: list[tuple[slice, list[Kernel]]], shape: tuple[int, ...]
+    ) -> None:
         self.layers = layers
         self.names = list(parameter_names(layers))
         self.arrays = [getattr(layer, attribute) for _, layer, attribute in self.names]
-        self.kernels = kernels
+        self.samples = [samples for samples, _ in parts]
+        self.parts = [kernels for _, kernels in parts]
+        self.kernels = self.parts[0]
+        self.losses = [SoftmaxLossKernel() for _ in parts]
         self.shape = shape
-        self.kernel_of = {id(k.layer): k for k in kernels}  # a fused kernel by its convolution
+        # a fused kernel by its convolution, in each part
+        self.kernel_of = [{id(k.layer): k for k in kernels} for kernels in self.parts]
 
     def fits(self, layers: list[Any], shape: tuple[int, ...]) -> bool:
         if shape != self.shape or len(layers) != len(self.layers):
@@ -70,7 +92,6 @@ class Step:
         self._infer: _Plan | None = None
         self._labels: tuple[Any, ...] | None = None  # the shape and dtype of checked labels
         self._one_hot = False
-        self._loss = SoftmaxLossKernel()
         self._scratch = Buffers()
         self._chunks = Buffers()  # what the convolutions keep only while they run
 
@@ -120,7 +141,7 @@ class Step:
         layers = layer_list(self.network.layers)
         plan = self._infer
         if plan is None or not plan.fits(layers, x.shape):
-            plan = self._infer = self._plan(layers, x)
+            plan = self._infer = self._plan(layers, x, split=False)
             if plan is None:
                 return None
         # BLAS on one thread, as in the steps (fit evaluates inside its own hold already;
@@ -133,7 +154,7 @@ class Step:
 
     # -- planning -----------------------------------------------------------------------
 
-    def _plan(self, layers: list[Any], x: np.ndarray) -> _Plan | None:
+    def _plan(self, layers: list[Any], x: np.ndarray, *, split: bool = True) -> _Plan | None:
         if x.ndim < 2 or type(self.network.last_layer) is not SoftmaxWithLoss:
             return None
         kernels = make_plan(layers, self.network.dtype, self._chunks)
@@ -144,7 +165,14 @@ class Step:
             shape = kernel.out_shape(shape)
             if shape is None:
                 return None  # the layers' own checks say what does not fit
-        return _Plan(layers, kernels, x.shape) if len(shape) == 2 else None
+        if len(shape) != 2:
+            return None
+        n = len(x)
+        if not (split and _splits(kernels, (n // 2, *x.shape[1:]))):
+            return _Plan(layers, [(slice(0, n), kernels)], x.shape)
+        other = make_plan(layers, self.network.dtype, self._chunks)
+        halves = [(slice(0, n // 2), kernels), (slice(n // 2, n), other)]
+        return _Plan(layers, halves, x.shape)
 
     def _training_plan(self, x: np.ndarray, t: np.ndarray) -> _Plan | None:
         layers = layer_list(self.network.layers)
@@ -180,26 +208,67 @@ class Step:
         *,
         backward_if_finite: bool = False,
     ) -> Any:
-        """Forward and backward through the kernels, the thread count set by the tuner."""
+        """Forward and backward through the kernels of each part of the batch, the thread
+        count set by the tuner; the loss of the whole batch."""
         started = time.perf_counter()
-        self.tuner.start_step()
+        count = self.tuner.start_step()
         try:
+            labels = t if self._one_hot else t.reshape(len(x))
+            losses: list[Any] = [None] * len(plan.parts)
+            run = partial(self._run_part, plan, x, labels, dout, backward_if_finite, losses)
+            if len(plan.parts) == 1:
+                run(0, count)
+            else:
+                self._draw_dropout(plan, x)
+                each = max(1, count // len(plan.parts))  # the workers of each part
+                share([partial(run, i, each) for i in range(len(plan.parts))])
+        finally:
+            self.tuner.end_step(time.perf_counter() - started)
+        if len(losses) == 1:
+            return losses[0]
+        return sum(loss * (s.stop - s.start) for loss, s in zip(losses, plan.samples)) / len(x)
+
+    def _run_part(
+        self,
+        plan: _Plan,
+        x: np.ndarray,
+        labels: np.ndarray,
+        dout: float,
+        backward_if_finite: bool,
+        losses: list[Any],
+        part: int,
+        count: int,
+    ) -> None:
+        """Forward and backward of one part of the batch on ``count`` workers, its loss
+        into ``losses``."""
+        kernels, samples, loss_kernel = plan.parts[part], plan.samples[part], plan.losses[part]
+        with workers(count):
             # Parameters grown too large (a diverging run) overflow the scores: the loss
             # is then not finite, which is the report (fit's TrainingError), not a warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                signal = x
-                for kernel in plan.kernels:
+                signal = x[samples]
+                for kernel in kernels:
                     signal = kernel.forward(signal, True)
-                labels = t if self._one_hot else t.reshape(len(x))
-                loss = self._loss.forward(signal, labels, self._one_hot)
+                losses[part] = loss = loss_kernel.forward(signal, labels[samples], self._one_hot)
             if backward_if_finite and not math.isfinite(loss):
-                return loss
-            dy = self._loss.backward(dout)
-            for i in range(len(plan.kernels) - 1, -1, -1):
-                dy = plan.kernels[i].backward(dy, i > 0)  # the input needs no gradient
-        finally:
-            self.tuner.end_step(time.perf_counter() - started)
-        return loss
+                return
+            # The loss is the mean over the whole batch: the part's share of dout
+            dy = loss_kernel.backward(dout * (samples.stop - samples.start) / len(x))
+            for i in range(len(kernels) - 1, -1, -1):
+                dy = kernels[i].backward(dy, i > 0)  # the input needs no gradient
+
+    def _draw_dropout(self, plan: _Plan, x: np.ndarray) -> None:
+        """The numbers of each Dropout's mask for the whole batch, drawn in the layers'
+        order as they draw them, each part's kernels handed their part."""
+        shape = x.shape
+        for i, kernel in enumerate(plan.parts[0]):
+            if isinstance(kernel, DropoutKernel):
+                dtype = uniform_dtype(x.dtype)
+                draws = self._scratch.get(f"draws{i}", shape, dtype)
+                draw_uniform(kernel.layer, draws)
+                for kernels, samples in zip(plan.parts, plan.samples):
+                    kernels[i].draws = draws[samples]
+            shape = kernel.out_shape(shape)
 
     def _gradients(self, plan: _Plan, dout: float) -> dict[str, np.ndarray]:
         """The kernels' gradient buffers by the parameters' names; weight decay's share
@@ -207,9 +276,27 @@ class Step:
         decay = dout * getattr(self.network, "weight_decay_lambda", 0.0)
         grads = {}
         for key, layer, attribute in plan.names:
-            grad = plan.kernel_of[id(layer)].grads[attribute]
+            first, *others = (of[id(layer)].grads[attribute] for of in plan.kernel_of)
+            grad = first
+            if others:  # the parts' sum, in their order
+                grad = self._scratch.get(f"sum {key}", first.shape, first.dtype)
+                np.copyto(grad, first)
+                for other in others:
+                    grad += other
             if decay and key[0] == "W":
                 W = getattr(layer, attribute)
                 grad += np.multiply(W, decay, out=self._scratch.get(key, W.shape, W.dtype))
             grads[key] = grad
         return grads
+
+
+def _splits(kernels: list[Kernel], half: tuple[int, ...]) -> bool:
+    """Whether a batch goes through in halves (see ``_SPLIT_MULTIPLIES``), the shape of
+    the first half given."""
+    if half[0] < 1 or any(isinstance(kernel, BatchNormKernel) for kernel in kernels):
+        return False
+    multiplies, shape = 0, half
+    for kernel in kernels:
+        multiplies += kernel.multiplies(shape)
+        shape = kernel.out_shape(shape)
+    return multiplies >= _SPLIT_MULTIPLIES

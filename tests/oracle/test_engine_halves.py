@@ -1,0 +1,112 @@
+"""A batch the engine splits in halves (each through kernels of its own, side by side on
+two workers) gives the layers' numbers: the loss of the whole batch, the gradients
+summed over the halves, the dropout masks the layers draw; the same bits on any number
+of workers; and only where the samples never meet (no batch normalisation)."""
+
+import numpy as np
+import pytest
+from engine_helpers import assert_same_step
+from hypothesis import given, settings
+from test_engine_random import networks
+from threadpoolctl import threadpool_limits
+
+import chainrule.engine.step as step_module
+from chainrule.engine import Step
+from chainrule.engine.dense import DropoutKernel
+from chainrule.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
+from chainrule.networks import DeepConvNet, Sequential, SimpleConvNet
+
+
+def _stack(dtype, seed=0, norm=False):
+    """Two convolutions with pooling and dropout, as DeepConvNet's stages."""
+    rng = np.random.default_rng(seed)
+    normal = lambda *shape: (rng.standard_normal(shape) * 0.3).astype(dtype)  # noqa: E731
+    layers = [
+        Convolution(normal(4, 2, 3, 3), normal(4), 1, 1),
+        Relu(),
+        Pooling(2, 2, 2),
+        Convolution(normal(6, 4, 3, 3), normal(6), 1, 1),
+        Relu(),
+        Dropout(0.5, seed=rng),
+        Affine(normal(6 * 4 * 4, 5), normal(5)),
+        Dropout(0.3, seed=rng),
+    ]
+    if norm:
+        layers.insert(1, BatchNormalization(np.ones(4 * 8 * 8, dtype), np.zeros(4 * 8 * 8, dtype)))
+    x = rng.standard_normal((9, 2, 8, 8)).astype(dtype)  # halves of 4 and 5
+    return Sequential(layers), x, rng.integers(0, 5, 9)
+
+
+def _parts(net, x, t):
+    step = Step(net)
+    step.loss_and_gradient(x, t)
+    return len(step._train.parts)
+
+
+@pytest.fixture
+def always_split(monkeypatch):
+    monkeypatch.setattr(step_module, "_SPLIT_MULTIPLIES", 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_halves_give_the_layers_numbers(always_split, dtype):
+    net, x, t = _stack(dtype)
+    assert _parts(net, x, t) == 2
+    assert_same_step(net, x, t)
+    assert_same_step(net, x, t, dout=0.1)  # as for SGD, the learning rate riding on dout
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks())
+def test_halves_of_random_stacks_give_the_layers_numbers(case):
+    net, x, t = case
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step_module, "_SPLIT_MULTIPLIES", 0)
+        assert_same_step(net, x, t)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_halves_give_the_same_bits_on_any_number_of_workers(always_split, dtype):
+    results = []
+    with threadpool_limits(limits=4, user_api="blas"):
+        for threads in (1, 2, 4, 3, 1):
+            net, x, t = _stack(dtype)
+            loss, grads = Step(net, threads=threads).loss_and_gradient(x, t)
+            results.append((loss, {key: grad.copy() for key, grad in grads.items()}))
+    for loss, grads in results[1:]:
+        assert loss == results[0][0]
+        for key, grad in grads.items():
+            np.testing.assert_array_equal(grad, results[0][1][key], err_msg=key)
+
+
+def test_only_batches_whose_samples_never_meet_are_split(always_split):
+    net, x, t = _stack(np.float64, norm=True)
+    assert _parts(net, x, t) == 1  # batch normalisation: the statistics of the batch
+    net, x, t = _stack(np.float64)
+    assert _parts(net, x[:1], t[:1]) == 1  # one sample has no halves
+
+
+def test_large_products_are_split_and_small_ones_not():
+    """DeepConvNet's step on 100 images has about 430 million multiply-adds a half; a
+    SimpleConvNet's about 43 million, where two threads of its own share it better."""
+    rng = np.random.default_rng(0)
+    x, t = rng.random((100, 1, 28, 28)), rng.integers(0, 10, 100)
+    assert _parts(DeepConvNet(seed=0), x, t) == 2
+    assert _parts(SimpleConvNet(seed=0), x, t) == 1
+
+
+@pytest.mark.parametrize("broken", ["dropout draws", "loss share"])
+def test_a_broken_split_is_caught(always_split, monkeypatch, broken):
+    if broken == "dropout draws":  # each half drawing its own mask
+        monkeypatch.setattr(Step, "_draw_dropout", lambda self, plan, x: None)
+        monkeypatch.setattr(DropoutKernel, "draws", None)
+    else:  # each half's gradient as if it were the whole batch
+        run = Step._run_part
+
+        def whole(self, plan, x, labels, dout, *rest):
+            return run(self, plan, x, labels, dout * len(plan.parts), *rest)
+
+        monkeypatch.setattr(Step, "_run_part", whole)
+    net, x, t = _stack(np.float64)
+    with pytest.raises(AssertionError):
+        assert_same_step(net, x, t)
