@@ -2,6 +2,7 @@
 
 import threading
 import time
+from functools import partial
 from unittest import mock
 
 import numpy as np
@@ -188,3 +189,39 @@ def test_no_helper_still_writes_when_the_caller_stops_on_an_exception(monkeypatc
     with blas.workers(2), pytest.raises(KeyboardInterrupt):
         blas.matmul(np.ones((256, 512)), np.ones((512, 256)))
     assert finished == [True]  # the helper's block was over before matmul raised
+
+
+def test_a_block_shares_among_threads_of_its_own_only_when_it_sets_workers():
+    """The engine's halves of a batch each run on workers of their own: inside a block of
+    a shared job, a share with ``workers(2)`` gets a helper of the block's thread's own,
+    and one without runs on that thread alone (as a conv chunk's copies do)."""
+
+    def nested(count):
+        ran, other = [], threading.Event()
+        block_thread = threading.get_ident()
+        assert blas.worker_count() == 1  # on the caller's thread too, inside a block
+
+        def part():
+            ran.append(threading.get_ident())
+            if threading.get_ident() != block_thread:
+                other.set()
+            elif count:
+                other.wait(timeout=10)  # wait for a helper to take the other part
+
+        if count:
+            with blas.workers(count):
+                blas.share([part, part])
+        else:
+            blas.share([part, part])
+        return ran, block_thread
+
+    for count in (2, None):
+        results = []
+        with blas.workers(2):
+            blas.share([partial(lambda c, out: out.append(nested(c)), count, results)] * 2)
+        assert len(results) == 2
+        for ran, block_thread in results:
+            if count is None:
+                assert ran == [block_thread, block_thread]
+            else:
+                assert len(set(ran)) == 2 and block_thread in ran
