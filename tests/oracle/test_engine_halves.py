@@ -110,3 +110,21 @@ def test_a_broken_split_is_caught(always_split, monkeypatch, broken):
     net, x, t = _stack(np.float64)
     with pytest.raises(AssertionError):
         assert_same_step(net, x, t)
+
+
+def test_a_split_sgd_step_that_overflows_changes_nothing(always_split):
+    """With plain SGD the update rides on backprop; a loss that is not finite in either
+    half is the whole batch's, and no parameter moves."""
+    net, x, t = _stack(np.float64)
+    step = Step(net)
+    params = {key: value.copy() for key, value in net.params.items()}
+    loss = step.sgd_step(x, t, 0.1)
+    assert np.isfinite(loss) and len(step._train.parts) == 2
+    assert any(not np.array_equal(net.params[k], params[k]) for k in params)
+    before = {key: value.copy() for key, value in net.params.items()}
+    x = x.copy()
+    x[-1] = np.inf  # in the second half only: its scores are not numbers
+    loss = step.sgd_step(x, t, 0.1)
+    assert not np.isfinite(loss)
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
