@@ -5,6 +5,7 @@ import copy
 import itertools
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from chainrule.engine import Step, layer_list, parameter_names
 from chainrule.layers import BatchNormalization, Dropout
@@ -168,3 +169,18 @@ def assert_same_step(net, x, t, dout=1.0, *, engine=True):
                 np.abs(e_var - t_var).max()
                 <= 2 * np.abs(var - t_var).max() + 1e-5 * np.abs(t_var).max()
             )
+
+
+def assert_same_bits_on_any_thread_count(make, counts, most):
+    """The loss and gradients of ``Step(net, threads=n)`` for each n of ``counts`` are the
+    same bits; ``make()`` gives a fresh (net, x, t) each time, BLAS set to ``most``."""
+    results = []
+    with threadpool_limits(limits=most, user_api="blas"):
+        for threads in counts:
+            net, x, t = make()
+            loss, grads = Step(net, threads=threads).loss_and_gradient(x, t)
+            results.append((loss, {key: grad.copy() for key, grad in grads.items()}))
+    for loss, grads in results[1:]:
+        assert loss == results[0][0]
+        for key, grad in grads.items():
+            np.testing.assert_array_equal(grad, results[0][1][key], err_msg=key)

@@ -6,10 +6,8 @@ numbers do not depend on the thread count."""
 
 import numpy as np
 import pytest
-from engine_helpers import TOLERANCE
-from threadpoolctl import threadpool_limits
+from engine_helpers import TOLERANCE, assert_same_bits_on_any_thread_count
 
-from chainrule.engine import Step
 from chainrule.engine.conv import ConvKernel
 from chainrule.layers import Affine, Convolution, Pooling, Relu
 from chainrule.networks import Sequential
@@ -118,12 +116,5 @@ def test_a_steps_numbers_are_the_same_on_one_thread_and_two(dtype):
     net, rng = _network(dtype)
     x = rng.standard_normal((24, 3, 24, 24)).astype(dtype)
     t = rng.integers(0, 10, 24)
-    results = []
-    with threadpool_limits(limits=2, user_api="blas"):  # the most the tuner may use
-        for threads in (1, 2, 1):
-            loss, grads = Step(net, threads=threads).loss_and_gradient(x, t)
-            results.append((loss, {key: grad.copy() for key, grad in grads.items()}))
-    for loss, grads in results[1:]:
-        assert loss == results[0][0]
-        for key, grad in grads.items():
-            np.testing.assert_array_equal(grad, results[0][1][key], err_msg=key)
+    # BLAS at two threads: the most the tuner may use
+    assert_same_bits_on_any_thread_count(lambda: (net, x, t), (1, 2, 1), most=2)

@@ -5,10 +5,9 @@ of workers; and only where the samples never meet (no batch normalisation)."""
 
 import numpy as np
 import pytest
-from engine_helpers import assert_same_step
+from engine_helpers import assert_same_bits_on_any_thread_count, assert_same_step
 from hypothesis import given, settings
 from test_engine_random import networks
-from threadpoolctl import threadpool_limits
 
 import chainrule.engine.step as step_module
 from chainrule.engine import Step
@@ -67,16 +66,7 @@ def test_halves_of_random_stacks_give_the_layers_numbers(case):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_halves_give_the_same_bits_on_any_number_of_workers(always_split, dtype):
-    results = []
-    with threadpool_limits(limits=4, user_api="blas"):
-        for threads in (1, 2, 4, 3, 1):
-            net, x, t = _stack(dtype)
-            loss, grads = Step(net, threads=threads).loss_and_gradient(x, t)
-            results.append((loss, {key: grad.copy() for key, grad in grads.items()}))
-    for loss, grads in results[1:]:
-        assert loss == results[0][0]
-        for key, grad in grads.items():
-            np.testing.assert_array_equal(grad, results[0][1][key], err_msg=key)
+    assert_same_bits_on_any_thread_count(lambda: _stack(dtype), (1, 2, 4, 3, 1), most=4)
 
 
 def test_only_batches_whose_samples_never_meet_are_split(always_split):
