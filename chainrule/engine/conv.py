@@ -29,6 +29,7 @@ order, as the layer's argmax does.
 from __future__ import annotations
 
 import itertools
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -153,7 +154,7 @@ class ConvKernel(Kernel):
         """The windows of the padded images xp, (rows, K + 1), its last column ones."""
         _, C, FH, _ = self.layer.W.shape
         width = self._window_width()
-        K, m = C * FH * width, int(np.prod(grid))
+        K, m = C * FH * width, math.prod(grid)
         P = None if self.pool is None else self.pool.stride
         windows = window_view(xp, FH, width, self.layer.stride, self._R, P, grid)
         # The calling thread's buffer: the workers copy the windows of chunks side by side
@@ -190,7 +191,7 @@ class ConvKernel(Kernel):
         xp = padded(x, self.layer.pad, 0.0, buf)
         oh, ow = positions(x.shape[2], x.shape[3], FH, FW, self.layer.stride, self.layer.pad)
         self._R = R = self._choose_width(W.dtype, ow)
-        rows = int(np.prod(self._grid(1, oh, ow))) * R  # output positions per image
+        rows = math.prod(self._grid(1, oh, ow)) * R  # output positions per image
         chunks = self._chunks(n, rows // R, W.dtype.itemsize)
         weights = self._wide_weights(buf)
         out = buf.get("out", (n * rows, FN), W.dtype)
@@ -225,7 +226,7 @@ class ConvKernel(Kernel):
         """The outputs of images ``start:stop`` of the padded xp into their rows of ``out``,
         pooled into ``pooled`` when the kernel pools; then the ReLU, when it has one."""
         (oh, ow), (start, stop) = oh_ow, chunk
-        rows = int(np.prod(self._grid(1, oh, ow))) * self._R
+        rows = math.prod(self._grid(1, oh, ow)) * self._R
         col = self._col(xp[start:stop], self._grid(stop - start, oh, ow))
         outputs = out[start * rows : stop * rows]
         _product(col, weights, outputs.reshape(-1, weights.shape[1]), stop - start == len(xp))
