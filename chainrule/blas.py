@@ -237,8 +237,11 @@ class _Pool:
             for signal in self._signals[: count - 1]:
                 if signal.locked():  # else it is awake already, or about to be
                     signal.release()
-            with workers(1):  # a block runs on its thread, as on a helper's
+            before, _local.workers = worker_count(), 1  # a block runs as on a helper
+            try:
                 job.work_and_wait()
+            finally:
+                _local.workers = before
         finally:
             self._job = None
             self._busy.release()

@@ -115,7 +115,7 @@ class ConvKernel(Kernel):
             oh, ow = oh // self.pool.stride, ow // self.pool.stride
         return (n, FN, oh, ow) if min(oh, ow) >= 1 else None
 
-    def multiplies(self, shape: tuple[int, ...]) -> int:
+    def chunked_multiplies(self, shape: tuple[int, ...]) -> int:
         n, _, h, w = shape
         oh, ow = positions(h, w, *self.layer.W.shape[2:], self.layer.stride, self.layer.pad)
         return n * oh * ow * self.layer.W.size

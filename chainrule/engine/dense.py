@@ -49,8 +49,10 @@ class Kernel:
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
         return shape  # element-wise
 
-    def multiplies(self, shape: tuple[int, ...]) -> int:
-        """The multiply-adds of a forward of that input shape in its products."""
+    def chunked_multiplies(self, shape: tuple[int, ...]) -> int:
+        """The multiply-adds of a forward of that input shape in products the kernel
+        computes in chunks of the batch, each layer waiting for its last chunk (0 here:
+        an Affine's product is shared in blocks, which need no split batch)."""
         return 0
 
 
@@ -63,9 +65,6 @@ class AffineKernel(Kernel):
         if len(shape) < 2 or math.prod(shape[1:]) != fan_in:
             return None
         return (shape[0], fan_out)
-
-    def multiplies(self, shape: tuple[int, ...]) -> int:
-        return shape[0] * self.layer.W.size
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf, W = self.buffers(train), self.layer.W

@@ -36,10 +36,11 @@ __all__ = ["Step", "layer_list"]
 
 # A training batch goes through in two halves, each through kernels of its own, where its
 # samples never meet before the loss (no batch normalisation) and each half's products
-# have at least this many multiply-adds: the two halves then run side by side on two
-# workers, without the waits of sharing each layer's work. The halves do not depend on
-# the thread count (one worker computes them one after the other), so neither do the
-# numbers.
+# computed in chunks (the convolutions') have at least this many multiply-adds: the two
+# halves then run side by side on two workers, without each layer's wait for its last
+# chunk. (Products shared in blocks, an Affine's, ran slower split.) The halves do not
+# depend on the thread count (one worker computes them one after the other), so neither
+# do the numbers.
 _SPLIT_MULTIPLIES = 100_000_000
 
 
@@ -217,11 +218,11 @@ class Step:
             losses: list[Any] = [None] * len(plan.parts)
             run = partial(self._run_part, plan, x, labels, dout, backward_if_finite, losses)
             if len(plan.parts) == 1:
-                run(0, count)
+                run(0)
             else:
                 self._draw_dropout(plan, x)
                 each = max(1, count // len(plan.parts))  # the workers of each part
-                share([partial(run, i, each) for i in range(len(plan.parts))])
+                share([partial(self._on_workers, each, run, i) for i in range(len(plan.parts))])
         finally:
             self.tuner.end_step(time.perf_counter() - started)
         if len(losses) == 1:
@@ -237,25 +238,28 @@ class Step:
         backward_if_finite: bool,
         losses: list[Any],
         part: int,
-        count: int,
     ) -> None:
-        """Forward and backward of one part of the batch on ``count`` workers, its loss
-        into ``losses``."""
+        """Forward and backward of one part of the batch, its loss into ``losses``."""
         kernels, samples, loss_kernel = plan.parts[part], plan.samples[part], plan.losses[part]
+        # Parameters grown too large (a diverging run) overflow the scores: the loss is
+        # then not finite, which is the report (fit's TrainingError), not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            signal = x[samples]
+            for kernel in kernels:
+                signal = kernel.forward(signal, True)
+            losses[part] = loss = loss_kernel.forward(signal, labels[samples], self._one_hot)
+        if backward_if_finite and not math.isfinite(loss):
+            return
+        # The loss is the mean over the whole batch: the part's share of dout
+        dy = loss_kernel.backward(dout * (samples.stop - samples.start) / len(x))
+        for i in range(len(kernels) - 1, -1, -1):
+            dy = kernels[i].backward(dy, i > 0)  # the input needs no gradient
+
+    @staticmethod
+    def _on_workers(count: int, run: Any, part: int) -> None:
+        """``run(part)`` with ``count`` workers sharing its products and chunks."""
         with workers(count):
-            # Parameters grown too large (a diverging run) overflow the scores: the loss
-            # is then not finite, which is the report (fit's TrainingError), not a warning.
-            with np.errstate(over="ignore", invalid="ignore"):
-                signal = x[samples]
-                for kernel in kernels:
-                    signal = kernel.forward(signal, True)
-                losses[part] = loss = loss_kernel.forward(signal, labels[samples], self._one_hot)
-            if backward_if_finite and not math.isfinite(loss):
-                return
-            # The loss is the mean over the whole batch: the part's share of dout
-            dy = loss_kernel.backward(dout * (samples.stop - samples.start) / len(x))
-            for i in range(len(kernels) - 1, -1, -1):
-                dy = kernels[i].backward(dy, i > 0)  # the input needs no gradient
+            run(part)
 
     def _draw_dropout(self, plan: _Plan, x: np.ndarray) -> None:
         """The numbers of each Dropout's mask for the whole batch, drawn in the layers'
@@ -276,13 +280,12 @@ class Step:
         decay = dout * getattr(self.network, "weight_decay_lambda", 0.0)
         grads = {}
         for key, layer, attribute in plan.names:
-            first, *others = (of[id(layer)].grads[attribute] for of in plan.kernel_of)
-            grad = first
-            if others:  # the parts' sum, in their order
-                grad = self._scratch.get(f"sum {key}", first.shape, first.dtype)
+            grad = plan.kernel_of[0][id(layer)].grads[attribute]
+            if len(plan.parts) > 1:  # the parts' sum, in their order
+                first, grad = grad, self._scratch.get(f"sum {key}", grad.shape, grad.dtype)
                 np.copyto(grad, first)
-                for other in others:
-                    grad += other
+                for kernel_of in plan.kernel_of[1:]:
+                    grad += kernel_of[id(layer)].grads[attribute]
             if decay and key[0] == "W":
                 W = getattr(layer, attribute)
                 grad += np.multiply(W, decay, out=self._scratch.get(key, W.shape, W.dtype))
@@ -297,6 +300,6 @@ def _splits(kernels: list[Kernel], half: tuple[int, ...]) -> bool:
         return False
     multiplies, shape = 0, half
     for kernel in kernels:
-        multiplies += kernel.multiplies(shape)
+        multiplies += kernel.chunked_multiplies(shape)
         shape = kernel.out_shape(shape)
     return multiplies >= _SPLIT_MULTIPLIES

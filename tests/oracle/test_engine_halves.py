@@ -13,7 +13,7 @@ import chainrule.engine.step as step_module
 from chainrule.engine import Step
 from chainrule.engine.dense import DropoutKernel
 from chainrule.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu
-from chainrule.networks import DeepConvNet, Sequential, SimpleConvNet
+from chainrule.networks import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet
 
 
 def _stack(dtype, seed=0, norm=False):
@@ -76,13 +76,17 @@ def test_only_batches_whose_samples_never_meet_are_split(always_split):
     assert _parts(net, x[:1], t[:1]) == 1  # one sample has no halves
 
 
-def test_large_products_are_split_and_small_ones_not():
-    """DeepConvNet's step on 100 images has about 430 million multiply-adds a half; a
-    SimpleConvNet's about 43 million, where two threads of its own share it better."""
+def test_large_convolutions_are_split_and_the_rest_not():
+    """DeepConvNet's convolutions on 100 images have about 430 million multiply-adds a
+    half; SimpleConvNet's about 22 million, where two threads share its chunks better. A
+    network of Affine layers is not split, however large: its products are shared in
+    blocks (784-1024-1024-10 on 256 samples: 240 million a half)."""
     rng = np.random.default_rng(0)
     x, t = rng.random((100, 1, 28, 28)), rng.integers(0, 10, 100)
     assert _parts(DeepConvNet(seed=0), x, t) == 2
     assert _parts(SimpleConvNet(seed=0), x, t) == 1
+    rows, labels = rng.random((256, 784)), rng.integers(0, 10, 256)
+    assert _parts(MultiLayerNet(784, [1024, 1024], 10, seed=0), rows, labels) == 1
 
 
 @pytest.mark.parametrize("broken", ["dropout draws", "loss share"])
