@@ -222,10 +222,10 @@ class _Pool:
     def run(self, blocks: list[Callable[[], Any]], count: int) -> None:
         count = min(count, len(blocks))
         busy = count > 1 and not self._busy.acquire(blocking=False)
-        if busy and _own_pool() is not self:
+        if busy and (own := _own_pool()) is not self:
             # Inside a block of another product (a part of a batch with workers of its
             # own): this thread's own helpers share it
-            return _own_pool().run(blocks, count)
+            return own.run(blocks, count)
         if count <= 1 or busy:
             for block in blocks:
                 block()

@@ -264,10 +264,9 @@ class Step:
     def _draw_dropout(self, plan: _Plan, x: np.ndarray) -> None:
         """The numbers of each Dropout's mask for the whole batch, drawn in the layers'
         order as they draw them, each part's kernels handed their part."""
-        shape = x.shape
+        shape, dtype = x.shape, uniform_dtype(x.dtype)
         for i, kernel in enumerate(plan.parts[0]):
             if isinstance(kernel, DropoutKernel):
-                dtype = uniform_dtype(x.dtype)
                 draws = self._scratch.get(f"draws{i}", shape, dtype)
                 draw_uniform(kernel.layer, draws)
                 for kernels, samples in zip(plan.parts, plan.samples):
