@@ -12,6 +12,7 @@ it never computes anything else and the layers' errors say what is wrong.
 from __future__ import annotations
 
 import math
+import struct
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -30,6 +31,7 @@ from chainrule.engine.dense import (
 )
 from chainrule.engine.loss import SoftmaxLossKernel
 from chainrule.engine.plan import make_plan, parameter_names
+from chainrule.engine.process import Child, forks
 from chainrule.losses import SoftmaxWithLoss, as_batch, check_label_range
 
 __all__ = ["Step", "layer_list"]
@@ -42,6 +44,13 @@ __all__ = ["Step", "layer_list"]
 # depend on the thread count (one worker computes them one after the other), so neither
 # do the numbers.
 _SPLIT_MULTIPLIES = 100_000_000
+# What the parent sends its child each step: the part's dout, whether to skip backward when
+# the loss is not finite, whether the labels are one-hot rows, the part's worker count
+_MESSAGE = "<d??i"
+# How long the parent waits for its child's part, after finishing its own, before it gives
+# up on the child (hung or dead) and computes the part itself: the halves are the same work
+_WAIT_FACTOR = 10.0
+_LEAST_WAIT_S = 30.0
 
 
 def layer_list(layers: Any) -> list[Any]:
@@ -66,6 +75,10 @@ class _Plan:
         self.shape = shape
         # a fused kernel by its convolution, in each part
         self.kernel_of = [{id(k.layer): k for k in kernels} for kernels in self.parts]
+        # The process that runs the second part (chainrule.engine.process), and the
+        # inputs' shapes and dtypes it was made for; False once one has failed
+        self.child: Child | bool | None = None
+        self.child_made_for: tuple[Any, ...] = ()
 
     def fits(self, layers: list[Any], shape: tuple[int, ...]) -> bool:
         if shape != self.shape or len(layers) != len(self.layers):
@@ -95,6 +108,7 @@ class Step:
         self._one_hot = False
         self._scratch = Buffers()
         self._chunks = Buffers()  # what the convolutions keep only while they run
+        self._beside: dict[str, np.ndarray] | None = None  # the child's part's gradients
 
     def pin_threads(self, threads: int | None) -> None:
         """Use ``threads`` BLAS workers from now on; None tunes the number by timing."""
@@ -179,6 +193,8 @@ class Step:
         layers = layer_list(self.network.layers)
         plan = self._train
         if plan is None or not plan.fits(layers, x.shape):
+            if plan is not None and plan.child:
+                plan.child.close()
             plan = self._train = self._plan(layers, x)
             self._labels = None
             if plan is None:
@@ -213,16 +229,26 @@ class Step:
         count set by the tuner; the loss of the whole batch."""
         started = time.perf_counter()
         count = self.tuner.start_step()
+        self._beside = None
         try:
             labels = t if self._one_hot else t.reshape(len(x))
             losses: list[Any] = [None] * len(plan.parts)
-            run = partial(self._run_part, plan, x, labels, dout, backward_if_finite, losses)
+            # Each part's inputs, labels and share of dout (the loss is the batch's mean)
+            inputs = [
+                (x[s], labels[s], float(dout) * (s.stop - s.start) / len(x), backward_if_finite)
+                for s in plan.samples
+            ]
+
+            def run(part: int) -> None:
+                losses[part] = self._run_part(plan, part, *inputs[part], self._one_hot)
+
             if len(plan.parts) == 1:
                 run(0)
             else:
                 self._draw_dropout(plan, x)
                 each = max(1, count // len(plan.parts))  # the workers of each part
-                share([partial(self._on_workers, each, run, i) for i in range(len(plan.parts))])
+                if count == 1 or not self._run_beside(plan, inputs[1], run, each, losses):
+                    share([partial(self._on_workers, each, run, i) for i in range(len(plan.parts))])
         finally:
             self.tuner.end_step(time.perf_counter() - started)
         if len(losses) == 1:
@@ -232,34 +258,120 @@ class Step:
     def _run_part(
         self,
         plan: _Plan,
+        part: int,
         x: np.ndarray,
         labels: np.ndarray,
         dout: float,
         backward_if_finite: bool,
-        losses: list[Any],
-        part: int,
-    ) -> None:
-        """Forward and backward of one part of the batch, its loss into ``losses``."""
-        kernels, samples, loss_kernel = plan.parts[part], plan.samples[part], plan.losses[part]
+        one_hot: bool,
+    ) -> Any:
+        """Forward and backward of one part of the batch, its inputs and labels given and
+        ``dout`` its share; returns its loss."""
+        kernels, loss_kernel = plan.parts[part], plan.losses[part]
         # Parameters grown too large (a diverging run) overflow the scores: the loss is
         # then not finite, which is the report (fit's TrainingError), not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            signal = x[samples]
+            signal = x
             for kernel in kernels:
                 signal = kernel.forward(signal, True)
-            losses[part] = loss = loss_kernel.forward(signal, labels[samples], self._one_hot)
+            loss = loss_kernel.forward(signal, labels, one_hot)
         if backward_if_finite and not math.isfinite(loss):
-            return
-        # The loss is the mean over the whole batch: the part's share of dout
-        dy = loss_kernel.backward(dout * (samples.stop - samples.start) / len(x))
+            return loss
+        dy = loss_kernel.backward(dout)
         for i in range(len(kernels) - 1, -1, -1):
             dy = kernels[i].backward(dy, i > 0)  # the input needs no gradient
+        return loss
 
     @staticmethod
     def _on_workers(count: int, run: Any, part: int) -> None:
         """``run(part)`` with ``count`` workers sharing its products and chunks."""
         with workers(count):
             run(part)
+
+    # -- the second part in a process of its own (chainrule.engine.process) -------------
+
+    def _run_beside(
+        self, plan: _Plan, inputs: tuple[Any, ...], run: Any, each: int, losses: list[Any]
+    ) -> bool:
+        """Run the second part of two (``inputs`` its own) in the plan's child process,
+        the first here meanwhile; False, having run neither, where there is no child."""
+        child = self._child(plan, *inputs[:2])
+        if child is None or not self._send(plan, child, inputs, each):
+            return False
+        try:
+            started = time.perf_counter()
+            self._on_workers(each, run, 0)
+            waited = max(_LEAST_WAIT_S, _WAIT_FACTOR * (time.perf_counter() - started))
+            served = child.reply(waited)
+        except BaseException:
+            child.close()  # its reply would answer the next request
+            raise
+        if not served:
+            plan.child = False  # it failed or hung: the parts run on threads from now on
+            self._on_workers(each, run, 1)
+            return True
+        losses[1] = child.arrays["loss"][()]
+        self._beside = {key: child.arrays[f"grad {key}"] for key, _, _ in plan.names}
+        return True
+
+    def _send(self, plan: _Plan, child: Child, inputs: tuple[Any, ...], each: int) -> bool:
+        """Write the parameters and the second part's inputs where the child reads them,
+        and ask it to run; False when it is gone."""
+        x, labels, dout, backward_if_finite = inputs
+        arrays = child.arrays
+        for key, layer, attribute in plan.names:
+            np.copyto(arrays[f"param {key}"], getattr(layer, attribute))
+        np.copyto(arrays["x"], x)
+        np.copyto(arrays["labels"], labels)
+        for i, kernel in enumerate(plan.parts[1]):
+            if isinstance(kernel, DropoutKernel):
+                np.copyto(arrays[f"draws{i}"], kernel.draws)
+        message = struct.pack(_MESSAGE, dout, backward_if_finite, self._one_hot, each)
+        if not child.request(message):
+            plan.child = False  # it died: the parts run on threads from now on
+            return False
+        return True
+
+    def _child(self, plan: _Plan, x: np.ndarray, labels: np.ndarray) -> Child | None:
+        """The plan's child process for the second part's ``x`` and ``labels``, made when
+        first needed; None where there is none."""
+        made_for = (x.dtype, labels.shape, labels.dtype)
+        if plan.child and (plan.child_made_for != made_for or not plan.child.alive):
+            plan.child.close()
+            plan.child = None
+        if plan.child is None and forks():
+            kernels = plan.parts[1]
+            specs = {"x": (x.shape, x.dtype), "labels": (labels.shape, labels.dtype)}
+            specs["loss"] = ((), x.dtype)
+            for key, layer, attribute in plan.names:
+                array = getattr(layer, attribute)
+                specs[f"param {key}"] = specs[f"grad {key}"] = (array.shape, array.dtype)
+            for i, kernel in enumerate(kernels):
+                if isinstance(kernel, DropoutKernel):
+                    specs[f"draws{i}"] = (kernel.draws.shape, kernel.draws.dtype)
+            try:
+                plan.child = Child(specs, partial(self._serve, plan))
+            except OSError:
+                plan.child = False  # no process to be had (a limit on them, say)
+            plan.child_made_for = made_for
+        return plan.child or None
+
+    def _serve(self, plan: _Plan, arrays: dict[str, np.ndarray], message: bytes) -> None:
+        """In the child: the second part of the batch, from the inputs and parameters the
+        parent wrote into ``arrays``, its loss and gradients written there."""
+        dout, backward_if_finite, one_hot, count = struct.unpack(_MESSAGE, message)
+        for key, layer, attribute in plan.names:
+            np.copyto(getattr(layer, attribute), arrays[f"param {key}"])
+        for i, kernel in enumerate(plan.parts[1]):
+            if isinstance(kernel, DropoutKernel):
+                kernel.draws = arrays[f"draws{i}"]
+        x, labels = arrays["x"], arrays["labels"]
+        with self.tuner.hold(), workers(count):  # BLAS on one thread, as in a step
+            loss = self._run_part(plan, 1, x, labels, dout, backward_if_finite, one_hot)
+        arrays["loss"][()] = loss
+        if math.isfinite(loss) or not backward_if_finite:
+            for key, layer, attribute in plan.names:
+                np.copyto(arrays[f"grad {key}"], plan.kernel_of[1][id(layer)].grads[attribute])
 
     def _draw_dropout(self, plan: _Plan, x: np.ndarray) -> None:
         """The numbers of each Dropout's mask for the whole batch, drawn in the layers'
@@ -283,8 +395,9 @@ class Step:
             if len(plan.parts) > 1:  # the parts' sum, in their order
                 first, grad = grad, self._scratch.get(f"sum {key}", grad.shape, grad.dtype)
                 np.copyto(grad, first)
-                for kernel_of in plan.kernel_of[1:]:
-                    grad += kernel_of[id(layer)].grads[attribute]
+                for part, kernel_of in enumerate(plan.kernel_of[1:], 1):
+                    beside = self._beside if part == 1 else None
+                    grad += beside[key] if beside else kernel_of[id(layer)].grads[attribute]
             if decay and key[0] == "W":
                 W = getattr(layer, attribute)
                 grad += np.multiply(W, decay, out=self._scratch.get(key, W.shape, W.dtype))

@@ -97,8 +97,8 @@ def test_a_broken_split_is_caught(always_split, monkeypatch, broken):
     else:  # each half's gradient as if it were the whole batch
         run = Step._run_part
 
-        def whole(self, plan, x, labels, dout, *rest):
-            return run(self, plan, x, labels, dout * len(plan.parts), *rest)
+        def whole(self, plan, part, x, labels, dout, *rest):
+            return run(self, plan, part, x, labels, dout * len(plan.parts), *rest)
 
         monkeypatch.setattr(Step, "_run_part", whole)
     net, x, t = _stack(np.float64)
