@@ -14,8 +14,10 @@ copy runs along the images' rows instead of in runs of a window's few values.
 
 The input's gradient of a stride-1 convolution is a convolution too: the windows of dy,
 padded by the filter's reach less the layer's pad, times the filters turned by 180°, one
-product that writes dx channels last. Other strides take one product per filter position
-(fh, fw), added back onto the pixels that position read.
+product that writes dx channels last. The same windows, transposed, times the input's
+pixels give dW, so backward copies no windows of the input. Other strides (and the first
+layer, which needs no dx) take dW from the input's windows, colᵀ·dy, and dx as one product
+per filter position (fh, fw), added back onto the pixels that position read.
 
 A convolution followed by a pooling whose stride is its P×P window (the book's 2×2) is
 one kernel: it computes the convolution's outputs in the order the pooling reads them,
@@ -92,7 +94,8 @@ class ConvKernel(Kernel):
     The batch goes through in chunks of images whose ``col`` fits in the processor's
     cache: each chunk's windows are copied and multiplied while they are still there,
     instead of a ``col`` nine times the images' size (3×3 filters) going out to memory
-    and back. Backward copies each chunk's windows again (for dW), and dy's (for dx).
+    and back. Backward copies the windows of each chunk's dy (stride 1), or the input's
+    again.
     """
 
     def __init__(
@@ -244,34 +247,39 @@ class ConvKernel(Kernel):
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
         dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
-        # dWᵀ and, in its last row, db (of each of the R outputs a row computes), as
-        # colᵀ·dy: OpenBLAS runs it faster than dyᵀ·col, whose output is wider than tall
         chunks = self._chunks_used
-        parts = [buf.get(f"part{i}", (K + 1, R * FN), W.dtype) for i in range(len(chunks))]
-        # Stride 1: dx is a correlation of dy (padded) with the flipped filters, one
-        # product per chunk (_correlate_chunk); else products added back onto dxp.
+        # Stride 1: dx is a correlation of dy (padded) with the flipped filters, and dW
+        # comes from the same windows of dy (_correlate_chunk); else dW from the input's
+        # windows (colᵀ·dy, db in its last row) and products added back onto dxp.
         correlation = dxp = None
         if need_dx and self.layer.stride == 1:
             correlation = self._input_correlation(buf)
-        elif need_dx:
-            dxp = buf.images("dxp", self._xp.shape, W.dtype)
-            dxp[...] = 0
-        # The chunks shared among the workers (as forward's); their parts of dW added in
-        # the chunks' order after, so the sum does not depend on who computed which
+            shape = correlation.flipped.shape
+        else:
+            shape = (K + 1, R * FN)
+            if need_dx:
+                dxp = buf.images("dxp", self._xp.shape, W.dtype)
+                dxp[...] = 0
+        # Each chunk's share of dW (and db, beside it for stride 1), added in the chunks'
+        # order after, so that the sum does not depend on which worker computed which
+        parts = [buf.get(f"part{i}", shape, W.dtype) for i in range(len(chunks))]
+        biases = [buf.get(f"db{i}", (FN,), W.dtype) for i in range(len(chunks))]
         share(
             [
-                partial(self._backward_chunk, dy_rows, part, correlation, dxp, chunk)
-                for part, chunk in zip(parts, chunks)
+                partial(self._backward_chunk, dy_rows, part, db, correlation, dxp, chunk)
+                for part, db, chunk in zip(parts, biases, chunks)
             ]
         )
-        both = parts[0]
-        for part in parts[1:]:
-            both += part
-        self.grads = self._parameter_gradients(both.T, buf)
-        if correlation is not None:
-            return correlation.dx.transpose(0, 3, 1, 2)
-        if dxp is None:
-            return None
+        for addends in (parts, biases):
+            for addend in addends[1:]:
+                addends[0] += addend
+        if correlation is None:
+            self.grads = self._parameter_gradients(parts[0].T, buf)
+            return None if dxp is None else self._unpadded(dxp)
+        self.grads = self._gradients_from_dy(parts[0], biases[0], correlation.R, buf)
+        return correlation.dx.transpose(0, 3, 1, 2)
+
+    def _unpadded(self, dxp: np.ndarray) -> np.ndarray:
         pad, (h, w) = self.layer.pad, self._x.shape[2:]
         return dxp[:, :, pad : pad + h, pad : pad + w]
 
@@ -279,15 +287,16 @@ class ConvKernel(Kernel):
         self,
         dy_rows: np.ndarray,
         part: np.ndarray,
+        db: np.ndarray,
         correlation: _Correlation | None,
         dxp: np.ndarray | None,
         chunk: tuple[int, int],
     ) -> None:
-        """Images ``start:stop``'s share of dWᵀ and db, into ``part``, and their input
-        gradient: by the ``correlation`` (stride 1), or added onto ``dxp`` (when given)."""
+        """Images ``start:stop``'s share of dW and db, into ``part`` (and ``db``), and their
+        input gradient: by the ``correlation`` (stride 1), or added onto ``dxp``."""
         (start, stop), rows, R = chunk, self._rows, self._R
+        FN = self.layer.W.shape[0]
         pooled_rows = rows if self.pool is None else rows // self.pool.stride**2
-        col = self._col(self._xp[start:stop], self._grid(stop - start, *self._oh_ow))
         dchunk = dy_rows[start * pooled_rows : stop * pooled_rows]
         if self.relu:  # the outputs the ReLU read: after the pooling, if any
             outputs = self._out if self.pool is None else self._pooled
@@ -302,13 +311,17 @@ class ConvKernel(Kernel):
                 dchunk,
                 self.scratch.for_thread(),
             )
-        whole = stop - start == len(self._xp)
-        _product(col.T, dchunk.reshape(-1, R * self.layer.W.shape[0]), part, whole)
         if correlation is not None:
+            np.add.reduce(dchunk.reshape(-1, FN), axis=0, out=db)
             dyq = self._padded_dy(stop - start)
             self._to_image_order(dchunk, stop - start, self._interior(dyq))
-            self._correlate_chunk(correlation, dyq, start, stop)
-        elif dxp is not None:
+            self._correlate_chunk(correlation, dyq, part, start, stop)
+            return
+        col = self._col(self._xp[start:stop], self._grid(stop - start, *self._oh_ow))
+        # colᵀ·dy: OpenBLAS runs it faster than dyᵀ·col, whose output is wider than tall
+        whole = stop - start == len(self._xp)
+        _product(col.T, dchunk.reshape(-1, R * FN), part, whole)
+        if dxp is not None:
             self._add_input_gradient(dchunk, stop - start, dxp[start:stop])
 
     def _parameter_gradients(self, both: np.ndarray, buf: Buffers) -> dict[str, np.ndarray]:
@@ -387,24 +400,48 @@ class ConvKernel(Kernel):
         return _Correlation(flipped, dx, R)
 
     def _correlate_chunk(
-        self, correlation: _Correlation, dyq: np.ndarray, start: int, stop: int
+        self, correlation: _Correlation, dyq: np.ndarray, part: np.ndarray, start: int, stop: int
     ) -> None:
         """dx (channels last) of images ``start:stop``, from their padded dy ``dyq``:
         ``dx[y, x] = Σ dy[y + pad − i, x + pad − j] · W[:, :, i, j]``, the windows of the
-        padded dy times the flipped filters, copied and multiplied while in the cache."""
+        padded dy times the flipped filters, copied and multiplied while in the cache.
+        The same windows give dW: their transpose times the input's pixels, into ``part``
+        (see :meth:`_gradients_from_dy`)."""
         flipped, dx, R = correlation
-        FN, _, FH, FW = self.layer.W.shape
+        FN, C, FH, FW = self.layer.W.shape
         (_, sh), (_, sw) = self._dy_margins()
         images, (h, w), width = stop - start, dx.shape[1:3], FW + R - 1
         sN, sH, sW, sF = dyq.strides
         shape = (images, h, w // R, FH, width, FN)
         windows = as_strided(dyq[:, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
-        col = self.scratch.for_thread().front(
-            "dy_col", (images * h * w // R, len(flipped)), dx.dtype
-        )
+        scratch = self.scratch.for_thread()
+        col = scratch.front("dy_col", (images * h * w // R, len(flipped)), dx.dtype)
         np.copyto(col.reshape(windows.shape), windows)
-        rows = dx[start:stop].reshape(-1, flipped.shape[1])
-        _product(col, flipped, rows, images == len(dx))
+        whole = images == len(dx)
+        _product(col, flipped, dx[start:stop].reshape(-1, R * C), whole)
+        # The input's pixels as rows of R: a view when stored channels last, as the
+        # kernels before it store them (else reshape copies)
+        pixels = self._x[start:stop].transpose(0, 2, 3, 1).reshape(-1, R * C)
+        _product(col.T, pixels, part, whole)
+
+    def _gradients_from_dy(
+        self, both: np.ndarray, db: np.ndarray, R: int, buf: Buffers
+    ) -> dict[str, np.ndarray]:
+        """dW from ``both`` = Σ (dy's windows)ᵀ · (R adjacent input pixels), (FH·(FW + R −
+        1)·FN, R·C): ``dW[f, c, i, j] = Σ_r both[(FH−1−i, FW−1−j + r, f), (r, c)]``, since a
+        window of dy around pixel (y, x) holds at (i', j') the output (y + pad − FH + 1 +
+        i', x + pad − FW + 1 + j'), which read that pixel with the filter's entry (FH − 1 −
+        i', FW − 1 − j')."""
+        W = self.layer.W
+        FN, C, FH, FW = W.shape
+        blocks = both.reshape(FH, FW + R - 1, FN, R, C)
+        flipped = buf.get("dW_flipped", (FH, FW, FN, C), W.dtype)
+        np.copyto(flipped, blocks[:, :FW, :, 0])
+        for r in range(1, R):
+            flipped += blocks[:, r : r + FW, :, r]
+        dW = buf.get("dW", W.shape, W.dtype)
+        np.copyto(dW, flipped[::-1, ::-1].transpose(2, 3, 0, 1))
+        return {"W": dW, "b": db}
 
     def _add_input_gradient(self, dchunk: np.ndarray, images: int, dxp: np.ndarray) -> None:
         """Add a chunk's gradient onto its padded images' ``dxp``, from its outputs'
