@@ -73,6 +73,13 @@ def chunk_bounds(n: int, image_bytes: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(i * n // count for i in range(count + 1)))
 
 
+def _sum_in_order(addends: list[np.ndarray]) -> np.ndarray:
+    """The first of ``addends``, the others added onto it one after the other."""
+    for addend in addends[1:]:
+        addends[0] += addend
+    return addends[0]
+
+
 class _Correlation(NamedTuple):
     """What a stride-1 convolution's input gradient is computed from, chunk by chunk."""
 
@@ -260,23 +267,25 @@ class ConvKernel(Kernel):
             if need_dx:
                 dxp = buf.images("dxp", self._xp.shape, W.dtype)
                 dxp[...] = 0
-        # Each chunk's share of dW (and db, beside it for stride 1), added in the chunks'
-        # order after, so that the sum does not depend on which worker computed which
+        # Each chunk's share of dW (and of db, for stride 1: else it is in dW's last row),
+        # added in the chunks' order after, so that the sum does not depend on which
+        # worker computed which
         parts = [buf.get(f"part{i}", shape, W.dtype) for i in range(len(chunks))]
-        biases = [buf.get(f"db{i}", (FN,), W.dtype) for i in range(len(chunks))]
+        biases = [
+            buf.get(f"db{i}", (FN,), W.dtype) if correlation else None for i in range(len(chunks))
+        ]
         share(
             [
                 partial(self._backward_chunk, dy_rows, part, db, correlation, dxp, chunk)
                 for part, db, chunk in zip(parts, biases, chunks)
             ]
         )
-        for addends in (parts, biases):
-            for addend in addends[1:]:
-                addends[0] += addend
+        both = _sum_in_order(parts)
         if correlation is None:
-            self.grads = self._parameter_gradients(parts[0].T, buf)
+            self.grads = self._parameter_gradients(both.T, buf)
             return None if dxp is None else self._unpadded(dxp)
-        self.grads = self._gradients_from_dy(parts[0], biases[0], correlation.R, buf)
+        db = _sum_in_order(biases)
+        self.grads = self._gradients_from_dy(both, db, correlation.R, buf)
         return correlation.dx.transpose(0, 3, 1, 2)
 
     def _unpadded(self, dxp: np.ndarray) -> np.ndarray:
