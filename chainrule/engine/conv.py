@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -59,6 +59,12 @@ __all__ = ["ConvKernel"]
 # Backward keeps dy's windows and the unpooled gradient beside it: the size that ran
 # fastest of those measured (docs/performance.md).
 _CHUNK_BYTES = 5 * 2**19
+# OpenBLAS multiplies matrices of at most 100³ multiply-adds as they lie, without first
+# copying them into a layout of its own as it does larger ones (a copy that took a sixth
+# of the step's time): the windows' products go in slices of rows that small, of at
+# least _LEAST_SLICE rows
+_SLICE_MACS = 1_000_000
+_LEAST_SLICE = 8
 # The chunks of a batch come in multiples of this many (as far as it has images), of
 # sizes that differ by one image at most: two or four workers get equal shares.
 _CHUNK_MULTIPLE = 4
@@ -73,13 +79,6 @@ def chunk_bounds(n: int, image_bytes: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(i * n // count for i in range(count + 1)))
 
 
-def _sum_in_order(addends: list[np.ndarray]) -> np.ndarray:
-    """The first of ``addends``, the others added onto it one after the other."""
-    for addend in addends[1:]:
-        addends[0] += addend
-    return addends[0]
-
-
 class _Correlation(NamedTuple):
     """What a stride-1 convolution's input gradient is computed from, chunk by chunk."""
 
@@ -89,9 +88,34 @@ class _Correlation(NamedTuple):
 
 
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, whole_batch: bool) -> None:
-    """a·b into ``out``: one BLAS call for a chunk of the batch (the workers share the
-    chunks), blocks shared among the workers for a chunk that is the whole batch."""
-    (matmul if whole_batch else np.matmul)(a, b, out=out)
+    """a·b into ``out``: for a chunk of the batch (the workers share the chunks), BLAS
+    calls on a stack of slices of a's rows (see _SLICE_MACS); blocks shared among the
+    workers for a chunk that is the whole batch."""
+    if whole_batch:
+        matmul(a, b, out=out)
+        return
+    (m, k), n = a.shape, b.shape[1]
+    rows = _slice_rows(m, k, n) if a.flags.c_contiguous and out.flags.c_contiguous else m
+    if rows == m:
+        np.matmul(a, b, out=out)
+    else:  # NumPy's matmul of a stack calls BLAS for each slice, in C
+        np.matmul(a.reshape(-1, rows, k), b, out=out.reshape(-1, rows, n))
+
+
+def _sum_in_order(addends: list[np.ndarray]) -> np.ndarray:
+    """The first of ``addends``, the others added onto it one after the other."""
+    for addend in addends[1:]:
+        addends[0] += addend
+    return addends[0]
+
+
+@cache
+def _slice_rows(m: int, k: int, n: int) -> int:
+    """The rows of each slice of an (m × k)·(k × n) product: the most that divide m and
+    keep a slice within _SLICE_MACS, or all m where no divisor of at least _LEAST_SLICE
+    does."""
+    most = min(m, _SLICE_MACS // (k * n))
+    return next((d for d in range(most, _LEAST_SLICE - 1, -1) if m % d == 0), m)
 
 
 class ConvKernel(Kernel):
