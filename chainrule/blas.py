@@ -336,7 +336,7 @@ class ThreadTuner:
         block (and between them); restore both after it."""
         saved = [lib.num_threads for lib in self.libraries]
         before = worker_count()
-        self._one_blas_thread()
+        self.one_blas_thread()
         self._held = True
         try:
             yield
@@ -360,7 +360,7 @@ class ThreadTuner:
         if not self._held:
             self._saved = [lib.num_threads for lib in self.libraries]
             self._saved_workers = worker_count()
-            self._one_blas_thread()
+            self.one_blas_thread()
         _local.workers = count
         return count
 
@@ -372,7 +372,8 @@ class ThreadTuner:
             _local.workers = self._saved_workers
         self.record(seconds)
 
-    def _one_blas_thread(self) -> None:
+    def one_blas_thread(self) -> None:
+        """Set BLAS to one thread, and leave it so (a step restores it after)."""
         self._set([1] * len(self.libraries))
 
     def _set(self, counts: list[int]) -> None:

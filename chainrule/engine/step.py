@@ -366,7 +366,10 @@ class Step:
             if isinstance(kernel, DropoutKernel):
                 kernel.draws = arrays[f"draws{i}"]
         x, labels = arrays["x"], arrays["labels"]
-        with self.tuner.hold(), workers(count):  # BLAS on one thread, as in a step
+        # BLAS on one thread, as in a step, and left so: setting it back after each part
+        # cost the child 1 ms of its 46
+        self.tuner.one_blas_thread()
+        with workers(count):
             loss = self._run_part(plan, 1, x, labels, dout, backward_if_finite, one_hot)
         arrays["loss"][()] = loss
         if math.isfinite(loss) or not backward_if_finite:
