@@ -41,7 +41,7 @@ from numpy.lib.stride_tricks import as_strided
 from chainrule.blas import matmul, share
 from chainrule.engine.buffers import Buffers
 from chainrule.engine.dense import Kernel, relu_backward_from_output
-from chainrule.engine.pool import pool_blocks, unpool
+from chainrule.engine.pool import pool_blocks, unpool, unpool_into
 from chainrule.engine.windows import (
     copy_shared,
     output_width,
@@ -335,6 +335,15 @@ class ConvKernel(Kernel):
             outputs = self._out if self.pool is None else self._pooled
             y = outputs[start * pooled_rows : stop * pooled_rows]
             relu_backward_from_output(dchunk, y, self.scratch.for_thread())
+        if correlation is not None:
+            np.add.reduce(dchunk.reshape(-1, FN), axis=0, out=db)
+            dyq = self._padded_dy(stop - start)
+            if self.pool is None:
+                self._to_image_order(dchunk, stop - start, self._interior(dyq))
+            else:  # unpooled straight into the padded dy, in image order
+                self._unpool_to_image_order(dchunk, start, stop, self._interior(dyq))
+            self._correlate_chunk(correlation, dyq, part, start, stop)
+            return
         if self.pool is not None:
             dchunk = unpool(
                 self._out[start * rows : stop * rows],
@@ -344,12 +353,6 @@ class ConvKernel(Kernel):
                 dchunk,
                 self.scratch.for_thread(),
             )
-        if correlation is not None:
-            np.add.reduce(dchunk.reshape(-1, FN), axis=0, out=db)
-            dyq = self._padded_dy(stop - start)
-            self._to_image_order(dchunk, stop - start, self._interior(dyq))
-            self._correlate_chunk(correlation, dyq, part, start, stop)
-            return
         col = self._col(self._xp[start:stop], self._grid(stop - start, *self._oh_ow))
         # colᵀ·dy: OpenBLAS runs it faster than dyᵀ·col, whose output is wider than tall
         whole = stop - start == len(self._xp)
@@ -408,15 +411,30 @@ class ConvKernel(Kernel):
         if self.pool is None:
             np.copyto(target, dchunk.reshape(images, oh, ow, FN))
             return
-        P = self.pool.stride
+        P, R = self.pool.stride, self._R
+        blocks = dchunk.reshape(P, P // R, images, oh // P, ow // P, R, FN)
+        for i, view in enumerate(self._image_blocks(target)):
+            view[...] = blocks[i // P, i % P // R, :, :, :, i % P % R]
+
+    def _image_blocks(self, target: np.ndarray) -> list[np.ndarray]:
+        """The P·P positions of the pooling windows in images ``target`` (images, oh, ow,
+        FN), in the window's row-major order, after zeroing the positions none covers."""
+        P, (oh, ow) = self.pool.stride, self._oh_ow
         if oh % P or ow % P:
             target[...] = 0
-        R = self._R
-        blocks = dchunk.reshape(P, P // R, images, oh // P, ow // P, R, FN)
-        for i in range(P):
-            for j in range(P):
-                view = target[:, i : P * (oh // P) : P, j : P * (ow // P) : P]
-                view[...] = blocks[i, j // R, :, :, :, j % R]
+        return [target[:, i : P * (oh // P) : P, j : P * (ow // P) : P]
+                for i in range(P) for j in range(P)]  # fmt: skip
+
+    def _unpool_to_image_order(
+        self, dpooled: np.ndarray, start: int, stop: int, target: np.ndarray
+    ) -> None:
+        """The gradient of the outputs of images ``start:stop``, from their windows'
+        ``dpooled``, into ``target`` (images, oh, ow, FN) in image order."""
+        P, rows = self.pool.stride, self._rows
+        pooled = self._pooled[start * rows // P**2 : stop * rows // P**2]
+        out = self._out[start * rows : stop * rows]
+        blocks = self._image_blocks(target)
+        unpool_into(blocks, out, P, self._R, pooled, dpooled, self.scratch.for_thread())
 
     def _input_correlation(self, buf: Buffers) -> _Correlation:
         """What the input gradient of a stride-1 convolution is computed from, chunk by

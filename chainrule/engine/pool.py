@@ -11,7 +11,7 @@ from chainrule.engine.buffers import Buffers
 from chainrule.engine.dense import Kernel
 from chainrule.engine.windows import padded, positions
 
-__all__ = ["PoolKernel", "pool_blocks", "unpool", "window_blocks"]
+__all__ = ["PoolKernel", "pool_blocks", "unpool", "unpool_into", "window_blocks"]
 
 
 def window_blocks(out: np.ndarray, P: int, R: int) -> list[np.ndarray]:
@@ -34,18 +34,34 @@ def pool_blocks(out: np.ndarray, P: int, R: int, pooled: np.ndarray) -> None:
 def unpool(
     out: np.ndarray, P: int, R: int, pooled: np.ndarray, dpooled: np.ndarray, buf: Buffers
 ) -> np.ndarray:
-    """The gradient of a chunk's convolution outputs: each window's to its first maximum."""
+    """The gradient of a chunk's convolution outputs, in pooling order as ``out``: each
+    window's to its first maximum."""
     dout = buf.front("dout", out.shape, out.dtype)
-    blocks, dblocks = window_blocks(out, P, R), window_blocks(dout, P, R)
+    unpool_into(window_blocks(dout, P, R), out, P, R, pooled, dpooled, buf)
+    return dout
+
+
+def unpool_into(
+    dblocks: list[np.ndarray],
+    out: np.ndarray,
+    P: int,
+    R: int,
+    pooled: np.ndarray,
+    dpooled: np.ndarray,
+    buf: Buffers,
+) -> None:
+    """Each window's gradient to its first maximum, into ``dblocks``: the P·P positions
+    of the windows, in the window's row-major order, each of pooled's shape or any other
+    of its size (the positions of the images in image order, say)."""
     hit = buf.front("hit", pooled.shape, np.bool_)
     open_ = buf.front("open", pooled.shape, np.bool_)
     open_[...] = True
-    for block, dblock in zip(blocks, dblocks):
+    shape = dblocks[0].shape
+    for block, dblock in zip(window_blocks(out, P, R), dblocks):
         np.equal(block, pooled, out=hit)
         hit &= open_
         open_ ^= hit  # a window's later maxima (ties) get nothing
-        np.multiply(dpooled, hit, out=dblock)
-    return dout
+        np.multiply(dpooled.reshape(shape), hit.reshape(shape), out=dblock)
 
 
 class PoolKernel(Kernel):
