@@ -105,14 +105,16 @@ class AffineKernel(Kernel):
 
 
 def _live_mask(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Into integer ``keep``: 0 where ``values`` <= 0, −1 (all ones) elsewhere (NaN too)."""
+    """Into int8 ``keep``: 0 where ``values`` <= 0, −1 (all ones) elsewhere (NaN too)."""
     np.less_equal(values, 0, out=keep)  # 1 where dead
     return np.subtract(keep, 1, out=keep)  # then 0; −1 elsewhere
 
 
 def _zero_where_dead(dy: np.ndarray, keep: np.ndarray) -> None:
-    """dy's bits and-ed with the mask: +0 where it is 0, dy unchanged elsewhere."""
-    bits = dy.view(keep.dtype)
+    """dy's bits and-ed with the int8 mask, which widens to dy's width (−1 to all ones):
+    +0 where it is 0, dy unchanged elsewhere. (A mask of a byte a value is a quarter of
+    float32's to write and read.)"""
+    bits = dy.view(np.dtype(f"i{dy.itemsize}"))
     np.bitwise_and(bits, keep, out=bits)
 
 
@@ -120,7 +122,7 @@ def relu_backward_from_output(dy: np.ndarray, y: np.ndarray, buf: Buffers) -> No
     """Set dy (float, its last axis contiguous) to +0 where the ReLU's output y is <= 0,
     which is where its input was (NaN passes, as in the layer), as :class:`ReluKernel`
     does."""
-    _zero_where_dead(dy, _live_mask(y, buf.front("keep", y.shape, np.dtype(f"i{y.itemsize}"))))
+    _zero_where_dead(dy, _live_mask(y, buf.front("keep", y.shape, np.int8)))
 
 
 class ReluKernel(Kernel):
@@ -132,14 +134,14 @@ class ReluKernel(Kernel):
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         buf = self.buffers(train)
         if train:
-            self._keep = _live_mask(x, buf.like("keep", x, np.dtype(f"i{x.itemsize}")))
+            self._keep = _live_mask(x, buf.like("keep", x, np.int8))
         y = x if self.in_place else buf.like("y", x)
         return np.maximum(x, 0, out=y)
 
     def backward(self, dy: np.ndarray, need_dx: bool) -> np.ndarray | None:
         if not need_dx:
             return None
-        if dy.dtype.itemsize != self._keep.itemsize or dy.dtype.kind != "f":
+        if dy.dtype.kind != "f":
             np.copyto(dy, 0, where=self._keep == 0)
             return dy
         _zero_where_dead(dy, self._keep)
