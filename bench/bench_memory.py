@@ -12,9 +12,12 @@ and memory does not grow from step to step.
 How it is measured (Linux):
 
 - Resident memory (RSS) from ``/proc/self/status``: ``VmRSS`` now and ``VmHWM``, the
-  peak. Writing ``5`` to ``/proc/self/clear_refs`` resets the peak, so the training
-  phase's peak is measured apart from loading. ``resource.getrusage().ru_maxrss`` (the
-  whole run's peak, never reset) is reported too.
+  peak; the same of the child process that computes half of each large batch
+  (:mod:`chainrule.engine.process`), and the proportional set size (PSS) of the two
+  together, which counts the pages they share once. Writing ``5`` to
+  ``/proc/self/clear_refs`` resets the peak, so the training phase's peak is measured
+  apart from loading. ``resource.getrusage().ru_maxrss`` (the whole run's peak, never
+  reset) is reported too.
 - :mod:`tracemalloc` traces Python's and NumPy's allocations (NumPy reports its array
   data to it): the bytes in use and their peak, reset before training, so what training
   itself allocates is seen without the interpreter's and the BLAS library's own memory.
@@ -27,6 +30,7 @@ How it is measured (Linux):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import resource
@@ -47,13 +51,45 @@ BUDGET_OVER_DATASET = 150 * MB
 
 
 def proc_status() -> dict[str, int]:
-    """VmRSS and VmHWM (peak) in bytes, from /proc/self/status."""
+    """VmRSS and VmHWM (peak) in bytes, from /proc/self/status; the children's (the
+    engine's forked half of a batch) VmRSS and VmHWM summed, as ChildRSS and ChildHWM;
+    and Pss, the proportional set size of this process and its children together (the
+    pages a fork shares with its parent counted once, split between them)."""
+    values = _status_fields(Path("/proc/self/status"), ("VmRSS", "VmHWM"))
+    children = _children()
+    values["ChildRSS"] = values["ChildHWM"] = 0
+    for pid in children:
+        child = _status_fields(Path(f"/proc/{pid}/status"), ("VmRSS", "VmHWM"))
+        values["ChildRSS"] += child.get("VmRSS", 0)
+        values["ChildHWM"] += child.get("VmHWM", 0)
+    values["Pss"] = sum(
+        _status_fields(Path(f"/proc/{pid}/smaps_rollup"), ("Pss",)).get("Pss", 0)
+        for pid in ("self", *children)
+    )
+    return values
+
+
+def _status_fields(path: Path, keys: tuple[str, ...]) -> dict[str, int]:
+    """The fields ``keys`` (kB) of a /proc file, in bytes; none for a process gone."""
     values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return values
+    for line in lines:
         key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in keys:
             values[key] = int(rest.split()[0]) * 1024
     return values
+
+
+def _children() -> list[str]:
+    """The pids of this process's children (the threads' lists together)."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += (task / "children").read_text().split()
+    return pids
 
 
 def reset_peak_rss() -> bool:
@@ -153,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         "traced_peak_while_training": traced_peak,
         "traced_after_training": traced_after,
         "rss_growth_after_first_epoch": last["VmRSS"] - settled["VmRSS"],
+        "child_rss_at_end": last["ChildRSS"],
+        "child_peak_rss": last["ChildHWM"],
+        "child_rss_growth_after_first_epoch": last["ChildRSS"] - settled["ChildRSS"],
+        "pss_growth_after_first_epoch": last["Pss"] - settled["Pss"],
         "traced_growth_after_first_epoch": last["traced"] - settled["traced"],
         "growth_measured_from_step": settled["step"],
         "loss_history_bytes": history_bytes,
@@ -183,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['traced_growth_after_first_epoch'] / MB:+.3f} MB (the loss history alone "
         f"holds {history_bytes / MB:.2f} MB)"
     )
+    if last["ChildRSS"]:
+        print(
+            f"child processes (half of each batch): RSS {last['ChildRSS'] / MB:.1f} MB at the "
+            f"end, peak {last['ChildHWM'] / MB:.1f} MB, growth "
+            f"{report['child_rss_growth_after_first_epoch'] / MB:+.2f} MB; PSS of both "
+            f"{last['Pss'] / MB:.1f} MB, growth "
+            f"{report['pss_growth_after_first_epoch'] / MB:+.2f} MB"
+        )
     print(f"{seconds:.1f} s; final test accuracy {report['final_test_accuracy']:.4f}")
     print("RSS MB by step: " + ", ".join(f"{s['step']}: {s['VmRSS'] / MB:.1f}" for s in samples))
     if args.json:
