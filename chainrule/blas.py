@@ -69,9 +69,16 @@ _SAMPLES = 15  # recent step times of the current count, for its median
 # its own work between calls) goes on where it stopped instead of trying again at once.
 _FIRST_PROBE_S = 0.05  # the first trial of more workers comes after this much training
 _MOST_PROBE_INTERVAL_S = 30.0  # trials of more workers repeat at least this often
-_FEWER_PROBE_INTERVAL_S = 2.0  # while on more workers, one is tried this often
+# While on more workers, one is tried after this much training; after each trial that
+# changes nothing, twice as long, up to _MOST_FEWER_INTERVAL_S
+_FEWER_PROBE_INTERVAL_S = 2.0
+_MOST_FEWER_INTERVAL_S = 16.0
 _CLEARLY_FASTER = 0.95  # more workers must take at most this share of one's time
 _HOPELESS = 2.0  # a step this many times slower than usual: a trial ends, or one starts
+# One worker has no thread to wake: its first step, this many times slower than usual,
+# ends its trial (DeepConvNet's steps on one worker take 1.9 times as long as on two,
+# and five of them every 2 s of training cost fit a seventh of its speed)
+_SLOWER = 1.25
 
 _controllers: list[Any] | None = None
 # .workers: how many threads share a product, in this thread; .pool: its own helpers
@@ -322,6 +329,7 @@ class ThreadTuner:
         self._trial_times: list[float] = []
         self._slow_step: float | None = None  # the last step, if it was far slower than usual
         self._interval = _FIRST_PROBE_S
+        self._fewer_interval = _FEWER_PROBE_INTERVAL_S
         self._trained = 0.0  # seconds spent in the steps so far: the tuner's clock
         self._next_trial = self._interval
         self._held = False
@@ -408,7 +416,10 @@ class ThreadTuner:
         self._trial_times.append(seconds)
         usual = self._usual()
         # The warm-up step may wait for a sleeping thread to wake: only the next one tells.
-        if len(self._trial_times) == 2 and seconds > _HOPELESS * usual:
+        fewer = self.on_trial < self.current
+        if fewer and len(self._trial_times) == 1 and seconds > _SLOWER * usual:
+            self._end_trial(switch=False)
+        elif len(self._trial_times) == 2 and seconds > _HOPELESS * usual:
             self._end_trial(switch=False)  # this slow after the warm-up: the cores are busy
         elif len(self._trial_times) > _PROBE_STEPS:
             tried = statistics.median(self._trial_times[1:])  # the warm-up not counted
@@ -430,12 +441,15 @@ class ThreadTuner:
             self.current = self.on_trial
             self._times.clear()
             self._interval = _FIRST_PROBE_S
-        else:
+            self._fewer_interval = _FEWER_PROBE_INTERVAL_S
+        elif self.on_trial > self.current:
             # Each trial of more workers that changes nothing waits twice as long before
             # the next: such a trial can be slow when the cores are busy.
             self._interval = min(2 * self._interval, _MOST_PROBE_INTERVAL_S)
+        else:
+            # Likewise for one worker, sooner: a neighbour that starts working can slow
+            # every step on more (two slow steps in a row start a trial at once)
+            self._fewer_interval = min(2 * self._fewer_interval, _MOST_FEWER_INTERVAL_S)
         self.on_trial = None
-        # On more workers, a neighbour that starts working can slow every step many times
-        # over, so one worker (never a slow trial) is tried again soon.
-        wait = _FEWER_PROBE_INTERVAL_S if self.current > 1 else self._interval
+        wait = self._fewer_interval if self.current > 1 else self._interval
         self._next_trial = self._trained + wait

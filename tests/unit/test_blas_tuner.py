@@ -1,5 +1,6 @@
 """The thread tuner: its decisions, on step times given by the test, and what it sets."""
 
+import itertools
 import time
 
 import pytest
@@ -86,6 +87,31 @@ def test_one_slow_step_alone_keeps_two_threads(monkeypatch):
         tuner.start_step()
         tuner.end_step(0.05)  # the hiccup
         assert run_steps(tuner, {1: 0.01, 2: 0.006}, 10) == [2] * 10
+    assert tuner.current == 2
+
+
+def test_a_clearly_slower_trial_of_one_thread_ends_after_one_step_and_backs_off(monkeypatch):
+    # DeepConvNet: one worker takes 1.9 times as long. Each trial costs one slow step,
+    # and the trials come after 2, 4, 8 and 16 s of training, then every 16 s.
+    tuner, _ = tuner_with(monkeypatch)
+    seconds = {1: 0.2, 2: 0.1}
+    used = run_steps(tuner, seconds, 1300)
+    switched = used.index(2) + 6  # the trial of two: a warm-up and five timed steps
+    assert tuner.current == 2 and used[switched : switched + 5] == [2] * 5
+    trials = [i for i in range(switched, len(used)) if used[i] == 1]
+    assert all(used[i + 1] == 2 for i in trials)  # one step each
+    starts = [sum(seconds[c] for c in used[:i]) for i in [switched, *trials]]
+    waits = [b - a for a, b in itertools.pairwise(starts)]
+    waits[1:] = [wait - 0.2 for wait in waits[1:]]  # less each trial's own step
+    assert waits[:6] == pytest.approx([2, 4, 8, 16, 16, 16], abs=0.15)
+
+
+def test_a_trial_of_one_thread_a_little_slower_runs_its_course(monkeypatch):
+    tuner, _ = tuner_with(monkeypatch)
+    run_steps(tuner, {1: 0.11, 2: 0.1}, 40)  # two: clearly faster than one at first
+    assert tuner.current == 2
+    used = run_steps(tuner, {1: 0.105, 2: 0.1}, 100)
+    assert (1, 1, 1, 1, 1, 1) in zip(*(used[i:] for i in range(6)))  # a whole trial
     assert tuner.current == 2
 
 
