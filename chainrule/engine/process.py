@@ -129,6 +129,9 @@ def _serve_forever(
     without running the parent's exit handlers or flushing its files."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        # The parent's own handler (a CLI's, that finishes the step and saves) is not
+        # the child's: SIGTERM ends it, and the parent then computes its half
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         while (message := _next_request(connection, parent)) is not None:
             try:
                 serve(arrays, message)

@@ -144,6 +144,31 @@ def test_a_child_ends_with_its_plan_and_its_step():
     assert _ended(second)
 
 
+def test_a_child_ignores_ctrl_c_and_ends_on_sigterm_whatever_the_parent_does():
+    previous = signal.signal(signal.SIGTERM, lambda *args: None)  # the parent's own
+    try:
+        net, x, t = _stack(np.float64)
+        step = Step(net, threads=2)
+        step.loss_and_gradient(x, t)
+        pid = step._train.child.pid
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert not _ended(pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not _ended(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(pid)
+        result = step.loss_and_gradient(x, t)  # the parent computes the half itself
+        assert step._train.child is False
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    net, x, t = _stack(np.float64)
+    alone = Step(net, threads=1)
+    alone.loss_and_gradient(x, t)
+    _assert_same(result, alone.loss_and_gradient(x, t))
+
+
 def test_a_child_ends_when_its_parent_dies(tmp_path):
     script = textwrap.dedent(
         """
