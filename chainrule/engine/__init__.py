@@ -11,8 +11,10 @@ The layers (:mod:`chainrule.layers`) are the book's and stay readable; every net
   :mod:`~chainrule.engine.loss` the loss; every matrix product goes through
   :func:`chainrule.blas.matmul`, whose numbers do not depend on the number of workers;
 - :mod:`~chainrule.engine.step` runs them: no gradient for the network's input, the
-  learning rate riding on backprop for plain SGD, the workers chosen by the tuner, and
-  the layers themselves for anything it does not know.
+  learning rate riding on backprop for plain SGD, the workers chosen by the tuner, a
+  large batch in two halves side by side, and the layers themselves for anything it does
+  not know;
+- :mod:`~chainrule.engine.process` runs the second half in a forked process (Linux).
 """
 
 from chainrule.engine.plan import parameter_names

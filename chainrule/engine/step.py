@@ -39,8 +39,9 @@ __all__ = ["Step", "layer_list"]
 # A training batch goes through in two halves, each through kernels of its own, where its
 # samples never meet before the loss (no batch normalisation) and each half's products
 # computed in chunks (the convolutions') have at least this many multiply-adds: the two
-# halves then run side by side on two workers, without each layer's wait for its last
-# chunk. (Products shared in blocks, an Affine's, ran slower split.) The halves do not
+# halves then run side by side on two workers (the second in a forked process, where
+# there is one: chainrule.engine.process), without each layer's wait for its last chunk.
+# (Products shared in blocks, an Affine's, ran slower split.) The halves do not
 # depend on the thread count (one worker computes them one after the other), so neither
 # do the numbers.
 _SPLIT_MULTIPLIES = 100_000_000
