@@ -36,7 +36,6 @@ from functools import cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from chainrule.blas import matmul, share
 from chainrule.engine.buffers import Buffers
@@ -49,6 +48,7 @@ from chainrule.engine.windows import (
     place_filters,
     positions,
     rows_channels_last,
+    strided_view,
     window_view,
 )
 
@@ -464,7 +464,7 @@ class ConvKernel(Kernel):
         images, (h, w), width = stop - start, dx.shape[1:3], FW + R - 1
         sN, sH, sW, sF = dyq.strides
         shape = (images, h, w // R, FH, width, FN)
-        windows = as_strided(dyq[:, sh:, sw:], shape, (sN, sH, R * sW, sH, sW, sF))
+        windows = strided_view(dyq, shape, (sN, sH, R * sW, sH, sW, sF), sh * sH + sw * sW)
         scratch = self.scratch.for_thread()
         col = scratch.front("dy_col", (images * h * w // R, len(flipped)), dx.dtype)
         np.copyto(col.reshape(windows.shape), windows)
