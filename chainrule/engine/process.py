@@ -78,8 +78,14 @@ class Child:
             self._socket.close()
             _serve_forever(theirs, parent, serve, self.arrays)
         theirs.close()
-        self.pid = pid
+        self.pid, self._parent = pid, parent
         self._end = weakref.finalize(self, _end, pid, parent, self._socket)
+
+    @property
+    def ours(self) -> bool:
+        """Whether this process made the child: a fork of it (a multiprocessing worker,
+        say) holds the same object, which must not be used there."""
+        return os.getpid() == self._parent
 
     def request(self, message: bytes) -> bool:
         """Send the child a message; False when the child is gone (it is then ended)."""

@@ -337,6 +337,8 @@ class Step:
         """The plan's child process for the second part's ``x`` and ``labels``, made when
         first needed; None where there is none."""
         made_for = (x.dtype, labels.shape, labels.dtype)
+        if plan.child and not plan.child.ours:
+            plan.child = None  # this process is a fork of the one whose child it is
         if plan.child and (plan.child_made_for != made_for or not plan.child.alive):
             plan.child.close()
             plan.child = None

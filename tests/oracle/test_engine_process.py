@@ -169,6 +169,32 @@ def test_a_child_ignores_ctrl_c_and_ends_on_sigterm_whatever_the_parent_does():
     _assert_same(result, alone.loss_and_gradient(x, t))
 
 
+def test_a_fork_of_the_parent_makes_a_child_of_its_own(tmp_path):
+    """A process forked from one with a child (a multiprocessing worker, say) shares the
+    child's memory and socket: it must make its own, and leave the parent's alone."""
+    net, x, t = _stack(np.float64)
+    step = Step(net, threads=2)
+    step.loss_and_gradient(x, t)
+    parents = step._train.child
+    pid = os.fork()
+    if pid == 0:  # the fork: its own child, the same numbers as the parent's next step
+        code = 1
+        try:
+            _, grads = step.loss_and_gradient(x, t)
+            mine = step._train.child
+            ok = mine is not parents and mine.pid != parents.pid and parents.alive
+            np.save(tmp_path / "forked.npy", grads["W1"])
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    forked = np.load(tmp_path / "forked.npy")
+    assert step._train.child is parents and not _ended(parents.pid)
+    _, grads = step.loss_and_gradient(x, t)  # the parent's child still serves it
+    np.testing.assert_array_equal(grads["W1"], forked)
+
+
 def test_a_child_ends_when_its_parent_dies(tmp_path):
     script = textwrap.dedent(
         """
