@@ -76,8 +76,8 @@ _MOST_FEWER_INTERVAL_S = 16.0
 _CLEARLY_FASTER = 0.95  # more workers must take at most this share of one's time
 _HOPELESS = 2.0  # a step this many times slower than usual: a trial ends, or one starts
 # One worker has no thread to wake: its first step, this many times slower than usual,
-# ends its trial (DeepConvNet's steps on one worker take 1.9 times as long as on two,
-# and a trial's six of them every 2 s of training cost fit a seventh of its speed)
+# ends its trial. (Where one worker is far slower, as for a large network, a whole trial
+# every 2 s of training cost fit much of its speed: docs/performance.md.)
 _SLOWER = 1.25
 
 _controllers: list[Any] | None = None

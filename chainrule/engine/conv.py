@@ -60,9 +60,9 @@ __all__ = ["ConvKernel"]
 # fastest of those measured (docs/performance.md).
 _CHUNK_BYTES = 5 * 2**19
 # OpenBLAS multiplies matrices of at most 100³ multiply-adds as they lie, without first
-# copying them into a layout of its own as it does larger ones (a copy that took a sixth
-# of the step's time): the windows' products go in slices of rows that small, of at
-# least _LEAST_SLICE rows
+# copying them into a layout of its own as it does larger ones (a copy of a large share
+# of the step's time, docs/performance.md): the windows' products go in slices of rows
+# that small, of at least _LEAST_SLICE rows
 _SLICE_MACS = 1_000_000
 _LEAST_SLICE = 8
 # The chunks of a batch come in multiples of this many (as far as it has images), of

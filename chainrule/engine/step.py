@@ -370,7 +370,7 @@ class Step:
                 kernel.draws = arrays[f"draws{i}"]
         x, labels = arrays["x"], arrays["labels"]
         # BLAS on one thread, as in a step, and left so: setting it back after each part
-        # cost the child 1 ms of its 46
+        # and again before the next made the child the slower of the two
         self.tuner.one_blas_thread()
         with workers(count):
             loss = self._run_part(plan, 1, x, labels, dout, backward_if_finite, one_hot)

@@ -108,8 +108,8 @@ def strided_view(
 ) -> np.ndarray:
     """A read-only view of x's memory from ``offset`` bytes on (only where that memory is
     one block), as ``as_strided`` makes it. Built directly where it is one block, C- or
-    channels-last-ordered as the engine's images are, in a sixth of as_strided's time
-    (which took 2% of a DeepConvNet step)."""
+    channels-last-ordered as the engine's images are: as_strided goes through an array
+    interface dict, far slower, twice a chunk (docs/performance.md)."""
     block = x.transpose(0, 2, 3, 1) if x.ndim == 4 and not x.flags.c_contiguous else x
     if not block.flags.c_contiguous:
         if offset:
