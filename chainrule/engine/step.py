@@ -76,6 +76,8 @@ class _Plan:
         self.shape = shape
         # a fused kernel by its convolution, in each part
         self.kernel_of = [{id(k.layer): k for k in kernels} for kernels in self.parts]
+        # where the Dropout kernels are, the same in each part
+        self.dropouts = [i for i, k in enumerate(self.kernels) if isinstance(k, DropoutKernel)]
         # The process that runs the second part (chainrule.engine.process), and the
         # inputs' shapes and dtypes it was made for; False once one has failed
         self.child: Child | bool | None = None
@@ -324,9 +326,8 @@ class Step:
             np.copyto(arrays[f"param {key}"], getattr(layer, attribute))
         np.copyto(arrays["x"], x)
         np.copyto(arrays["labels"], labels)
-        for i, kernel in enumerate(plan.parts[1]):
-            if isinstance(kernel, DropoutKernel):
-                np.copyto(arrays[f"draws{i}"], kernel.draws)
+        for i in plan.dropouts:
+            np.copyto(arrays[f"draws{i}"], plan.parts[1][i].draws)
         message = struct.pack(_MESSAGE, dout, backward_if_finite, self._one_hot, each)
         if not child.request(message):
             plan.child = False  # it died: the parts run on threads from now on
@@ -343,15 +344,14 @@ class Step:
             plan.child.close()
             plan.child = None
         if plan.child is None and forks():
-            kernels = plan.parts[1]
             specs = {"x": (x.shape, x.dtype), "labels": (labels.shape, labels.dtype)}
             specs["loss"] = ((), x.dtype)
             for key, layer, attribute in plan.names:
                 array = getattr(layer, attribute)
                 specs[f"param {key}"] = specs[f"grad {key}"] = (array.shape, array.dtype)
-            for i, kernel in enumerate(kernels):
-                if isinstance(kernel, DropoutKernel):
-                    specs[f"draws{i}"] = (kernel.draws.shape, kernel.draws.dtype)
+            for i in plan.dropouts:
+                draws = plan.parts[1][i].draws
+                specs[f"draws{i}"] = (draws.shape, draws.dtype)
             try:
                 plan.child = Child(specs, partial(self._serve, plan))
             except OSError:
@@ -365,9 +365,8 @@ class Step:
         dout, backward_if_finite, one_hot, count = struct.unpack(_MESSAGE, message)
         for key, layer, attribute in plan.names:
             np.copyto(getattr(layer, attribute), arrays[f"param {key}"])
-        for i, kernel in enumerate(plan.parts[1]):
-            if isinstance(kernel, DropoutKernel):
-                kernel.draws = arrays[f"draws{i}"]
+        for i in plan.dropouts:
+            plan.parts[1][i].draws = arrays[f"draws{i}"]
         x, labels = arrays["x"], arrays["labels"]
         # BLAS on one thread, as in a step, and left so: setting it back after each part
         # and again before the next made the child the slower of the two
