@@ -54,13 +54,16 @@ def unpool_into(
     of the windows, in the window's row-major order, each of pooled's shape or any other
     of its size (the positions of the images in image order, say)."""
     hit = buf.front("hit", pooled.shape, np.bool_)
-    open_ = buf.front("open", pooled.shape, np.bool_)
-    open_[...] = True
-    shape = dblocks[0].shape
-    for block, dblock in zip(window_blocks(out, P, R), dblocks):
+    open_ = buf.front("open", pooled.shape, np.bool_)  # windows whose maximum is yet to come
+    shape, last = dblocks[0].shape, P * P - 1
+    for k, (block, dblock) in enumerate(zip(window_blocks(out, P, R), dblocks)):
         np.equal(block, pooled, out=hit)
-        hit &= open_
-        open_ ^= hit  # a window's later maxima (ties) get nothing
+        if k == 0:
+            np.logical_not(hit, out=open_)
+        else:
+            hit &= open_
+            if k < last:
+                open_ ^= hit  # a window's later maxima (ties) get nothing
         np.multiply(dpooled.reshape(shape), hit.reshape(shape), out=dblock)
 
 
