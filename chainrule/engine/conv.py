@@ -278,7 +278,7 @@ class ConvKernel(Kernel):
         self._R = self._train_R
         FN, C, FH, _ = W.shape
         K, R = C * FH * self._window_width(), self._R
-        self._margins = self._dy_margins()  # read by each chunk
+        self._lay_out_dy()
         dy_rows = rows_channels_last(dy, buf, "dy")  # (N·h·w, FN), h, w after the pooling
         chunks = self._chunks_used
         # Stride 1: dx is a correlation of dy (padded) with the flipped filters, and dW
@@ -388,16 +388,20 @@ class ConvKernel(Kernel):
         pad = self.layer.pad
         return tuple((max(f - 1 - pad, 0), max(pad - f + 1, 0)) for f in (FH, FW))
 
+    def _lay_out_dy(self) -> None:
+        """Once a backward, what its chunks read: dy's margins, and the name and shape of
+        the buffer of a chunk's padded dy (named by both: the step's kernels share the
+        threads' buffers)."""
+        self._margins = (qh, _), (qw, _) = self._dy_margins()
+        (oh, ow), most = self._oh_ow, max(stop - start for start, stop in self._chunks_used)
+        shape = (most, oh + 2 * qh, ow + 2 * qw, self.layer.W.shape[0])
+        self._dy_padded = f"dy_padded {shape} {self._margins}", shape
+
     def _padded_dy(self, images: int) -> np.ndarray:
         """The calling thread's buffer (images, oh + 2·margin, ow + 2·margin, FN) for a
         chunk's dy in image order, its border zero (written once, when made): a chunk's,
         not the batch's, so that it stays in the cache from written to read."""
-        FN = self.layer.W.shape[0]
-        margins = (qh, _), (qw, _) = self._margins
-        (oh, ow), most = self._oh_ow, max(stop - start for start, stop in self._chunks_used)
-        shape = (most, oh + 2 * qh, ow + 2 * qw, FN)
-        # Named by its shape and margins: the step's kernels share the threads' buffers
-        name = f"dy_padded {shape} {margins}"
+        name, shape = self._dy_padded
         return self.scratch.for_thread().get(name, shape, self.layer.W.dtype, fill=0)[:images]
 
     def _interior(self, dyq: np.ndarray) -> np.ndarray:

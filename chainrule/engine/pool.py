@@ -25,9 +25,12 @@ def window_blocks(out: np.ndarray, P: int, R: int) -> list[np.ndarray]:
 def pool_blocks(out: np.ndarray, P: int, R: int, pooled: np.ndarray) -> None:
     """The maximum of the P·P blocks of a chunk's outputs in pooling order, into
     ``pooled``."""
-    blocks = window_blocks(out, P, R)
-    np.copyto(pooled, blocks[0])
-    for block in blocks[1:]:
+    first, *others = window_blocks(out, P, R)
+    if not others:
+        np.copyto(pooled, first)
+        return
+    np.maximum(first, others[0], out=pooled)  # not a copy first: strided, it costs as much
+    for block in others[1:]:
         np.maximum(pooled, block, out=pooled)
 
 
